@@ -1,0 +1,4 @@
+"""The project's own TFX components."""
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFRS needs Keras 2; set before TF loads

@@ -1,0 +1,4 @@
+"""Features, preprocessing_fn and the two models' Trainer code."""
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFRS needs Keras 2; set before TF loads

@@ -1,0 +1,17 @@
+"""Pipeline configuration: names, paths and the knobs a user changes between runs."""
+import os
+
+PIPELINE_NAME = "movielens-recsys"
+OUTPUT_DIR = os.environ.get("RECSYS_OUTPUT_DIR", "outputs")  # artifacts, ML Metadata, pushed models
+
+PREPROCESSING_FN = "models.features.preprocessing_fn"
+RETRIEVAL_RUN_FN = "models.retrieval.run_fn"
+RANKING_RUN_FN = "models.ranking.run_fn"
+
+EVAL_FRACTION = 0.2  # share of ratings in the eval split (hashed, deterministic)
+NUM_CANDIDATES = 100  # movies the retrieval models return per user
+RETRIEVAL_CONFIG: dict = {}  # overrides of models/retrieval/constants.py, e.g. {"epochs": 2}
+RANKING_CONFIG: dict = {}  # overrides of models/ranking/constants.py
+
+# Beam's DirectRunner in this process; see README for Dataflow, Flink and Spark.
+BEAM_PIPELINE_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]

@@ -1,0 +1,4 @@
+"""A TF-Serving-compatible gRPC server and the composing client."""
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFRS needs Keras 2; set before TF loads
