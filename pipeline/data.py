@@ -46,8 +46,10 @@ def check_dir(path: Path) -> Path:
     return path.resolve()
 
 
-def download(cache: Path = CACHE_DIR) -> Path:
-    """Downloads and unpacks ml-100k into `cache` once; returns the ml-100k directory."""
+def download(cache: Optional[Path] = None) -> Path:
+    """Downloads and unpacks ml-100k into `cache` (default CACHE_DIR) once; returns the
+    ml-100k directory. Only a copy whose files match SHA256 ever lands there."""
+    cache = cache or CACHE_DIR
     target = cache / "ml-100k"
     if target.is_dir():
         return target
@@ -66,11 +68,14 @@ def download(cache: Path = CACHE_DIR) -> Path:
         except OSError as error:
             print(OFFLINE_HELP.format(url=URL, error=error, cache=cache), file=sys.stderr)
             sys.exit(2)
-        with zipfile.ZipFile(archive) as zf:
-            zf.extractall(tmp)
-        for name, expected in SHA256.items():
-            if sha256(Path(tmp) / "ml-100k" / name) != expected:
-                sys.exit(f"Downloaded {name} does not match its pinned sha256; not using it.")
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                zf.extractall(tmp)
+            for name, expected in SHA256.items():
+                if sha256(Path(tmp) / "ml-100k" / name) != expected:
+                    sys.exit(f"Downloaded {name} does not match its pinned sha256; not using it.")
+        except (zipfile.BadZipFile, FileNotFoundError) as error:
+            sys.exit(f"Downloaded {URL} is not the ml-100k archive ({error}); not using it.")
         shutil.move(str(Path(tmp) / "ml-100k"), target)  # only a checked copy lands
     return target
 

@@ -1,0 +1,34 @@
+# make demo: the whole system on MovieLens 100K.  make test: the test suite.
+# Both build .venv from requirements.lock first (make setup).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+SHARED_ML100K := $(abspath ../shared/data/movielens/ml-100k)
+# Use the machine's shared copy of ml-100k when there is one; otherwise the demo downloads it.
+export MOVIELENS_DIR ?= $(if $(wildcard $(SHARED_ML100K)/u.data),$(SHARED_ML100K),)
+
+.PHONY: setup demo test lock clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(UV) pip install --python $(PY) --quiet --no-deps -r requirements.lock
+	$(UV) pip install --python $(PY) --quiet --no-deps -e .
+	touch $@
+
+demo: setup
+	$(PY) demo.py
+
+test: setup
+	$(PY) -m pytest tests
+
+# Re-resolve requirements.in (TFX 1.16 declares Python < 3.11, so resolve as for 3.10).
+lock: setup
+	$(UV) pip compile requirements.in --python-version 3.10 \
+		--python-platform x86_64-manylinux_2_28 -o requirements.lock
+
+clean:
+	rm -rf outputs .pytest_cache

@@ -1,0 +1,58 @@
+"""The whole system on small synthetic data: TFX pipeline -> server subprocess -> gRPC client."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from components import index_builder
+from components.movielens import parse_movie, read_table
+from pipeline import local_runner, synthetic
+from serving.client import RecommenderClient
+from serving.server import free_port, spawn, write_config
+
+K = 10
+
+
+@pytest.mark.slow
+def test_pipeline_serves_recommendations_over_grpc(tmp_path):
+    data_dir = synthetic.write(str(tmp_path / "data"), users=60, movies=120, ratings=3000, seed=3)
+    serving_dir = local_runner.run(str(data_dir), str(tmp_path / "out"), epochs=2)
+    for model in ("retrieval", "retrieval_bruteforce", "ranking"):
+        assert glob.glob(os.path.join(serving_dir, model, "*", "saved_model.pb")), model
+
+    examples = glob.glob(str(tmp_path / "out" / "pipeline" / "MovieLensExampleGen" / "examples" / "*"))
+    train = index_builder.read_examples(examples[0], "train")
+    user = train["user_id"][0]
+    rated = {m.decode() for u, m in zip(train["user_id"], train["movie_id"]) if u == user}
+    catalogue = set(read_table(str(data_dir / "u.item"), parse_movie))
+
+    config = write_config(str(tmp_path / "models.config"),
+                          {name: os.path.join(serving_dir, name) for name in ("retrieval", "ranking")})
+    port = free_port()
+    server = spawn(config, port)
+    client = RecommenderClient(f"127.0.0.1:{port}", timeout=10)
+    try:
+        client.wait_until_ready(timeout=180)
+        items = client.recommend(user.decode(), k=K)
+        cli = subprocess.run([sys.executable, "-m", "serving.client", "--user", user.decode(), "-k", "3",
+                              "--json", "--server", f"127.0.0.1:{port}"],
+                             capture_output=True, text=True, timeout=120, check=True)
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(timeout=30)
+
+    ids = [item["movie_id"] for item in items]
+    scores = [item["score"] for item in items]
+    assert len(ids) == K == len(set(ids))
+    assert set(ids) <= catalogue
+    assert not set(ids) & rated, "movies the user rated in training must be excluded"
+    assert scores == sorted(scores, reverse=True)
+    assert [item["rank"] for item in items] == list(range(1, K + 1))
+    assert all(item["title"].startswith("Synthetic Film") for item in items)
+    answer = json.loads(cli.stdout)
+    assert answer["user_id"] == user.decode()
+    assert [r["movie_id"] for r in answer["recommendations"]] == ids[:3]
