@@ -25,9 +25,10 @@ demo: setup
 test: setup
 	$(PY) -m pytest tests
 
-# Re-resolve requirements.in (TFX 1.16 declares Python < 3.11, so resolve as for 3.10).
+# Re-resolve requirements.in (TFX 1.16 declares Python < 3.11, so resolve as for 3.10;
+# overrides.txt says why protobuf and kfp-pipeline-spec are pinned over their declarations).
 lock: setup
-	$(UV) pip compile requirements.in --python-version 3.10 \
+	$(UV) pip compile requirements.in --override overrides.txt --python-version 3.10 \
 		--python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 clean:

@@ -10,6 +10,7 @@ composing gRPC client, and stops the server.
 import argparse
 import os
 import time
+import warnings
 
 import pipeline  # noqa: F401  sets TF's environment before TensorFlow loads
 from pipeline import configs, data, local_runner
@@ -24,6 +25,9 @@ def main() -> None:
     parser.add_argument("-k", type=int, default=10, help="recommendations per user")
     args = parser.parse_args()
     start = time.monotonic()
+    warnings.filterwarnings("ignore", category=FutureWarning)  # google-cloud's Python EOL notices
+    from absl import logging
+    logging.set_verbosity(logging.WARNING)  # TFX's per-component INFO lines; training still reports
 
     data_dir = data.resolve(args.data_dir)
     print(f"[1/3] Running the TFX pipeline on {data_dir} ...", flush=True)
