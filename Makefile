@@ -8,7 +8,7 @@ SHARED_ML100K := $(abspath ../shared/data/movielens/ml-100k)
 # Use the machine's shared copy of ml-100k when there is one; otherwise the demo downloads it.
 export MOVIELENS_DIR ?= $(if $(wildcard $(SHARED_ML100K)/u.data),$(SHARED_ML100K),)
 
-.PHONY: setup demo test lock clean
+.PHONY: setup demo test lock clean bench-scale
 
 setup: $(VENV)/.installed
 
@@ -33,3 +33,7 @@ lock: setup
 
 clean:
 	rm -rf outputs .pytest_cache
+
+# Pipeline cost against data size (benchmarks/results/scale.{json,png}); about an hour.
+bench-scale: setup
+	$(PY) benchmarks/scale.py --sizes 100000 1000000 5000000

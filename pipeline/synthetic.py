@@ -17,26 +17,32 @@ OCCUPATIONS = ["educator", "engineer", "student", "writer", "artist", "other"]
 def write(out_dir: str, users: int = 200, movies: int = 300, ratings: int = 8000,
           seed: int = 0) -> Path:
     """Writes the three files into `out_dir` and returns it as a Path."""
+    if ratings > users * movies:
+        raise ValueError(f"{ratings} ratings do not fit {users} users x {movies} movies")
     rng = np.random.default_rng(seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     n_genres = len(GENRES) - 1  # no movie is 'unknown' here
-    movie_genres = (rng.random((movies, n_genres)) < 2.0 / n_genres)
+    movie_genres = rng.random((movies, n_genres)) < 2.0 / n_genres  # [movies, genres]
     movie_genres[np.arange(movies), rng.integers(0, n_genres, movies)] = True
+    genre_share = movie_genres / movie_genres.sum(1, keepdims=True)
     taste = rng.dirichlet(np.full(n_genres, 0.3), size=users)  # [users, genres]
-    affinity = taste @ movie_genres.T / movie_genres.sum(1)  # [users, movies]
     popularity = rng.zipf(1.5, movies).clip(1, 50)
+    activity = rng.lognormal(0, 1, users)  # some users rate far more than others
+    counts = np.minimum(rng.multinomial(ratings, activity / activity.sum()), movies)
+    while counts.sum() < ratings:  # hand what the clipping took to users with room
+        room = np.flatnonzero(counts < movies)
+        counts[rng.choice(room, min(len(room), ratings - counts.sum()), replace=False)] += 1
 
-    weights = affinity * popularity
-    pairs = set()
-    while len(pairs) < min(ratings, users * movies // 2):
-        user = int(rng.integers(users))
-        pairs.add((user, int(rng.choice(movies, p=weights[user] / weights[user].sum()))))
     with open(out / "u.data", "w") as f:
-        for user, movie in sorted(pairs):
-            score = 1 + 4 * affinity[user, movie] / affinity[user].max() + rng.normal(0, 0.5)
-            f.write(f"{user + 1}\t{movie + 1}\t{int(np.clip(round(score), 1, 5))}\t"
-                    f"{880000000 + int(rng.integers(0, 10_000_000))}\n")
+        for user in range(users):
+            affinity = genre_share @ taste[user]  # [movies]
+            weights = affinity * popularity
+            rated = np.sort(rng.choice(movies, counts[user], replace=False, p=weights / weights.sum()))
+            scores = 1 + 4 * affinity[rated] / affinity.max() + rng.normal(0, 0.5, len(rated))
+            stars = np.clip(np.round(scores), 1, 5).astype(int)
+            times = 880000000 + rng.integers(0, 10_000_000, len(rated))
+            f.writelines(f"{user + 1}\t{m + 1}\t{r}\t{t}\n" for m, r, t in zip(rated, stars, times))
     with open(out / "u.item", "w", encoding=ENCODING) as f:
         for movie in range(movies):
             year = int(rng.integers(1930, 1999))

@@ -11,6 +11,7 @@ import tensorflow_recommenders as tfrs
 import tensorflow_transform as tft
 
 from models import features as F
+from models import training
 from models.ranking import constants as C
 
 
@@ -67,10 +68,8 @@ def run_fn(fn_args) -> None:
     RMSE, saves the serving model to fn_args.serving_model_dir."""
     config = fn_args.custom_config or {}
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    batch_size = config.get("batch_size", C.BATCH_SIZE)
     model = build(tft_output, config)
-    model.fit(F.dataset(fn_args.train_files, tft_output, batch_size),
-              validation_data=F.dataset(fn_args.eval_files, tft_output, batch_size, shuffle=False),
-              epochs=config.get("epochs", C.EPOCHS), verbose=2)
+    training.fit(model, fn_args, tft_output, config.get("batch_size", C.BATCH_SIZE),
+                 config.get("epochs", C.EPOCHS))
     ranker = Ranker(model, tft_output)
     tf.saved_model.save(ranker, fn_args.serving_model_dir, signatures={"serving_default": ranker.serve})

@@ -14,6 +14,7 @@ import tensorflow_recommenders as tfrs
 import tensorflow_transform as tft
 
 from models import features as F
+from models import training
 from models.retrieval import constants as C
 
 
@@ -100,11 +101,9 @@ def run_fn(fn_args) -> None:
     eval loss, saves the towers to fn_args.serving_model_dir."""
     config = fn_args.custom_config or {}
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    batch_size = config.get("batch_size", C.BATCH_SIZE)
     model = build(tft_output, config)
-    model.fit(F.dataset(fn_args.train_files, tft_output, batch_size),
-              validation_data=F.dataset(fn_args.eval_files, tft_output, batch_size, shuffle=False),
-              epochs=config.get("epochs", C.EPOCHS), verbose=2)
+    training.fit(model, fn_args, tft_output, config.get("batch_size", C.BATCH_SIZE),
+                 config.get("epochs", C.EPOCHS))
     towers = Towers(model, tft_output)
     tf.saved_model.save(towers, fn_args.serving_model_dir,
                         signatures={"serving_default": towers.embed_users,
