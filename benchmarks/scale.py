@@ -131,13 +131,15 @@ def main() -> None:
                         help="Beam pipeline option passed to the runner, repeatable")
     parser.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
     args = parser.parse_args()
-    results = []
-    for ratings in args.sizes:
+    path = os.path.join(args.out, "scale.json")
+    runs = {r["ratings"]: r for r in json.load(open(path))["runs"]} if os.path.exists(path) else {}
+    for ratings in args.sizes:  # each size replaces an earlier run of that size
         print(f"{ratings:,} ratings ...", flush=True)
-        results.append(measure(ratings, args.workdir, args.epochs, args.beam_args))
-        print(json.dumps(results[-1], indent=1), flush=True)
+        runs[ratings] = measure(ratings, args.workdir, args.epochs, args.beam_args)
+        print(json.dumps(runs[ratings], indent=1), flush=True)
+        results = [runs[size] for size in sorted(runs)]
         os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "scale.json"), "w") as f:
+        with open(path, "w") as f:
             json.dump({"machine": f"{os.cpu_count()} cores", "runs": results}, f, indent=1)
         plot(results, os.path.join(args.out, "scale.png"))
 

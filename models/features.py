@@ -84,22 +84,26 @@ def dataset(file_patterns: list, tft_output: tft.TFTransformOutput, batch_size: 
             .prefetch(tf.data.AUTOTUNE))
 
 
-def raw_inputs(tft_output: tft.TFTransformOutput, **features: tf.Tensor) -> dict:
-    """Shapes raw serving inputs as the Transform graph takes them.
+class RawFeatureModule(tf.Module):
+    """Base of the exported modules: a trained model with the Transform graph in front."""
 
-    Args:
-      tft_output: the Transform output whose raw schema to follow.
-      **features: raw features as [batch] tensors, or [batch, None] with '' padding
-        for movie_genres. Features not given are pruned from Transform's outputs.
+    def __init__(self, model: tf.keras.Model, tft_output: tft.TFTransformOutput):
+        super().__init__()
+        self.model = model
+        self.tft_output = tft_output
+        self.tft_layer = tft_output.transform_features_layer()
 
-    Returns:
-      {name: [batch, 1] tensor, or SparseTensor [batch, None] for movie_genres}.
-    """
-    spec = tft_output.raw_feature_spec()
-    raw = {}
-    for key, value in features.items():
-        if isinstance(spec[key], tf.io.VarLenFeature):
-            raw[key] = tf.sparse.from_dense(value)  # drops '' padding
-        else:
-            raw[key] = tf.reshape(value, [-1, 1])
-    return raw
+    def transform(self, **features: tf.Tensor) -> dict:
+        """Raw serving inputs -> transformed features.
+
+        Args:
+          **features: raw features as [batch] tensors, or [batch, None] with '' padding
+            for movie_genres. Transform outputs needing features not given are pruned.
+
+        Returns:
+          The `<name>_xf` features computable from the given ones.
+        """
+        spec = self.tft_output.raw_feature_spec()
+        raw = {key: tf.sparse.from_dense(value) if isinstance(spec[key], tf.io.VarLenFeature)  # drops ''
+               else tf.reshape(value, [-1, 1]) for key, value in features.items()}
+        return self.tft_layer(raw)

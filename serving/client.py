@@ -71,8 +71,8 @@ class RecommenderClient:
         """Candidate movie ids, retrieval scores and titles for one user, best first."""
         out = self._predict(self.retrieval_model, user_id=np.array([user_id], dtype=object))
         keep = np.isfinite(out["scores"][0])  # -inf marks 'no movie left to offer'
-        decode = lambda values: [v.decode() for v in values[0][keep]]  # noqa: E731
-        return decode(out["movie_ids"]), out["scores"][0][keep], decode(out["titles"])
+        ids, titles = ([v.decode() for v in out[key][0][keep]] for key in ("movie_ids", "titles"))
+        return ids, out["scores"][0][keep], titles
 
     def rank(self, user_id: str, movie_ids: List[str]) -> np.ndarray:
         """Predicted ratings float32 [len(movie_ids)] of the movies for the user."""

@@ -47,20 +47,13 @@ def build(tft_output: tft.TFTransformOutput, config: dict) -> RankingModel:
     return model
 
 
-class Ranker(tf.Module):
+class Ranker(F.RawFeatureModule):
     """The trained model behind a raw-feature serving signature."""
-
-    def __init__(self, model: RankingModel, tft_output: tft.TFTransformOutput):
-        super().__init__()
-        self.model = model
-        self.tft_output = tft_output
-        self.tft_layer = tft_output.transform_features_layer()
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
                                   tf.TensorSpec([None], tf.string, name="movie_id")])
     def serve(self, user_id, movie_id):
-        inputs = self.tft_layer(F.raw_inputs(self.tft_output, user_id=user_id, movie_id=movie_id))
-        return {"rating": self.model(inputs)}
+        return {"rating": self.model(self.transform(user_id=user_id, movie_id=movie_id))}
 
 
 def run_fn(fn_args) -> None:

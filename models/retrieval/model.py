@@ -73,26 +73,18 @@ def build(tft_output: tft.TFTransformOutput, config: dict) -> RetrievalModel:
     return model
 
 
-class Towers(tf.Module):
+class Towers(F.RawFeatureModule):
     """The trained towers behind raw-feature signatures (see the module docstring)."""
-
-    def __init__(self, model: RetrievalModel, tft_output: tft.TFTransformOutput):
-        super().__init__()
-        self.model = model
-        self.tft_output = tft_output
-        self.tft_layer = tft_output.transform_features_layer()
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
     def embed_users(self, user_id):
-        inputs = self.tft_layer(F.raw_inputs(self.tft_output, user_id=user_id))
-        return {"embeddings": self.model.query(inputs)}
+        return {"embeddings": self.model.query(self.transform(user_id=user_id))}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="movie_id"),
                                   tf.TensorSpec([None, None], tf.string, name="movie_genres"),
                                   tf.TensorSpec([None], tf.int64, name="movie_year")])
     def embed_movies(self, movie_id, movie_genres, movie_year):
-        inputs = self.tft_layer(F.raw_inputs(self.tft_output, movie_id=movie_id,
-                                             movie_genres=movie_genres, movie_year=movie_year))
+        inputs = self.transform(movie_id=movie_id, movie_genres=movie_genres, movie_year=movie_year)
         return {"embeddings": self.model.candidate(inputs)}
 
 
