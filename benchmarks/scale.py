@@ -103,22 +103,38 @@ def plot(results: list, path: str) -> None:
     import matplotlib.pyplot as plt
 
     sizes = [r["ratings"] for r in results]
-    names = list(results[0]["stages"])
+    names = [name for name in results[-1]["stages"] if results[-1]["stages"][name]["seconds"] >= 1]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for name in names:
         left.plot(sizes, [r["stages"].get(name, {}).get("seconds", 0) for r in results], "o-", label=name)
         right.plot(sizes, [r["stages"].get(name, {}).get("peak_rss_mb", 0) for r in results], "o-", label=name)
     left.plot(sizes, [r["total_seconds"] for r in results], "k--", label="whole run")
-    for axis, label in ((left, "wall time (s)"), (right, "peak RSS (MiB)")):
+    right.plot(sizes, [r["peak_rss_mb"] for r in results], "k--", label="whole run")
+    for axis, label in ((left, "wall time (s)"), (right, "peak RSS during the stage (MiB)")):
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlabel("ratings")
         axis.set_ylabel(label)
         axis.grid(True, which="both", alpha=0.3)
-    left.legend(fontsize=7)
+    left.legend(fontsize=8)
     fig.suptitle("Pipeline cost by stage on a 2-core machine (LocalDagRunner, DirectRunner)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+
+
+def table(results: list) -> str:
+    """The README's table: seconds (peak MiB) of the main stages per size."""
+    names = [name for name in results[-1]["stages"] if results[-1]["stages"][name]["seconds"] >= 1]
+    rows = ["| ratings (users, movies) | " + " | ".join(names) + " | whole run | train ex/s retrieval, ranking |",
+            "| --- " * (len(names) + 3) + "|"]
+    for r in results:
+        cells = [f"{r['stages'][n]['seconds']:.0f} s ({r['stages'][n]['peak_rss_mb'] / 1024:.1f} GiB)"
+                 if n in r["stages"] else "" for n in names]
+        speed = r["training_examples_per_second"]
+        rows.append(f"| {r['ratings']:,} ({r['users']:,}, {r['movies']:,}) | " + " | ".join(cells)
+                    + f" | {r['total_seconds'] / 60:.1f} min ({r['peak_rss_mb'] / 1024:.1f} GiB) | "
+                    f"{speed['RetrievalTrainer']:,.0f}, {speed['RankingTrainer']:,.0f} |")
+    return "\n".join(rows)
 
 
 def main() -> None:
@@ -142,6 +158,7 @@ def main() -> None:
         with open(path, "w") as f:
             json.dump({"machine": f"{os.cpu_count()} cores", "runs": results}, f, indent=1)
         plot(results, os.path.join(args.out, "scale.png"))
+    print(table(results))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def preprocessing_fn(inputs: dict) -> dict:
     """Maps raw features to model inputs.
 
     Args:
-      inputs: raw features; one-valued ones as dense [batch] tensors,
+      inputs: raw features; one-valued ones as dense [batch, 1] tensors,
         movie_genres as a SparseTensor [batch, None].
 
     Returns:
