@@ -18,7 +18,8 @@ def fit(model: tf.keras.Model, fn_args, tft_output: tft.TFTransformOutput, batch
     history = model.fit(train, epochs=epochs, verbose=2,
                         validation_data=F.dataset(fn_args.eval_files, tft_output, batch_size, shuffle=False))
     seconds = time.monotonic() - start
-    examples = epochs * int(train.reduce(0, lambda n, batch: n + tf.size(batch[F.RATING])).numpy())
+    unshuffled = F.dataset(fn_args.train_files, tft_output, batch_size, shuffle=False)  # no buffer to fill
+    examples = epochs * int(unshuffled.reduce(0, lambda n, batch: n + tf.size(batch[F.RATING])).numpy())
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "train_stats.json"), "w") as f:
         json.dump({"epochs": epochs, "examples": examples, "fit_seconds": seconds,
