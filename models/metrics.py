@@ -1,0 +1,165 @@
+"""Retrieval metrics over ranked item lists, in numpy (no TensorFlow).
+
+The protocol (../shared/STACK.md): rank the whole catalogue for each user with the
+user's training items masked, keep the top K, and compare with the user's held-out items.
+
+    top = top_k_masked(scores, train_csr, k=100)            # [U, 100]
+    ranking_metrics(top, relevant, ks=(10, 50, 100))         # recall@10, ndcg@10, ...
+    beyond_accuracy(top, 10, popularity, num_users, genres)  # coverage@10, ...
+
+Item indices are columns of the score matrix; -1 in a top list means "no item" (a user
+with fewer than k unmasked items) and never counts as a hit.
+"""
+from typing import Dict, Iterable, Sequence, Union
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def top_k_masked(scores: np.ndarray, mask: Union[np.ndarray, sp.spmatrix], k: int) -> np.ndarray:
+    """The k best unmasked items of each user, best first.
+
+    Args:
+        scores: float [U, I], higher is better (finite values).
+        mask: bool [U, I] or a scipy sparse matrix [U, I] whose stored non-zeros are the
+            items to exclude (e.g. the training interactions).
+        k: items per user, 1 <= k <= I.
+
+    Returns:
+        int64 [U, k] item indices; a user with n < k unmasked items gets -1 in the last
+        k - n places. Masked items are never returned.
+    """
+    scores = np.asarray(scores)
+    if scores.ndim != 2 or mask.shape != scores.shape:
+        raise ValueError(f"top_k_masked: scores {scores.shape} and mask {mask.shape} must be "
+                         "the same [users, items] shape")
+    num_users, num_items = scores.shape
+    if not 1 <= k <= num_items:
+        raise ValueError(f"top_k_masked: k={k} must be between 1 and the {num_items} items")
+    scores = np.array(scores, dtype=np.result_type(scores.dtype, np.float32))  # a copy
+    if sp.issparse(mask):
+        mask = sp.csr_matrix(mask, dtype=bool)
+        mask.sum_duplicates()
+        mask.eliminate_zeros()
+        per_user = np.diff(mask.indptr)
+        scores[np.repeat(np.arange(num_users), per_user), mask.indices] = -np.inf
+    else:
+        mask = np.asarray(mask, dtype=bool)
+        per_user = mask.sum(axis=1)
+        scores[mask] = -np.inf
+    best = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # [U, k], unordered
+    order = np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(best, order, axis=1).astype(np.int64)
+    top[np.arange(k)[None, :] >= (num_items - per_user)[:, None]] = -1  # ran out of items
+    return top
+
+
+def _hits(top_items: np.ndarray, relevant: Sequence[Iterable[int]]) -> tuple:
+    """(hits bool [U', K], relevant counts [U']) for the users with a relevant item."""
+    top_items = np.asarray(top_items)
+    if top_items.ndim != 2 or len(relevant) != len(top_items):
+        raise ValueError(f"ranking_metrics: top_items {top_items.shape} needs one relevant "
+                         f"set per row, got {len(relevant)}")
+    rows, hits, counts = [], [], []
+    for row, items in zip(top_items, relevant):
+        items = np.unique(np.fromiter(items, dtype=np.int64))
+        if len(items):
+            hits.append(np.isin(row, items))
+            counts.append(len(items))
+    if not hits:
+        raise ValueError("ranking_metrics: no user has a relevant item; check the test split")
+    return np.array(hits), np.array(counts)
+
+
+def ranking_metrics(top_items: np.ndarray, relevant: Sequence[Iterable[int]],
+                    ks: Sequence[int] = (10, 50, 100)) -> Dict[str, float]:
+    """Accuracy of top lists against each user's relevant items, averaged over users.
+
+    Only users with at least one relevant item count. Gains are binary.
+
+    Args:
+        top_items: int [U, K] item indices, best first (-1 = no item).
+        relevant: U collections of relevant item indices (sets, lists or arrays).
+        ks: cut-offs, each at most K.
+
+    Returns:
+        {'recall@k', 'precision@k', 'ndcg@k', 'map@k', 'hit_rate@k'} for each k in ks, and
+        'mrr' over the whole top list. recall@k = hits / |relevant|; ndcg@k has the ideal
+        DCG of min(|relevant|, k) hits; map@k sums precision at each hit over
+        min(|relevant|, k).
+    """
+    hits, counts = _hits(top_items, relevant)  # [U', K], [U']
+    width = hits.shape[1]
+    if max(ks) > width:
+        raise ValueError(f"ranking_metrics: cut-off {max(ks)} is wider than the top lists "
+                         f"({width} items); rank at least {max(ks)} items per user")
+    discounts = 1.0 / np.log2(np.arange(2, width + 2))  # [K]
+    precision_at = np.cumsum(hits, axis=1) / np.arange(1, width + 1)  # [U', K]
+    result = {}
+    for k in ks:
+        found = hits[:, :k].sum(axis=1)
+        ideal = np.minimum(counts, k)
+        result[f"recall@{k}"] = float(np.mean(found / counts))
+        result[f"precision@{k}"] = float(np.mean(found / k))
+        dcg = (hits[:, :k] * discounts[:k]).sum(axis=1)
+        result[f"ndcg@{k}"] = float(np.mean(dcg / np.cumsum(discounts)[ideal - 1]))
+        result[f"map@{k}"] = float(np.mean((precision_at[:, :k] * hits[:, :k]).sum(axis=1) / ideal))
+        result[f"hit_rate@{k}"] = float(np.mean(found > 0))
+    first = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, np.inf)
+    result["mrr"] = float(np.mean(1.0 / first))
+    return result
+
+
+def beyond_accuracy(top_items: np.ndarray, k: int, item_popularity: np.ndarray, num_users: int,
+                    item_features: np.ndarray) -> Dict[str, float]:
+    """Catalogue coverage, intra-list diversity and novelty of the top-k lists.
+
+    Args:
+        top_items: int [U, K] item indices, best first (-1 = no item), K >= k.
+        k: cut-off.
+        item_popularity: [I] training interactions per item (an item never seen counts as
+            seen once, so its novelty stays finite).
+        num_users: users in the training data (popularity / num_users is a probability).
+        item_features: [I, F] item descriptors, e.g. genre multi-hot.
+
+    Returns:
+        {'coverage@k': distinct recommended items / I,
+         'diversity@k': mean over users of the mean over pairs in the list of
+             1 - cosine(features) (an all-zero feature row has cosine 0 with anything),
+         'novelty@k': mean over recommendations of -log2(popularity / num_users)}.
+    """
+    top = np.asarray(top_items)[:, :k]
+    if top.shape[1] < k:
+        raise ValueError(f"beyond_accuracy: k={k} is wider than the top lists ({top.shape[1]})")
+    valid = top >= 0  # [U, k]
+    items = np.where(valid, top, 0)
+    features = np.asarray(item_features, dtype=np.float64)
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    unit = np.divide(features, norms, out=np.zeros_like(features), where=norms > 0)[items]  # [U, k, F]
+    similarity = np.einsum("ukf,ujf->ukj", unit, unit)  # [U, k, k]
+    pairs = valid[:, :, None] & valid[:, None, :] & ~np.eye(k, dtype=bool)[None]
+    per_user = pairs.sum(axis=(1, 2))
+    diversity = ((1.0 - similarity) * pairs).sum(axis=(1, 2))[per_user > 0] / per_user[per_user > 0]
+    popularity = np.maximum(np.asarray(item_popularity, dtype=np.float64), 1.0)
+    surprise = -np.log2(popularity / num_users)[items]  # [U, k]
+    return {f"coverage@{k}": len(np.unique(top[valid])) / len(popularity),
+            f"diversity@{k}": float(diversity.mean()) if len(diversity) else 0.0,
+            f"novelty@{k}": float(surprise[valid].mean())}
+
+
+def recall_vs_exact(approx: np.ndarray, exact: np.ndarray) -> float:
+    """Mean fraction of each exact top-k list that the approximate top list also holds.
+
+    Args:
+        approx: int [U, k'] item indices from an approximate index.
+        exact: int [U, k] item indices from exact search.
+
+    Returns:
+        mean over users of |approx_u & exact_u| / k (1.0 = the index missed nothing).
+    """
+    approx, exact = np.asarray(approx), np.asarray(exact)
+    if len(approx) != len(exact):
+        raise ValueError(f"recall_vs_exact: {len(approx)} approximate and {len(exact)} exact "
+                         "rows; pass the same queries to both")
+    found = (exact[:, :, None] == approx[:, None, :]).any(axis=2)  # [U, k]
+    return float(found.mean())
