@@ -1,10 +1,10 @@
 """Feature names and the Transform `preprocessing_fn` shared by both models.
 
 Raw features (one tf.Example per rating, written by components/movielens.py):
-  user_id, movie_id, user_gender, user_occupation, movie_title: bytes, one value
-  user_age, movie_year, timestamp: int64, one value (movie_year 0 = unknown)
-  movie_genres: bytes, one or more values
-  rating: float, one value (1..5)
+  user_id, movie_id, user_gender, user_occupation, user_zip, movie_title: bytes, one value
+  user_age, movie_year, timestamp: int64, one value (user_age, movie_year 0 = unknown)
+  movie_genres: bytes, one or more values; movie_tags: bytes, zero or more values
+  rating: float, one value (0.5..5)
 """
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -12,19 +12,31 @@ import tensorflow_transform as tft
 USER_ID = "user_id"
 MOVIE_ID = "movie_id"
 RATING = "rating"
+LIKED = "liked"  # label derived from the rating
 TIMESTAMP = "timestamp"
+WEEKDAY = "weekday"  # derived from the timestamp
 USER_AGE = "user_age"
 USER_GENDER = "user_gender"
 USER_OCCUPATION = "user_occupation"
+USER_ZIP = "user_zip"
 MOVIE_TITLE = "movie_title"
 MOVIE_YEAR = "movie_year"
 MOVIE_GENRES = "movie_genres"
+MOVIE_TAGS = "movie_tags"
 
-# Categorical features turned into vocabulary indices (one OOV bucket each).
-VOCAB_FEATURES = [USER_ID, MOVIE_ID, USER_GENDER, USER_OCCUPATION, MOVIE_GENRES]
+USER_FEATURES = [USER_ID, USER_AGE, USER_GENDER, USER_OCCUPATION, USER_ZIP]
+MOVIE_FEATURES = [MOVIE_ID, MOVIE_TITLE, MOVIE_YEAR, MOVIE_GENRES, MOVIE_TAGS]
+# Categorical features turned into vocabulary indices (one OOV bucket each); the
+# multi-valued ones (and the title's tokens) become SparseTensors of indices.
+VOCAB_FEATURES = [USER_ID, MOVIE_ID, USER_GENDER, USER_OCCUPATION, USER_ZIP, MOVIE_GENRES, MOVIE_TAGS,
+                  MOVIE_TITLE]
+MULTI_VALUED = [MOVIE_GENRES, MOVIE_TAGS, MOVIE_TITLE]
+VOCAB_TOP_K = {MOVIE_TITLE: 20_000, MOVIE_TAGS: 10_000}  # the rest keep every value
 # Numeric features turned into quantile bucket indices.
 BUCKET_FEATURES = {USER_AGE: 8, MOVIE_YEAR: 10}
 NUM_OOV_BUCKETS = 1
+LIKED_THRESHOLD = 4.0  # rating >= this is a "liked" movie
+ZIP_PREFIX = 3  # US 3-digit ZIP regions
 
 
 def transformed_name(key: str) -> str:
@@ -42,25 +54,54 @@ def vocabulary_size(tft_output: tft.TFTransformOutput, key: str) -> int:
     return tft_output.vocabulary_size_by_name(vocabulary_name(key)) + NUM_OOV_BUCKETS
 
 
+def bucket_count(key: str) -> int:
+    """Number of ids a bucketised feature can take after Transform."""
+    return BUCKET_FEATURES[key] + 1
+
+
+def title_tokens(titles: tf.Tensor) -> tf.SparseTensor:
+    """'Heat (1995)' -> ['heat']: lower-cased words of the title, year dropped.
+
+    Args:
+      titles: string [batch].
+
+    Returns:
+      string SparseTensor [batch, None].
+    """
+    text = tf.strings.regex_replace(tf.strings.lower(titles), r"\(\d{4}\)|[^a-z0-9' ]", " ")
+    return tf.strings.split(text).to_sparse()
+
+
 def preprocessing_fn(inputs: dict) -> dict:
     """Maps raw features to model inputs.
 
     Args:
-      inputs: raw features; one-valued ones as dense [batch, 1] tensors,
-        movie_genres as a SparseTensor [batch, None].
+      inputs: raw features; one-valued ones as dense [batch, 1] tensors, movie_genres
+        and movie_tags as SparseTensors [batch, None].
 
     Returns:
-      `<name>_xf` features: int64 [batch] indices for ids, gender, occupation and
-      the age/year buckets; movie_genres_xf an int64 SparseTensor [batch, None];
-      and the label `rating` as float32 [batch].
+      `<name>_xf` features: int64 [batch] vocabulary indices for ids, gender, occupation,
+      ZIP region, and bucket indices for age and year; int64 SparseTensors [batch, None]
+      for genres, tags and title tokens; timestamp_xf float32 [batch] (z-score) and
+      weekday_xf int64 [batch] (0 = Monday); labels rating and liked, float32 [batch].
     """
+    values = {key: _flat(inputs[key]) for key in VOCAB_FEATURES}
+    values[USER_ZIP] = tf.strings.substr(values[USER_ZIP], 0, ZIP_PREFIX)
+    values[MOVIE_TITLE] = title_tokens(values[MOVIE_TITLE])
     outputs = {}
-    for key in VOCAB_FEATURES:
+    for key, value in values.items():
         outputs[transformed_name(key)] = tft.compute_and_apply_vocabulary(
-            _flat(inputs[key]), num_oov_buckets=NUM_OOV_BUCKETS, vocab_filename=vocabulary_name(key))
+            value, top_k=VOCAB_TOP_K.get(key), num_oov_buckets=NUM_OOV_BUCKETS,
+            vocab_filename=vocabulary_name(key))
     for key, buckets in BUCKET_FEATURES.items():
         outputs[transformed_name(key)] = tft.bucketize(tf.cast(_flat(inputs[key]), tf.float32), buckets)
-    outputs[RATING] = tf.cast(_flat(inputs[RATING]), tf.float32)
+    seconds = _flat(inputs[TIMESTAMP])
+    outputs[transformed_name(TIMESTAMP)] = tf.cast(tft.scale_to_z_score(tf.cast(seconds, tf.float64)),
+                                                  tf.float32)
+    outputs[transformed_name(WEEKDAY)] = (seconds // 86400 + 3) % 7  # 1970-01-01 was a Thursday
+    rating = tf.cast(_flat(inputs[RATING]), tf.float32)
+    outputs[RATING] = rating
+    outputs[LIKED] = tf.cast(rating >= LIKED_THRESHOLD, tf.float32)
     return outputs
 
 
@@ -98,7 +139,7 @@ class RawFeatureModule(tf.Module):
 
         Args:
           **features: raw features as [batch] tensors, or [batch, None] with '' padding
-            for movie_genres. Transform outputs needing features not given are pruned.
+            for the multi-valued ones (movie_genres, movie_tags). Transform outputs needing features not given are pruned.
 
         Returns:
           The `<name>_xf` features computable from the given ones.

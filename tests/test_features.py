@@ -1,4 +1,5 @@
 """preprocessing_fn, run by TF Transform's Beam implementation on a few rows."""
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
@@ -6,29 +7,54 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 from models import features as F
 
 SPEC = {key: tf.io.FixedLenFeature([1], tf.string)
-        for key in (F.USER_ID, F.MOVIE_ID, F.USER_GENDER, F.USER_OCCUPATION)}
-SPEC.update({F.USER_AGE: tf.io.FixedLenFeature([1], tf.int64),
-             F.MOVIE_YEAR: tf.io.FixedLenFeature([1], tf.int64),
-             F.RATING: tf.io.FixedLenFeature([1], tf.float32),
-             F.MOVIE_GENRES: tf.io.VarLenFeature(tf.string)})
+        for key in (F.USER_ID, F.MOVIE_ID, F.USER_GENDER, F.USER_OCCUPATION, F.USER_ZIP, F.MOVIE_TITLE)}
+SPEC.update({key: tf.io.FixedLenFeature([1], tf.int64) for key in (F.USER_AGE, F.MOVIE_YEAR, F.TIMESTAMP)})
+SPEC.update({F.RATING: tf.io.FixedLenFeature([1], tf.float32),
+             F.MOVIE_GENRES: tf.io.VarLenFeature(tf.string), F.MOVIE_TAGS: tf.io.VarLenFeature(tf.string)})
+DAY = 86400
 
 
-def row(user, movie, age, genres, rating):
+def row(user, movie, age, genres, rating, title=b"Heat (1995)", zip_code=b"94110", day=0, tags=()):
     return {F.USER_ID: [user], F.MOVIE_ID: [movie], F.USER_GENDER: [b"M"], F.USER_OCCUPATION: [b"other"],
-            F.USER_AGE: [age], F.MOVIE_YEAR: [1990], F.RATING: [rating], F.MOVIE_GENRES: genres}
+            F.USER_ZIP: [zip_code], F.MOVIE_TITLE: [title], F.USER_AGE: [age], F.MOVIE_YEAR: [1990],
+            F.TIMESTAMP: [day * DAY], F.RATING: [rating], F.MOVIE_GENRES: genres, F.MOVIE_TAGS: list(tags)}
 
 
-def test_preprocessing_fn_maps_raw_values_to_indices(tmp_path):
-    rows = [row(b"a", b"10", 20, [b"Drama"], 4.0), row(b"a", b"11", 20, [b"Drama", b"Comedy"], 3.0),
-            row(b"b", b"10", 60, [b"Drama"], 5.0), row(b"a", b"10", 20, [b"Drama"], 1.0)]
+def transform(rows, tmp_path):
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(SPEC))
     with tft_beam.Context(temp_dir=str(tmp_path)):
         (out, _), _ = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(F.preprocessing_fn)
+    return out
+
+
+def column(out, key):
+    return [np.asarray(r[F.transformed_name(key)]).tolist() for r in out]
+
+
+def test_preprocessing_fn_maps_raw_values_to_indices(tmp_path):
+    rows = [row(b"a", b"10", 20, [b"Drama"], 4.0, day=0, tags=[b"noir"]),
+            row(b"a", b"11", 20, [b"Drama", b"Comedy"], 3.0, title=b"Heat Wave (1990)", day=1),
+            row(b"b", b"10", 60, [b"Drama"], 5.0, zip_code=b"10001", day=4),
+            row(b"a", b"10", 20, [b"Drama"], 1.0, day=7)]
+    out = transform(rows, tmp_path)
     # Vocabularies are ordered by frequency: user a (3) before b (1), movie 10 before 11,
-    # Drama (4) before Comedy (1).
-    assert [r[F.transformed_name(F.USER_ID)] for r in out] == [0, 0, 1, 0]
-    assert [r[F.transformed_name(F.MOVIE_ID)] for r in out] == [0, 1, 0, 0]
-    assert [list(r[F.transformed_name(F.MOVIE_GENRES)]) for r in out] == [[0], [0, 1], [0], [0]]
-    ages = [r[F.transformed_name(F.USER_AGE)] for r in out]
+    # Drama (4) before Comedy (1), ZIP region 941 (3) before 100 (1), 'heat' (4) before 'wave'.
+    assert column(out, F.USER_ID) == [0, 0, 1, 0]
+    assert column(out, F.MOVIE_ID) == [0, 1, 0, 0]
+    assert column(out, F.USER_ZIP) == [0, 0, 1, 0]
+    assert column(out, F.MOVIE_GENRES) == [[0], [0, 1], [0], [0]]
+    assert column(out, F.MOVIE_TITLE) == [[0], [0, 1], [0], [0]]
+    assert column(out, F.MOVIE_TAGS) == [[0], [], [], []]
+    ages = column(out, F.USER_AGE)
     assert ages[0] == ages[1] == ages[3] < ages[2]  # 20 buckets below 60
+    assert column(out, F.WEEKDAY) == [3, 4, 0, 3]  # Thursday 1 Jan 1970, Friday, Monday, Thursday
+    # z-score of days 0, 1, 4, 7: mean 3, standard deviation sqrt(7.5).
+    assert [round(v, 4) for v in column(out, F.TIMESTAMP)] == [round((d - 3) / 7.5 ** 0.5, 4) for d in (0, 1, 4, 7)]
     assert [r[F.RATING] for r in out] == [4.0, 3.0, 5.0, 1.0]
+    assert [r[F.LIKED] for r in out] == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_title_tokens_drop_year_and_punctuation():
+    tokens = tf.sparse.to_dense(F.title_tokens(tf.constant(["Se7en (1995)", "Monty Python's Life of Brian (1979)"])), b"")
+    assert tokens.numpy().tolist() == [[b"se7en", b"", b"", b"", b""],
+                                       [b"monty", b"python's", b"life", b"of", b"brian"]]
