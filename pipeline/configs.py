@@ -5,6 +5,7 @@ PIPELINE_NAME = "movielens-recsys"
 OUTPUT_DIR = os.environ.get("RECSYS_OUTPUT_DIR", "outputs")  # artifacts, ML Metadata, pushed models
 
 PREPROCESSING_FN = "models.features.preprocessing_fn"
+SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema.pbtxt")  # curated
 RETRIEVAL_RUN_FN = "models.retrieval.run_fn"
 RANKING_RUN_FN = "models.ranking.run_fn"
 

@@ -14,6 +14,8 @@ import os
 
 from pipeline import configs
 
+IMAGE_SCHEMA_FILE = "/pipeline/pipeline/schema.pbtxt"  # where the Dockerfile puts pipeline/schema.pbtxt
+
 
 def compile_pipeline(image: str, pipeline_root: str, data_dir: str, serving_dir: str,
                      output: str, beam_args: list) -> str:
@@ -28,7 +30,8 @@ def compile_pipeline(image: str, pipeline_root: str, data_dir: str, serving_dir:
     runner.run(create_pipeline(
         pipeline_name=configs.PIPELINE_NAME, pipeline_root=pipeline_root, data_dir=data_dir,
         serving_dir=serving_dir, beam_pipeline_args=beam_args or None,
-        retrieval_config=configs.RETRIEVAL_CONFIG, ranking_config=configs.RANKING_CONFIG))
+        retrieval_config=configs.RETRIEVAL_CONFIG, ranking_config=configs.RANKING_CONFIG,
+        schema_file=IMAGE_SCHEMA_FILE))
     return output
 
 

@@ -3,6 +3,7 @@ from typing import List, Optional
 
 from tfx import v1 as tfx
 
+from components.data_gate import DataGate
 from components.index_builder import IndexBuilder
 from components.movielens import MovieLensExampleGen
 from pipeline import configs
@@ -13,22 +14,26 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
                     beam_pipeline_args: Optional[List[str]] = None,
                     retrieval_config: Optional[dict] = None,
                     ranking_config: Optional[dict] = None,
-                    num_candidates: int = configs.NUM_CANDIDATES) -> tfx.dsl.Pipeline:
+                    num_candidates: int = configs.NUM_CANDIDATES,
+                    schema_file: str = configs.SCHEMA_FILE) -> tfx.dsl.Pipeline:
     """The pipeline; models are pushed to `serving_dir`/{retrieval,retrieval_bruteforce,ranking}/<version>."""
     # Ratings joined with user and movie features, split into train and eval.
     example_gen = MovieLensExampleGen(input_base=data_dir, eval_fraction=configs.EVAL_FRACTION)
     # Feature statistics of both splits.
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    # A schema inferred from the statistics.
-    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
-                                          infer_feature_shape=True)
-    # Anomalies of the data against the schema.
+    # The curated schema kept in the repo (pipeline/schema.pbtxt).
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
+    # Anomalies of each split against the schema.
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    # Fails the run on any anomaly or train/eval drift, before anything is trained.
+    data_gate = DataGate(statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
+                         anomalies=example_validator.outputs["anomalies"])
     # Vocabularies and buckets; the graph that both models carry into serving.
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=configs.PREPROCESSING_FN)
+    transform.add_upstream_node(data_gate)
 
     def trainer(run_fn: str, config: Optional[dict]) -> tfx.components.Trainer:
         return tfx.components.Trainer(
@@ -56,7 +61,7 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name, pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, data_gate, transform,
                     retrieval_trainer, index_builder, ranking_trainer, *pushers],
         metadata_connection_config=(tfx.orchestration.metadata.sqlite_metadata_connection_config(
             metadata_path) if metadata_path else None),

@@ -1,0 +1,62 @@
+"""DataGate: stops the pipeline before any Trainer when the data is anomalous.
+
+    data_gate = DataGate(statistics=statistics_gen.outputs["statistics"],
+                         schema=schema_gen.outputs["schema"],
+                         anomalies=example_validator.outputs["anomalies"])
+    transform.add_upstream_node(data_gate)
+
+It fails the run (so nothing downstream trains or pushes) when ExampleValidator found
+anomalies in any split, or when the eval split has drifted from the train split beyond
+the schema's drift_comparator thresholds. The error names each feature and the reason.
+"""
+import os
+from typing import Dict, List
+
+import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
+from tfx import v1 as tfx
+from tfx.types import artifact_utils
+from tfx.utils import io_utils
+
+ANOMALIES_FILE = "SchemaDiff.pb"  # ExampleValidator's output, per split
+STATISTICS_FILE = "FeatureStats.pb"  # StatisticsGen's output, per split
+
+
+class DataAnomalyError(RuntimeError):
+    """The data broke the curated schema (pipeline/schema.pbtxt) or drifted."""
+
+
+def describe(anomalies: anomalies_pb2.Anomalies) -> List[str]:
+    """One line per anomalous feature: 'feature: reason; reason'."""
+    lines = [f"{feature}: {info.description or info.short_description}"
+             for feature, info in sorted(anomalies.anomaly_info.items())]
+    if anomalies.HasField("dataset_anomaly_info"):
+        lines.append(f"(dataset): {anomalies.dataset_anomaly_info.description}")
+    return lines
+
+
+def check(labelled: Dict[str, anomalies_pb2.Anomalies]) -> None:
+    """Raises DataAnomalyError listing every anomaly of {label: Anomalies}; else returns."""
+    problems = [f"  {label}: {line}" for label, anomalies in labelled.items() for line in describe(anomalies)]
+    if problems:
+        raise DataAnomalyError(
+            "The data has anomalies, so nothing is trained or pushed:\n" + "\n".join(problems) +
+            "\nFix the input files, or if the change is intended, update pipeline/schema.pbtxt.")
+
+
+def _stats(uri: str, split: str):
+    return tfdv.load_stats_binary(os.path.join(uri, f"Split-{split}", STATISTICS_FILE))
+
+
+@tfx.dsl.components.component
+def DataGate(statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
+             schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
+             anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+             ) -> None:
+    """Fails on ExampleValidator's anomalies or train/eval drift (see the module docstring)."""
+    splits = artifact_utils.decode_split_names(anomalies.split_names)
+    check({f"split '{split}'": tfdv.load_anomalies_binary(
+        os.path.join(anomalies.uri, f"Split-{split}", ANOMALIES_FILE)) for split in splits})
+    curated = io_utils.parse_pbtxt_file(os.path.join(schema.uri, "schema.pbtxt"), schema_pb2.Schema())
+    check({"eval drifted from train": tfdv.validate_statistics(
+        _stats(statistics.uri, "eval"), curated, previous_statistics=_stats(statistics.uri, "train"))})
