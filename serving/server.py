@@ -1,200 +1,256 @@
 """A TF-Serving-compatible gRPC server for the pushed SavedModels.
 
-Implements TF Serving's PredictionService (Predict, GetModelMetadata) and ModelService
-(GetModelStatus) over the models of a TF Serving `model_config_list` file, serving the
-newest version directory of each model. It imports ScaNN's ops, which stock TF Serving
-lacks, so it serves the ScaNN retrieval model too. A client cannot tell it from TF Serving.
+Implements TF Serving 2.16's PredictionService (Predict, Classify, Regress,
+GetModelMetadata) and ModelService (GetModelStatus, HandleReloadConfigRequest) with its
+status codes, plus the standard gRPC health service, over the models of a TF Serving
+`model_config_list` file (version policies and labels included). It polls the base paths
+for new versions and swaps them in while serving (serving/registry.py). It imports
+ScaNN's ops, which stock TF Serving lacks, so it serves the ScaNN retrieval model too.
 
     python -m serving.server --model_config_file serving/models.config --port 8500
 
 Relative base_paths in the config file are read relative to the file's directory.
 """
 import argparse
-import os
+import math
 import signal
 import socket
 import subprocess
 import sys
 import threading
 from concurrent import futures
-from typing import Dict, Optional
+from typing import Optional, Sequence, Tuple
 
 import grpc
-import scann  # noqa: F401  registers ScaNN's TF ops before any model loads
 import tensorflow as tf
 from google.protobuf import text_format
-from tensorflow.core.protobuf import saved_model_pb2
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_pb2,
-                                     model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc)
-from tensorflow_serving.config import model_server_config_pb2
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
+                                     model_management_pb2, model_pb2, model_service_pb2_grpc, predict_pb2,
+                                     prediction_service_pb2_grpc, regression_pb2)
+
+from serving import health
+from serving.registry import ModelRegistry, Servable, ServableError, read_config, write_config  # noqa: F401
 
 DEFAULT_SIGNATURE = "serving_default"
 SIGNATURE_DEF_FIELD = "signature_def"
 
 
-class ServableError(Exception):
-    """A request the server answers with a gRPC status code instead of a result."""
+class Limits:
+    """Per-request limits: rows in a batch, elements in one tensor."""
 
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
-
-
-class Servable:
-    """One loaded version of one model."""
-
-    def __init__(self, name: str, version: int, path: str):
-        self.name, self.version, self.path = name, version, path
-        self.model = tf.saved_model.load(path)
-        self.signatures = dict(self.model.signatures)
-
-    def signature(self, name: str):
-        if name not in self.signatures:
-            raise ServableError(grpc.StatusCode.FAILED_PRECONDITION,
-                                f"Serving signature name: \"{name}\" not found in signature def")
-        return self.signatures[name]
+    def __init__(self, max_batch_size: int = 10_000, max_tensor_elements: int = 10_000_000):
+        self.max_batch_size, self.max_tensor_elements = max_batch_size, max_tensor_elements
 
 
-def read_config(path: str) -> Dict[str, str]:
-    """{model name: absolute base path} from a TF Serving model_config_list file."""
-    config = model_server_config_pb2.ModelServerConfig()
-    with open(path) as f:
-        text_format.Parse(f.read(), config)
-    base = os.path.dirname(os.path.abspath(path))
-    return {m.name: os.path.join(base, m.base_path) for m in config.model_config_list.config}
+def to_array(key: str, proto, spec: tf.TensorSpec, limits: Limits) -> tf.Tensor:
+    """A request TensorProto as a tensor matching `spec`; INVALID_ARGUMENT when it cannot."""
+    def invalid(message):
+        return ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"input {key!r}: {message}")
+    if proto.dtype != spec.dtype.as_datatype_enum:
+        try:
+            sent = tf.dtypes.as_dtype(proto.dtype).name
+        except TypeError:
+            sent = f"dtype {proto.dtype}"
+        raise invalid(f"Expects arg to be {spec.dtype.name} but {sent} is provided")
+    dims = [d.size for d in proto.tensor_shape.dim]
+    if proto.tensor_shape.unknown_rank or any(d < 0 for d in dims):
+        raise invalid(f"needs a fully defined shape, got {dims}")
+    if math.prod(dims) > limits.max_tensor_elements:
+        raise invalid(f"{math.prod(dims)} elements, more than the server's limit {limits.max_tensor_elements}")
+    if dims and dims[0] > limits.max_batch_size:
+        raise invalid(f"batch of {dims[0]} is larger than the maximum batch size {limits.max_batch_size}")
+    if not spec.shape.is_compatible_with(dims):
+        raise invalid(f"shape {dims} is not compatible with the signature's {spec.shape}")
+    try:
+        return tf.constant(tf.make_ndarray(proto), dtype=spec.dtype)
+    except Exception as error:  # contents that do not fill the declared shape, bad encodings
+        raise invalid(f"cannot read its values: {str(error).splitlines()[0]}")
 
 
-def write_config(path: str, models: Dict[str, str]) -> str:
-    """Writes a model_config_list file serving {name: base_path}; returns `path`."""
-    config = model_server_config_pb2.ModelServerConfig()
-    for name, base_path in models.items():
-        config.model_config_list.config.add(name=name, base_path=base_path, model_platform="tensorflow")
-    with open(path, "w") as f:
-        f.write(text_format.MessageToString(config))
-    return path
-
-
-def latest_version(base_path: str) -> Optional[int]:
-    """The highest numeric version directory under `base_path` holding a SavedModel."""
-    versions = [int(d) for d in os.listdir(base_path) if d.isdigit()
-                and os.path.exists(os.path.join(base_path, d, "saved_model.pb"))] \
-        if os.path.isdir(base_path) else []
-    return max(versions, default=None)
+def _spec(servable: Servable, signature_name: str = ""):
+    spec = model_pb2.ModelSpec(name=servable.name, signature_name=signature_name)
+    spec.version.value = servable.version
+    return spec
 
 
 class ModelServer(prediction_service_pb2_grpc.PredictionServiceServicer,
                   model_service_pb2_grpc.ModelServiceServicer):
-    """Holds the newest version of each configured model and answers for it."""
+    """Answers TF Serving's gRPC API from a ModelRegistry."""
 
-    def __init__(self, models: Dict[str, str]):
-        self.servables: Dict[str, Servable] = {}
-        for name, base_path in models.items():
-            version = latest_version(base_path)
-            if version is None:
-                raise FileNotFoundError(f"Model {name!r}: no version directory with a saved_model.pb "
-                                        f"under {base_path}; run the pipeline to push one.")
-            self.servables[name] = Servable(name, version, os.path.join(base_path, str(version)))
-            print(f"Loaded model {name} version {version} from {base_path}", flush=True)
-
-    def _servable(self, spec) -> Servable:
-        if not spec.name:
-            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec name")
-        servable = self.servables.get(spec.name)
-        if servable is None:
-            raise ServableError(grpc.StatusCode.NOT_FOUND,
-                                f"Servable not found for request: Latest({spec.name})")
-        if spec.HasField("version") and spec.version.value != servable.version:
-            raise ServableError(grpc.StatusCode.NOT_FOUND,
-                                f"Servable not found for request: Specific({spec.name}, {spec.version.value})")
-        return servable
+    def __init__(self, registry: ModelRegistry, limits: Optional[Limits] = None):
+        self.registry, self.limits = registry, limits or Limits()
 
     def _answer(self, context, method, request):
+        if context.time_remaining() is not None and context.time_remaining() <= 0:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded before the request ran")
         try:
             return method(request)
         except ServableError as error:
             context.abort(error.code, str(error))
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error).splitlines()[0])
+        except tf.errors.OpError as error:
+            context.abort(grpc.StatusCode.INTERNAL, str(error).splitlines()[0])
 
+    def _signature(self, spec):
+        servable = self.registry.servable(spec)
+        name = spec.signature_name or DEFAULT_SIGNATURE
+        return servable, name, *servable.signature(name)
+
+    # ---- PredictionService ------------------------------------------------------------------
     def Predict(self, request, context):
         return self._answer(context, self._predict, request)
 
     def _predict(self, request):
-        servable = self._servable(request.model_spec)
-        signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        function = servable.signature(signature_name)
+        servable, name, function, _ = self._signature(request.model_spec)
         expected = function.structured_input_signature[1]
         if set(request.inputs) != set(expected):
             raise ServableError(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"Expected inputs {sorted(expected)}, got {sorted(request.inputs)}")
-        inputs = {key: tf.constant(tf.make_ndarray(proto), dtype=expected[key].dtype)
-                  for key, proto in request.inputs.items()}
+                                f"input size does not match signature: {len(request.inputs)}!={len(expected)}. "
+                                f"Sent extra: {sorted(set(request.inputs) - set(expected))}. "
+                                f"Missing but required: {sorted(set(expected) - set(request.inputs))}.")
+        inputs = {key: to_array(key, proto, expected[key], self.limits) for key, proto in request.inputs.items()}
         outputs = function(**inputs)
         keys = list(request.output_filter) or list(outputs)
         unknown = [key for key in keys if key not in outputs]
         if unknown:
-            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"output tensor alias not found in signature: {unknown[0]}")
-        response = predict_pb2.PredictResponse()
-        response.model_spec.CopyFrom(self._spec(servable, signature_name))
+            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"output tensor alias not found in signature: {unknown[0]}")
+        response = predict_pb2.PredictResponse(model_spec=_spec(servable, name))
         for key in keys:
             response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key].numpy()))
         return response
+
+    def Classify(self, request, context):
+        return self._answer(context, lambda r: self._infer(r, "classify"), request)
+
+    def Regress(self, request, context):
+        return self._answer(context, lambda r: self._infer(r, "regress"), request)
+
+    def _infer(self, request, kind: str):
+        """Classify or Regress: tf.Examples in, through a classify / regress signature."""
+        servable, name, function, definition = self._signature(request.model_spec)
+        method = f"tensorflow/serving/{kind}"
+        if definition.method_name != method:
+            raise ServableError(grpc.StatusCode.FAILED_PRECONDITION, f"Expected {kind} signature method_name "
+                                f"to be {method}. Was: {definition.method_name}")
+        examples = self._examples(request.input)
+        (key,) = function.structured_input_signature[1]
+        outputs = function(**{key: tf.constant(examples, tf.string)})
+        if kind == "regress":
+            values = outputs["outputs"].numpy().reshape(len(examples))
+            response = regression_pb2.RegressionResponse(model_spec=_spec(servable, name))
+            response.result.regressions.extend(regression_pb2.Regression(value=v) for v in values)
+            return response
+        scores = outputs["scores"].numpy() if "scores" in outputs else None
+        classes = outputs["classes"].numpy() if "classes" in outputs else None
+        response = classification_pb2.ClassificationResponse(model_spec=_spec(servable, name))
+        for row in range(len(examples)):
+            result = response.result.classifications.add()
+            for column in range((scores if scores is not None else classes).shape[1]):
+                result.classes.add(label=classes[row, column].decode() if classes is not None else "",
+                                   score=scores[row, column] if scores is not None else 0.0)
+        return response
+
+    def _examples(self, input_proto) -> Sequence[bytes]:
+        kind = input_proto.WhichOneof("kind")
+        if kind == "example_list":
+            examples = [e.SerializeToString() for e in input_proto.example_list.examples]
+        elif kind == "example_list_with_context":
+            lists = input_proto.example_list_with_context
+            examples = []
+            for example in lists.examples:
+                merged = tf.train.Example()
+                merged.CopyFrom(lists.context)
+                merged.MergeFrom(example)
+                examples.append(merged.SerializeToString())
+        else:
+            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, "Input is empty")
+        if not examples or len(examples) > self.limits.max_batch_size:
+            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"Input has {len(examples)} examples; send 1 to {self.limits.max_batch_size}")
+        return examples
 
     def GetModelMetadata(self, request, context):
         return self._answer(context, self._metadata, request)
 
     def _metadata(self, request):
-        servable = self._servable(request.model_spec)
-        if list(request.metadata_field) != [SIGNATURE_DEF_FIELD]:
+        servable = self.registry.servable(request.model_spec)
+        if not request.metadata_field:
             raise ServableError(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"Metadata field(s) {list(request.metadata_field)} not supported; "
-                                f"ask for [{SIGNATURE_DEF_FIELD!r}]")
-        saved_model = saved_model_pb2.SavedModel()
-        with open(os.path.join(servable.path, "saved_model.pb"), "rb") as f:
-            saved_model.ParseFromString(f.read())
+                                "GetModelMetadataRequest must specify at least one metadata_field")
+        for field in request.metadata_field:
+            if field != SIGNATURE_DEF_FIELD:
+                raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"Metadata field {field} is not supported")
         signature_map = get_model_metadata_pb2.SignatureDefMap()
-        for name, definition in saved_model.meta_graphs[0].signature_def.items():
-            if name in servable.signatures:
-                signature_map.signature_def[name].CopyFrom(definition)
-        response = get_model_metadata_pb2.GetModelMetadataResponse()
-        response.model_spec.CopyFrom(self._spec(servable))
+        for name, definition in servable.signature_defs.items():
+            signature_map.signature_def[name].CopyFrom(definition)
+        response = get_model_metadata_pb2.GetModelMetadataResponse(model_spec=_spec(servable))
         response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_map)
         return response
 
+    # ---- ModelService --------------------------------------------------------------------------
     def GetModelStatus(self, request, context):
         return self._answer(context, self._status, request)
 
     def _status(self, request):
-        servable = self._servable(request.model_spec)
+        spec = request.model_spec
+        if spec.WhichOneof("version_choice") == "version_label":
+            version = self.registry.servable(spec).version
+        else:
+            version = spec.version.value if spec.HasField("version") else None
         response = get_model_status_pb2.GetModelStatusResponse()
-        status = response.model_version_status.add()
-        status.version = servable.version
-        status.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+        for number, state, message, code in self.registry.status(spec.name, version):
+            status = response.model_version_status.add(version=number, state=state)
+            status.status.error_code, status.status.error_message = code, message
         return response
 
-    @staticmethod
-    def _spec(servable: Servable, signature_name: str = ""):
-        spec = model_pb2.ModelSpec(name=servable.name, signature_name=signature_name)
-        spec.version.value = servable.version
-        return spec
+    def HandleReloadConfigRequest(self, request, context):
+        return self._answer(context, self._reload, request)
+
+    def _reload(self, request):
+        self.registry.reload(request.config)
+        return model_management_pb2.ReloadConfigResponse()
 
 
-def serve(models: Dict[str, str], port: int, host: str = "127.0.0.1", workers: int = 4) -> grpc.Server:
-    """Loads the models and starts serving them; returns the started grpc.Server."""
-    model_server = ModelServer(models)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
+def serve(model_config_file: str, port: int, host: str = "127.0.0.1", workers: int = 4,
+          poll_seconds: float = 1.0, config_poll_seconds: float = 0.0, max_request_bytes: int = 64 << 20,
+          limits: Optional[Limits] = None, tls: Optional[Tuple[bytes, bytes]] = None) -> grpc.Server:
+    """Loads the models and starts serving them; returns the started grpc.Server.
+
+    Args:
+      model_config_file: TF Serving model_config_list file.
+      port, host: where to listen (loopback unless told).
+      workers: request threads; at most 4x as many requests wait, the rest get RESOURCE_EXHAUSTED.
+      poll_seconds: how often the base paths are rescanned for versions (0: never).
+      config_poll_seconds: how often the config file is re-read (0: never).
+      max_request_bytes: larger requests get RESOURCE_EXHAUSTED.
+      limits: batch and tensor size limits.
+      tls: (PEM certificate chain, PEM private key) to serve TLS only.
+    """
+    registry = ModelRegistry(read_config(model_config_file))
+    model_server = ModelServer(registry, limits)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), maximum_concurrent_rpcs=5 * workers,
+                         options=[("grpc.max_receive_message_length", max_request_bytes)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(model_server, server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(model_server, server)
-    if not server.add_insecure_port(f"{host}:{port}"):
-        raise OSError(f"Cannot listen on {host}:{port}; is the port taken?")
+    health.add_health_service(server, registry.ready)
+    address = f"{host}:{port}"
+    bound = (server.add_secure_port(address, grpc.ssl_server_credentials([(tls[1], tls[0])])) if tls
+             else server.add_insecure_port(address))
+    if not bound:
+        raise OSError(f"Cannot listen on {address}; is the port taken?")
     server.start()
+    if poll_seconds > 0:
+        registry.watch(poll_seconds, model_config_file, config_poll_seconds)
+    server.registry = registry  # for tests and callers that stop polling
     return server
 
 
-def spawn(model_config_file: str, port: int) -> subprocess.Popen:
+def spawn(model_config_file: str, port: int, *flags: str) -> subprocess.Popen:
     """Starts this server in a child process on 127.0.0.1:`port`; the caller stops it."""
     return subprocess.Popen([sys.executable, "-m", "serving.server", "--model_config_file",
-                             model_config_file, "--port", str(port)])
+                             model_config_file, "--port", str(port), *flags])
 
 
 def free_port() -> int:
@@ -209,16 +265,31 @@ def main() -> None:
     parser.add_argument("--model_config_file", required=True, help="TF Serving model_config_list file")
     parser.add_argument("--port", type=int, default=8500, help="gRPC port")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
+                        help="seconds between scans of the base paths for new versions (0: never)")
+    parser.add_argument("--model_config_file_poll_wait_seconds", type=float, default=0.0,
+                        help="seconds between re-reads of the config file (0: never)")
+    parser.add_argument("--grpc_max_threads", type=int, default=4, help="request worker threads")
+    parser.add_argument("--max_request_bytes", type=int, default=64 << 20, help="largest request accepted")
+    parser.add_argument("--max_batch_size", type=int, default=10_000, help="most rows in one request")
+    parser.add_argument("--ssl_cert_file", help="PEM certificate chain: serve TLS (needs --ssl_key_file)")
+    parser.add_argument("--ssl_key_file", help="PEM private key of --ssl_cert_file")
     args = parser.parse_args()
+    if bool(args.ssl_cert_file) != bool(args.ssl_key_file):
+        parser.error("--ssl_cert_file and --ssl_key_file go together")
+    tls = (open(args.ssl_cert_file, "rb").read(), open(args.ssl_key_file, "rb").read()) if args.ssl_cert_file else None
     try:
-        server = serve(read_config(args.model_config_file), args.port, args.host)
-    except (FileNotFoundError, OSError, text_format.ParseError) as error:
+        server = serve(args.model_config_file, args.port, args.host, args.grpc_max_threads,
+                       args.file_system_poll_wait_seconds, args.model_config_file_poll_wait_seconds,
+                       args.max_request_bytes, Limits(args.max_batch_size), tls)
+    except (FileNotFoundError, OSError, text_format.ParseError, ServableError) as error:
         sys.exit(f"serving.server: {error}")
-    print(f"Serving on {args.host}:{args.port}", flush=True)
+    print(f"Serving on {args.host}:{args.port}{' (TLS)' if tls else ''}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
+    server.registry.stop()
     server.stop(grace=2).wait()
 
 

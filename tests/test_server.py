@@ -1,93 +1,196 @@
-"""serving/server.py over real gRPC on loopback, with a tiny SavedModel: y = 2x, z = x + 1."""
+"""serving/server.py against TF Serving's documented behaviour, over real gRPC on loopback.
+
+Models: `double` (y = factor * x, z = x + 1) at versions 1 (factor 1) and 3 (factor 2),
+7 an empty directory; `examples`, a TF1 model with classify and regress signatures.
+"""
 import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
-                                     predict_pb2, prediction_service_pb2_grpc)
+from serving_fakes import code_of, predict_request, save_examples_model, save_scale
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
+                                     model_management_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc,
+                                     regression_pb2)
+from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
 
+from serving import health
 from serving import server as S
 
-
-class Double(tf.Module):
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
-    def serve(self, x):
-        return {"y": 2 * x, "z": x + 1}
+OK, INVALID, NOT_FOUND, PRECONDITION = (grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT,
+                                        grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION)
+AVAILABLE, END = get_model_status_pb2.ModelVersionStatus.AVAILABLE, get_model_status_pb2.ModelVersionStatus.END
 
 
 @pytest.fixture(scope="module")
-def stubs(tmp_path_factory):
+def served(tmp_path_factory):
     base = tmp_path_factory.mktemp("models")
-    module = Double()
-    for version in (1, 3):
-        tf.saved_model.save(module, str(base / "double" / str(version)),
-                            signatures={"serving_default": module.serve})
-    (base / "double" / "7").mkdir()  # no saved_model.pb: not a version
-    config = S.write_config(str(base / "models.config"), {"double": "double"})
+    (base / "double").mkdir()
+    save_scale(base / "double" / "1", 1.0)
+    save_scale(base / "double" / "3", 2.0)
+    (base / "double" / "7").mkdir()  # empty: not a loadable version
+    save_examples_model(base / "examples" / "1")
+    config = S.write_config(str(base / "models.config"), {"double": "double", "examples": "examples"})
     port = S.free_port()
-    server = S.serve(S.read_config(config), port)
+    server = S.serve(config, port, poll_seconds=0, max_request_bytes=1 << 20, limits=S.Limits(max_batch_size=100))
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    yield (prediction_service_pb2_grpc.PredictionServiceStub(channel),
-           model_service_pb2_grpc.ModelServiceStub(channel))
+    yield (prediction_service_pb2_grpc.PredictionServiceStub(channel), model_service_pb2_grpc.ModelServiceStub(channel),
+           channel, base)
     channel.close()
     server.stop(None)
 
 
-def predict(stub, name="double", inputs=None, signature="", version=None, output_filter=()):
-    request = predict_pb2.PredictRequest()
+def predict(stub, **kwargs):
+    return stub.Predict(predict_request(**kwargs), timeout=10)
+
+
+def status(stub, name="double", version=None):
+    request = get_model_status_pb2.GetModelStatusRequest()
     request.model_spec.name = name
-    request.model_spec.signature_name = signature
     if version is not None:
         request.model_spec.version.value = version
-    for key, value in (inputs if inputs is not None else {"x": np.array([1.0, 2.5], np.float32)}).items():
-        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
-    request.output_filter.extend(output_filter)
-    return stub.Predict(request, timeout=10)
+    return [(s.version, s.state) for s in stub.GetModelStatus(request, timeout=10).model_version_status]
 
 
-def code_of(call):
-    with pytest.raises(grpc.RpcError) as error:
-        call()
-    return error.value.code()
+def reload(stub, base, **policies):
+    """Reloads a config serving `double` with the given ModelConfig fields."""
+    config = model_server_config_pb2.ModelServerConfig()
+    model = config.model_config_list.config.add(name="double", base_path=str(base / "double"),
+                                                 model_platform="tensorflow", **policies)
+    config.model_config_list.config.add(name="examples", base_path=str(base / "examples"))
+    return stub.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(config=config), timeout=60), model
 
 
-def test_predict_serves_the_newest_version(stubs):
-    response = predict(stubs[0])
+def test_predict_serves_the_newest_version_and_echoes_model_spec(served):
+    response = predict(served[0])
     assert tf.make_ndarray(response.outputs["y"]).tolist() == [2.0, 5.0]
     assert tf.make_ndarray(response.outputs["z"]).tolist() == [2.0, 3.5]
-    assert response.model_spec.name == "double" and response.model_spec.version.value == 3
+    spec = response.model_spec
+    assert (spec.name, spec.version.value, spec.signature_name) == ("double", 3, "serving_default")
 
 
-def test_output_filter(stubs):
-    assert list(predict(stubs[0], output_filter=["z"]).outputs) == ["z"]
-    assert code_of(lambda: predict(stubs[0], output_filter=["w"])) == grpc.StatusCode.INVALID_ARGUMENT
+def test_output_filter(served):
+    assert list(predict(served[0], output_filter=["z"]).outputs) == ["z"]
+    assert code_of(lambda: predict(served[0], output_filter=["w"])) == INVALID
 
 
-def test_errors_have_tf_serving_status_codes(stubs):
-    prediction = stubs[0]
-    assert code_of(lambda: predict(prediction, name="nope")) == grpc.StatusCode.NOT_FOUND
-    assert code_of(lambda: predict(prediction, version=1)) == grpc.StatusCode.NOT_FOUND
-    assert code_of(lambda: predict(prediction, name="")) == grpc.StatusCode.INVALID_ARGUMENT
-    assert code_of(lambda: predict(prediction, signature="other")) == grpc.StatusCode.FAILED_PRECONDITION
-    assert code_of(lambda: predict(prediction, inputs={"q": np.array([1.0])})) == grpc.StatusCode.INVALID_ARGUMENT
-    assert code_of(lambda: predict(prediction, inputs={"x": np.array([b"a"])})) == grpc.StatusCode.INVALID_ARGUMENT
-    assert predict(prediction).outputs  # still serving after the errors
+@pytest.mark.parametrize("request_args, code", [
+    ({"name": "nope"}, NOT_FOUND),
+    ({"version": 1}, NOT_FOUND),  # on disk, but the latest-1 policy does not serve it
+    ({"version": 7}, NOT_FOUND),  # empty directory
+    ({"name": ""}, INVALID),
+    ({"label": "stable"}, INVALID),  # no such label
+    ({"signature": "other"}, PRECONDITION),
+    ({"inputs": {"q": np.array([1.0], np.float32)}}, INVALID),
+    ({"inputs": {"x": np.array([1.0], np.float32), "q": np.array([1.0], np.float32)}}, INVALID),
+    ({"inputs": {}}, INVALID),
+    ({"inputs": {"x": np.array([b"a"])}}, INVALID),
+    ({"inputs": {"x": np.array([1.0])}}, INVALID),  # float64 where the signature takes float32
+    ({"inputs": {"x": np.ones([2, 2], np.float32)}}, INVALID),  # rank 2 where [None]
+    ({"inputs": {"x": np.ones([101], np.float32)}}, INVALID),  # over --max_batch_size
+])
+def test_predict_errors_have_tf_serving_status_codes(served, request_args, code):
+    assert code_of(lambda: predict(served[0], **request_args)) == code
+    assert predict(served[0]).outputs  # still serving
 
 
-def test_model_status_and_metadata(stubs):
-    request = get_model_status_pb2.GetModelStatusRequest()
-    request.model_spec.name = "double"
-    status = stubs[1].GetModelStatus(request, timeout=10).model_version_status
-    assert [(s.version, s.state) for s in status] == [(3, get_model_status_pb2.ModelVersionStatus.AVAILABLE)]
+def test_oversized_request_is_refused(served):
+    big = {"x": np.ones([300_000], np.float32)}  # 1.2 MB over the 1 MiB limit
+    assert code_of(lambda: predict(served[0], inputs=big)) == grpc.StatusCode.RESOURCE_EXHAUSTED
 
-    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
-    request.model_spec.name = "double"
+
+def test_metadata(served):
+    def metadata(fields, name="double"):
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=fields)
+        request.model_spec.name = name
+        return served[0].GetModelMetadata(request, timeout=10)
+    response = metadata(["signature_def"])
     signatures = get_model_metadata_pb2.SignatureDefMap()
-    stubs[0].GetModelMetadata(request, timeout=10).metadata["signature_def"].Unpack(signatures)
+    response.metadata["signature_def"].Unpack(signatures)
     signature = signatures.signature_def["serving_default"]
     assert list(signature.inputs) == ["x"] and sorted(signature.outputs) == ["y", "z"]
+    assert (response.model_spec.name, response.model_spec.version.value) == ("double", 3)
+    assert code_of(lambda: metadata([])) == INVALID
+    assert code_of(lambda: metadata(["signature_def", "other"])) == INVALID
+    assert code_of(lambda: metadata(["signature_def"], name="nope")) == NOT_FOUND
+
+
+def test_model_status(served):
+    models = served[1]
+    assert status(models) == [(7, END), (3, AVAILABLE)]  # 7 failed to load; 1 is not wanted by latest-1
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = "double"
+    failed = models.GetModelStatus(request, timeout=10).model_version_status[0].status
+    assert failed.error_code != 0 and "saved_model.pb" in failed.error_message
+    assert status(models, version=3) == [(3, AVAILABLE)]
+    assert code_of(lambda: status(models, version=1)) == NOT_FOUND
+    assert code_of(lambda: status(models, name="nope")) == NOT_FOUND
+    assert code_of(lambda: status(models, name="")) == INVALID
+
+
+def test_classify_and_regress(served):
+    def request(kind, signature=""):
+        message = (classification_pb2.ClassificationRequest() if kind == "classify"
+                   else regression_pb2.RegressionRequest())
+        message.model_spec.name, message.model_spec.signature_name = "examples", signature
+        example = message.input.example_list.examples.add()
+        example.features.feature["x"].float_list.value.append(0.25)
+        return message
+    regressed = served[0].Regress(request("regress"), timeout=10)
+    assert [r.value for r in regressed.result.regressions] == [0.5]
+    classified = served[0].Classify(request("classify", "classify"), timeout=10)
+    assert [(c.label, c.score) for c in classified.result.classifications[0].classes] == [("yes", 0.25),
+                                                                                          ("no", 0.75)]
+    assert code_of(lambda: served[0].Classify(request("classify"), timeout=10)) == PRECONDITION  # regress sig
+    assert code_of(lambda: served[0].Regress(request("regress", "nope"), timeout=10)) == PRECONDITION
+    no_input = regression_pb2.RegressionRequest()
+    no_input.model_spec.name = "examples"
+    assert code_of(lambda: served[0].Regress(no_input, timeout=10)) == INVALID
+
+
+def test_version_policies_and_labels_through_reload(served):
+    prediction, models, _, base = served
+    policy = file_system_storage_path_source_pb2.FileSystemStoragePathSourceConfig.ServableVersionPolicy
+    try:
+        reload(models, base, model_version_policy=policy(all=policy.All()), version_labels={"stable": 1})
+        assert status(models) == [(7, END), (3, AVAILABLE), (1, AVAILABLE)]
+        assert predict(prediction, version=1).model_spec.version.value == 1
+        assert tf.make_ndarray(predict(prediction, label="stable").outputs["y"]).tolist() == [1.0, 2.5]
+        assert predict(prediction).model_spec.version.value == 3  # latest of those served
+
+        reload(models, base, model_version_policy=policy(specific=policy.Specific(versions=[1])))
+        assert status(models) == [(7, END), (3, END), (1, AVAILABLE)]
+        assert predict(prediction).model_spec.version.value == 1
+        assert code_of(lambda: predict(prediction, version=3)) == NOT_FOUND
+
+        assert code_of(lambda: reload(models, base, version_labels={"canary": 1})) == PRECONDITION  # 1 unloaded
+    finally:
+        reload(models, base)
+    assert predict(prediction).model_spec.version.value == 3
+    relative = model_server_config_pb2.ModelServerConfig()
+    relative.model_config_list.config.add(name="double", base_path="double")
+    assert code_of(lambda: models.HandleReloadConfigRequest(
+        model_management_pb2.ReloadConfigRequest(config=relative), timeout=10)) == INVALID
+
+
+def test_health_service(served):
+    channel = served[2]
+    assert health.check(channel) == health.SERVING
+    assert health.check(channel, "double") == health.SERVING
+    assert code_of(lambda: health.check(channel, "nope")) == NOT_FOUND
+
+
+def test_expired_deadline_is_not_run():
+    class Expired:
+        def time_remaining(self):
+            return 0.0
+
+        def abort(self, code, message):
+            raise RuntimeError(code)
+    with pytest.raises(RuntimeError, match="DEADLINE_EXCEEDED"):
+        S.ModelServer(registry=None)._answer(Expired(), lambda r: pytest.fail("ran"), None)
 
 
 def test_missing_model_directory_is_a_clear_error(tmp_path):
+    config = S.write_config(str(tmp_path / "models.config"), {"absent": "absent"})
     with pytest.raises(FileNotFoundError, match="run the pipeline"):
-        S.ModelServer({"absent": str(tmp_path / "absent")})
+        S.ModelRegistry(S.read_config(config))
