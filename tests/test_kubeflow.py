@@ -10,11 +10,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EDGES = {  # task -> the tasks it waits for
     "MovieLensExampleGen": set(),
     "StatisticsGen": {"MovieLensExampleGen"},
-    "SchemaGen": {"StatisticsGen"},
-    "ExampleValidator": {"StatisticsGen", "SchemaGen"},
-    "Transform": {"MovieLensExampleGen", "SchemaGen"},
-    "RetrievalTrainer": {"Transform", "SchemaGen"},
-    "RankingTrainer": {"Transform", "SchemaGen"},
+    "ImportSchemaGen": set(),
+    "ExampleValidator": {"StatisticsGen", "ImportSchemaGen"},
+    "DataGate": {"StatisticsGen", "ImportSchemaGen", "ExampleValidator"},
+    "Transform": {"MovieLensExampleGen", "ImportSchemaGen", "DataGate"},
+    "RetrievalTrainer": {"Transform", "ImportSchemaGen"},
+    "RankingTrainer": {"Transform", "ImportSchemaGen"},
     "IndexBuilder": {"RetrievalTrainer", "MovieLensExampleGen"},
     "RetrievalPusher": {"IndexBuilder"},
     "BruteForcePusher": {"IndexBuilder"},
@@ -35,6 +36,7 @@ def test_compiles_every_component_with_its_edges_image_and_arguments(tmp_path):
         assert "--runner=DataflowRunner" in args and "--project=p" in args, beam_component
     params = tasks["MovieLensExampleGen"]["inputs"]["parameters"]
     assert params["input_base"]["runtimeValue"]["constantValue"]["stringValue"] == "gs://b/ml-100k"
+    assert "/pipeline/pipeline/schema.pbtxt" in json.dumps(tasks["ImportSchemaGen"])  # inside the image
     pushed = json.dumps(tasks["RankingPusher"])
     assert "gs://b/serving/ranking" in pushed
 
