@@ -48,7 +48,12 @@ def save_examples_model(path) -> str:
 
 
 class FakeRetrieval(tf.Module):
-    """Knows users u1, u2; offers m1..m4 with scores 4..1, except m4 for u2 (-inf: u2 rated it)."""
+    """Knows users u1, u2; offers m1..m4 with scores 4..1, except m4 for u2 (-inf: u2 rated it).
+    `legacy`: an older export, without the known_user output."""
+
+    def __init__(self, legacy: bool = False):
+        super().__init__()
+        self.legacy = legacy
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
     def serve(self, user_id):
@@ -56,8 +61,10 @@ class FakeRetrieval(tf.Module):
         scores = tf.tile(tf.constant([[4.0, 3.0, 2.0, 1.0]]), [batch, 1])
         scores = tf.where((user_id == "u2")[:, None] & (tf.range(4) == 3)[None, :], -np.inf, scores)
         ids = tf.tile(tf.constant([["m1", "m2", "m3", "m4"]]), [batch, 1])
-        return {"movie_ids": ids, "scores": scores, "titles": "T" + ids,
-                "known_user": (user_id == "u1") | (user_id == "u2")}
+        outputs = {"movie_ids": ids, "scores": scores, "titles": "T" + ids}
+        if not self.legacy:
+            outputs["known_user"] = (user_id == "u1") | (user_id == "u2")
+        return outputs
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="k")])
     def popular(self, k):
@@ -66,14 +73,19 @@ class FakeRetrieval(tf.Module):
 
 
 class FakeRanking(tf.Module):
-    """rating = the movie's digit for u1, 10 - digit for others; like_probability = rating / 10."""
+    """rating = the movie's digit for u1, 10 - digit for others; like_probability = rating / 10
+    (`legacy`: an older export, rating only)."""
+
+    def __init__(self, legacy: bool = False):
+        super().__init__()
+        self.legacy = legacy
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
                                   tf.TensorSpec([None], tf.string, name="movie_id")])
     def serve(self, user_id, movie_id):
         digit = tf.strings.to_number(tf.strings.substr(movie_id, 1, 1))
         rating = tf.where(user_id == "u1", digit, 10.0 - digit)
-        return {"rating": rating, "like_probability": rating / 10}
+        return {"rating": rating} if self.legacy else {"rating": rating, "like_probability": rating / 10}
 
 
 def save_module(module, path, **signatures) -> str:
