@@ -3,7 +3,6 @@ import tensorflow as tf
 
 from models import features as F
 from models.ranking.model import RankingModel
-from models.retrieval.model import CandidateTower, QueryTower, RetrievalModel
 
 BATCH = {
     F.transformed_name(F.USER_ID): tf.constant([0, 1, 2, 3], tf.int64),
@@ -20,16 +19,6 @@ def loss_before_and_after(model, optimizer, steps=30):
     before = model.evaluate(data, return_dict=True, verbose=0)["loss"]
     model.fit(data.repeat(steps), verbose=0)
     return before, model.evaluate(data, return_dict=True, verbose=0)["loss"]
-
-
-def test_retrieval_model_learns_user_movie_pairs():
-    tf.keras.utils.set_random_seed(0)
-    model = RetrievalModel(QueryTower(n_users=5, dim=8),
-                           CandidateTower(n_movies=5, n_genres=3, n_years=3, dim=8), temperature=0.1)
-    before, after = loss_before_and_after(model, tf.keras.optimizers.Adagrad(0.5))
-    assert after < 0.5 * before
-    query = model.query(BATCH)
-    assert query.shape == (4, 8) and model.candidate(BATCH).shape == (4, 8)
 
 
 def test_ranking_model_fits_ratings():

@@ -1,7 +1,12 @@
 """Hyper-parameters of the two-tower retrieval model (override with Trainer custom_config)."""
 EMBEDDING_DIM = 64
-TEMPERATURE = 0.1
+LAYERS = [128]  # hidden layers of each tower's MLP, before the output of EMBEDDING_DIM
+USE_HISTORY = True  # the query tower adds the mean embedding of the user's training movies
+TEMPERATURE = 0.05
+NEGATIVES = "mixed"  # in_batch | uniform | hard | mixed (see models/retrieval/model.py)
+NUM_SAMPLED = 512  # sampled negatives per batch, on top of the batch's own movies
+NUM_HARD_NEGATIVES = 128  # with negatives="hard": negatives kept per query, the highest-scored
 BATCH_SIZE = 1024
-EPOCHS = 8
-LEARNING_RATE = 0.05
-NUM_CANDIDATES = 100  # movies the exported index returns per user
+EPOCHS = 30  # at most; early stopping on the eval loss usually ends sooner
+PATIENCE = 2
+LEARNING_RATE = 0.003

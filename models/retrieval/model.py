@@ -3,12 +3,20 @@
 The Trainer saves both towers, with the Transform graph inside, as one SavedModel with
 two signatures that take raw features:
   embed_users(user_id: string [batch]) -> embeddings float32 [batch, dim]
-  embed_movies(movie_id: string [batch], movie_genres: string [batch, None] ('' pads),
-               movie_year: int64 [batch]) -> embeddings float32 [batch, dim]
+  embed_movies(movie_id, movie_title: string [batch], movie_year: int64 [batch],
+               movie_genres, movie_tags: string [batch, None] ('' pads))
+      -> embeddings float32 [batch, dim]
 components/index_builder.py turns them into ScaNN and brute-force indexes.
-"""
-from typing import Dict
 
+Training is a softmax over the batch's movies plus, by config, sampled negatives:
+  negatives = "in_batch" (none extra) | "uniform" (uniform over the train movies) |
+              "hard" (sampled by popularity; the task keeps the hardest) | "mixed" (half each)
+with the log of each candidate's sampling probability subtracted from its score (logQ
+correction), so popular movies are not over-penalised for being frequent negatives.
+"""
+from typing import Dict, List
+
+import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tensorflow_transform as tft
@@ -16,60 +24,102 @@ import tensorflow_transform as tft
 from models import features as F
 from models import training
 from models.retrieval import constants as C
+from models.retrieval.towers import MOVIE_BAGS, USER_SIDE, CandidateTower, MovieTable, QueryTower
 
-
-class QueryTower(tf.keras.Model):
-    """user_id_xf int64 [batch] -> float32 [batch, dim]."""
-
-    def __init__(self, n_users: int, dim: int):
-        super().__init__()
-        self.user = tf.keras.layers.Embedding(n_users, dim)
-
-    def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
-        return self.user(inputs[F.transformed_name(F.USER_ID)])
-
-
-class CandidateTower(tf.keras.Model):
-    """movie_id_xf [batch], movie_genres_xf sparse [batch, None], movie_year_xf [batch]
-    -> float32 [batch, dim]."""
-
-    def __init__(self, n_movies: int, n_genres: int, n_years: int, dim: int):
-        super().__init__()
-        self.n_genres = n_genres
-        self.movie = tf.keras.layers.Embedding(n_movies, dim)
-        self.year = tf.keras.layers.Embedding(n_years, dim)
-        self.genres = tf.keras.layers.Dense(dim, use_bias=False)
-        self.project = tf.keras.layers.Dense(dim)
-
-    def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
-        genres = tf.sparse.to_indicator(inputs[F.transformed_name(F.MOVIE_GENRES)], self.n_genres)
-        features = tf.concat([self.movie(inputs[F.transformed_name(F.MOVIE_ID)]),
-                              self.year(inputs[F.transformed_name(F.MOVIE_YEAR)]),
-                              self.genres(tf.cast(genres, tf.float32))], axis=1)
-        return self.project(features)
+NEGATIVES = ("in_batch", "uniform", "hard", "mixed")
 
 
 class RetrievalModel(tfrs.Model):
-    """In-batch softmax over (user, rated movie) pairs."""
+    """Softmax over (user, rated movie) pairs with logQ-corrected negatives."""
 
-    def __init__(self, query: QueryTower, candidate: CandidateTower, temperature: float):
+    def __init__(self, query: QueryTower, candidate: CandidateTower, movies: MovieTable,
+                 counts: np.ndarray, config: dict):
         super().__init__()
-        self.query, self.candidate = query, candidate
-        self.task = tfrs.tasks.Retrieval(temperature=temperature)
+        self.query, self.candidate, self.movies = query, candidate, movies
+        self.negatives = config.get("negatives", C.NEGATIVES)
+        if self.negatives not in NEGATIVES:
+            raise ValueError(f"negatives={self.negatives!r}: choose one of {NEGATIVES} in the retrieval config")
+        self.num_sampled = 0 if self.negatives == "in_batch" else config.get("num_sampled", C.NUM_SAMPLED)
+        rated = counts > 0
+        self.popularity = tf.constant(counts / counts.sum(), tf.float32)  # [movies], p(positive = j)
+        self.uniform = tf.constant(rated / rated.sum(), tf.float32)  # [movies], over train movies
+        hard = config.get("num_hard_negatives", C.NUM_HARD_NEGATIVES) if self.negatives == "hard" else None
+        self.task = tfrs.tasks.Retrieval(temperature=config.get("temperature", C.TEMPERATURE),
+                                         num_hard_negatives=hard or None, remove_accidental_hits=True)
+
+    def _sample(self) -> tuple:
+        """The sampled negatives' ids [s] and the mixture weight of each sampler."""
+        n = self.num_sampled
+        share = {"uniform": (1.0, 0.0), "hard": (0.0, 1.0), "mixed": (0.5, 0.5)}[self.negatives]
+        n_uniform = int(n * share[0])
+        ids = tf.concat([tf.random.categorical(tf.math.log(self.uniform)[None], n_uniform)[0],
+                         tf.random.categorical(tf.math.log(self.popularity)[None], n - n_uniform)[0]], 0)
+        return ids, n_uniform, n - n_uniform
 
     def compute_loss(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        return self.task(self.query(inputs), self.candidate(inputs), compute_metrics=False)
+        positives = inputs[F.transformed_name(F.MOVIE_ID)]  # [batch]
+        queries = self.query(inputs)  # [batch, dim]
+        candidates = self.candidate(inputs)  # [batch, dim]
+        ids, n_uniform, n_popular = positives, 0, 0
+        if self.num_sampled:
+            sampled, n_uniform, n_popular = self._sample()
+            candidates = tf.concat([candidates, self.candidate(self.movies.gather(sampled))], 0)
+            ids = tf.concat([positives, sampled], 0)
+        # Each candidate came from a mixture of batch positives, popular and uniform draws.
+        batch = tf.cast(tf.shape(positives)[0], tf.float32)
+        probability = (((batch + n_popular) * tf.gather(self.popularity, ids) + n_uniform * tf.gather(self.uniform, ids))
+                       / (batch + n_popular + n_uniform))
+        return self.task(queries, candidates, candidate_sampling_probability=probability,
+                         candidate_ids=ids, compute_metrics=False)
 
 
-def build(tft_output: tft.TFTransformOutput, config: dict) -> RetrievalModel:
-    dim = config.get("embedding_dim", C.EMBEDDING_DIM)
-    n_years = F.BUCKET_FEATURES[F.MOVIE_YEAR] + 1
+def tables(tft_output: tft.TFTransformOutput, files: List[str], sizes: Dict[str, int]) -> dict:
+    """Reads the transformed train split once into the towers' lookup tables.
+
+    Returns:
+      side int64 [users, 4] (USER_SIDE ids by user_id_xf), history (list of int64 arrays,
+      the movies each user rated), year int64 [movies], bags ({feature: list of int64
+      arrays} by movie_id_xf) and counts int64 [movies] (ratings per movie).
+    """
+    n_users, n_movies = sizes[F.USER_ID], sizes[F.MOVIE_ID]
+    side = np.zeros([n_users, len(USER_SIDE)], np.int64)
+    year = np.zeros([n_movies], np.int64)
+    bags = {key: [np.zeros([0], np.int64)] * n_movies for key in MOVIE_BAGS}
+    seen_user, seen_movie = np.zeros(n_users, bool), np.zeros(n_movies, bool)
+    users, movies = [], []
+    for batch in F.dataset(files, tft_output, 4096, shuffle=False):
+        user, movie = batch[F.transformed_name(F.USER_ID)].numpy(), batch[F.transformed_name(F.MOVIE_ID)].numpy()
+        users.append(user)
+        movies.append(movie)
+        ids, first = np.unique(user, return_index=True)
+        new = ~seen_user[ids]
+        side[ids[new]] = np.stack([batch[F.transformed_name(k)].numpy()[first[new]] for k in USER_SIDE], 1)
+        seen_user[ids] = True
+        ids, first = np.unique(movie, return_index=True)
+        new = ~seen_movie[ids]
+        year[ids[new]] = batch[F.transformed_name(F.MOVIE_YEAR)].numpy()[first[new]]
+        for key in MOVIE_BAGS:
+            ragged = tf.RaggedTensor.from_sparse(batch[F.transformed_name(key)])
+            rows = np.split(ragged.flat_values.numpy(), ragged.row_splits.numpy()[1:-1])
+            for movie_xf, row in zip(ids[new], first[new]):
+                bags[key][movie_xf] = rows[row] if row < len(rows) else np.zeros([0], np.int64)
+        seen_movie[ids] = True
+    users, movies = np.concatenate(users), np.concatenate(movies)
+    order = np.argsort(users, kind="stable")
+    history = np.split(movies[order], np.cumsum(np.bincount(users, minlength=n_users))[:-1])
+    return {"side": side, "history": history, "year": year, "bags": bags,
+            "counts": np.bincount(movies, minlength=n_movies)}
+
+
+def build(tft_output: tft.TFTransformOutput, train_files: List[str], config: dict) -> RetrievalModel:
+    sizes = {key: F.vocabulary_size(tft_output, key) for key in F.VOCAB_FEATURES}
+    sizes.update({key: F.bucket_count(key) for key in F.BUCKET_FEATURES})
+    t = tables(tft_output, train_files, sizes)
+    dim, layers = config.get("embedding_dim", C.EMBEDDING_DIM), config.get("layers", C.LAYERS)
     model = RetrievalModel(
-        QueryTower(F.vocabulary_size(tft_output, F.USER_ID), dim),
-        CandidateTower(F.vocabulary_size(tft_output, F.MOVIE_ID),
-                       F.vocabulary_size(tft_output, F.MOVIE_GENRES), n_years, dim),
-        config.get("temperature", C.TEMPERATURE))
-    model.compile(optimizer=tf.keras.optimizers.Adagrad(config.get("learning_rate", C.LEARNING_RATE)))
+        QueryTower(t["side"], t["history"], sizes, dim, layers, config.get("use_history", C.USE_HISTORY)),
+        CandidateTower(sizes, dim, layers), MovieTable(t["year"], t["bags"]), t["counts"], config)
+    model.compile(optimizer=tf.keras.optimizers.Adam(config.get("learning_rate", C.LEARNING_RATE)))
     return model
 
 
@@ -81,21 +131,26 @@ class Towers(F.RawFeatureModule):
         return {"embeddings": self.model.query(self.transform(user_id=user_id))}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="movie_id"),
+                                  tf.TensorSpec([None], tf.string, name="movie_title"),
+                                  tf.TensorSpec([None], tf.int64, name="movie_year"),
                                   tf.TensorSpec([None, None], tf.string, name="movie_genres"),
-                                  tf.TensorSpec([None], tf.int64, name="movie_year")])
-    def embed_movies(self, movie_id, movie_genres, movie_year):
-        inputs = self.transform(movie_id=movie_id, movie_genres=movie_genres, movie_year=movie_year)
+                                  tf.TensorSpec([None, None], tf.string, name="movie_tags")])
+    def embed_movies(self, movie_id, movie_title, movie_year, movie_genres, movie_tags):
+        inputs = self.transform(movie_id=movie_id, movie_title=movie_title, movie_year=movie_year,
+                                movie_genres=movie_genres, movie_tags=movie_tags)
         return {"embeddings": self.model.candidate(inputs)}
 
 
 def run_fn(fn_args) -> None:
-    """TFX Trainer entry point: trains on the transformed train split, reports the
-    eval loss, saves the towers to fn_args.serving_model_dir."""
+    """TFX Trainer entry point: trains on the transformed train split with early stopping
+    on the eval loss, saves the towers to fn_args.serving_model_dir."""
     config = fn_args.custom_config or {}
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    model = build(tft_output, config)
+    model = build(tft_output, fn_args.train_files, config)
+    stop = tf.keras.callbacks.EarlyStopping("val_loss", patience=config.get("patience", C.PATIENCE),
+                                            restore_best_weights=True)
     training.fit(model, fn_args, tft_output, config.get("batch_size", C.BATCH_SIZE),
-                 config.get("epochs", C.EPOCHS))
+                 config.get("epochs", C.EPOCHS), callbacks=[stop])
     towers = Towers(model, tft_output)
     tf.saved_model.save(towers, fn_args.serving_model_dir,
                         signatures={"serving_default": towers.embed_users,

@@ -1,0 +1,121 @@
+"""The two towers and the lookup tables they carry.
+
+Both towers read transformed features (see models/features.py). The query tower needs
+only user_id_xf: the user's side features and training history are looked up inside it,
+so the exported model serves a raw user id. The candidate tower takes every movie
+feature explicitly, so movies nobody rated in training are embedded from their features.
+"""
+from typing import Dict, List
+
+import numpy as np
+import tensorflow as tf
+
+from models import features as F
+
+USER_SIDE = [F.USER_AGE, F.USER_GENDER, F.USER_OCCUPATION, F.USER_ZIP]
+MOVIE_BAGS = [F.MOVIE_GENRES, F.MOVIE_TITLE, F.MOVIE_TAGS]
+
+
+class RaggedTable(tf.Module):
+    """Rows of ids, [rows, None], kept as non-trainable variables (saved with the model)."""
+
+    def __init__(self, rows: List[np.ndarray], name: str):
+        super().__init__(name=name)
+        lengths = np.array([len(r) for r in rows], np.int64)
+        self.splits = tf.Variable(np.concatenate([[0], np.cumsum(lengths)]), trainable=False)
+        values = np.concatenate(rows).astype(np.int64) if len(rows) else np.zeros([0], np.int64)
+        self.values = tf.Variable(values, trainable=False, shape=[None])
+
+    def gather(self, rows: tf.Tensor) -> tf.RaggedTensor:
+        """int64 [batch] row indices -> int64 ragged [batch, None]."""
+        table = tf.RaggedTensor.from_row_splits(self.values, self.splits, validate=False)
+        return tf.gather(table, rows)
+
+
+class Bag(tf.keras.layers.Layer):
+    """Mean of the embeddings of a bag of ids: SparseTensor [batch, None] -> [batch, dim]."""
+
+    def __init__(self, vocab: int, dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab, self.dim = vocab, dim
+
+    def build(self, input_shape):
+        self.table = self.add_weight(name="embeddings", shape=[self.vocab, self.dim],
+                                     initializer="uniform")
+
+    def call(self, ids: tf.SparseTensor) -> tf.Tensor:
+        return tf.nn.safe_embedding_lookup_sparse(self.table, ids, combiner="mean")
+
+
+def _mlp(layers: List[int], dim: int) -> tf.keras.Sequential:
+    return tf.keras.Sequential([tf.keras.layers.Dense(n, activation="relu") for n in layers] +
+                               [tf.keras.layers.Dense(dim)])
+
+
+class QueryTower(tf.keras.Model):
+    """user_id_xf int64 [batch] (and, in training, movie_id_xf) -> float32 [batch, dim], unit norm.
+
+    The user's id embedding, side features and the mean embedding of the movies they
+    rated in training; the movie being predicted is left out of its own history.
+    """
+
+    def __init__(self, side: np.ndarray, history: List[np.ndarray], sizes: Dict[str, int], dim: int,
+                 layers: List[int], use_history: bool = True):
+        super().__init__()
+        self.side = tf.Variable(side, trainable=False)  # int64 [users, len(USER_SIDE)]
+        self.history = RaggedTable(history, "history")
+        self.use_history = use_history
+        self.user = tf.keras.layers.Embedding(sizes[F.USER_ID], dim)
+        self.side_embeddings = [tf.keras.layers.Embedding(sizes[key], 8) for key in USER_SIDE]
+        self.watched = tf.keras.layers.Embedding(sizes[F.MOVIE_ID], dim)
+        self.mlp = _mlp(layers, dim)
+
+    def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
+        user = inputs[F.transformed_name(F.USER_ID)]
+        side = tf.gather(self.side, user)
+        parts = [self.user(user)] + [emb(side[:, i]) for i, emb in enumerate(self.side_embeddings)]
+        if self.use_history:
+            history = self.history.gather(user)  # [batch, None]
+            target = inputs.get(F.transformed_name(F.MOVIE_ID))
+            if target is not None:  # training: a movie is not its own evidence
+                history = tf.ragged.boolean_mask(history, tf.not_equal(history, target[:, None]))
+            watched = tf.ragged.map_flat_values(self.watched, history)  # [batch, None, dim]
+            count = tf.cast(tf.maximum(history.row_lengths(), 1), tf.float32)[:, None]
+            parts.append(tf.reduce_sum(watched, axis=1) / tf.sqrt(count))
+        return tf.math.l2_normalize(self.mlp(tf.concat(parts, axis=1)), axis=1)
+
+
+class CandidateTower(tf.keras.Model):
+    """movie_id_xf, movie_year_xf [batch]; genres, title, tags SparseTensors [batch, None]
+    -> float32 [batch, dim], unit norm."""
+
+    def __init__(self, sizes: Dict[str, int], dim: int, layers: List[int]):
+        super().__init__()
+        self.movie = tf.keras.layers.Embedding(sizes[F.MOVIE_ID], dim)
+        self.year = tf.keras.layers.Embedding(sizes[F.MOVIE_YEAR], 8)
+        self.bags = [Bag(sizes[key], dim // 2, name=f"{key}_bag") for key in MOVIE_BAGS]
+        self.mlp = _mlp(layers, dim)
+
+    def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
+        parts = [self.movie(inputs[F.transformed_name(F.MOVIE_ID)]),
+                 self.year(inputs[F.transformed_name(F.MOVIE_YEAR)])]
+        parts += [bag(inputs[F.transformed_name(key)]) for bag, key in zip(self.bags, MOVIE_BAGS)]
+        return tf.math.l2_normalize(self.mlp(tf.concat(parts, axis=1)), axis=1)
+
+
+class MovieTable(tf.Module):
+    """The transformed features of every movie in the train split, by movie_id_xf,
+    so sampled negatives can go through the candidate tower."""
+
+    def __init__(self, year: np.ndarray, bags: Dict[str, List[np.ndarray]]):
+        super().__init__()
+        self.year = tf.Variable(year, trainable=False)  # int64 [movies]
+        self.bags = {key: RaggedTable(rows, key) for key, rows in bags.items()}
+
+    def gather(self, movies: tf.Tensor) -> Dict[str, tf.Tensor]:
+        """int64 movie_id_xf [n] -> the candidate tower's inputs for those movies."""
+        out = {F.transformed_name(F.MOVIE_ID): movies,
+               F.transformed_name(F.MOVIE_YEAR): tf.gather(self.year, movies)}
+        for key, table in self.bags.items():
+            out[F.transformed_name(key)] = table.gather(movies).to_sparse()
+        return out
