@@ -1,139 +1,161 @@
-"""IndexBuilder: from the trained towers and the movies in the examples, exports two
-retrieval SavedModels with one signature, a ScaNN index and a brute-force index:
+"""IndexBuilder: from the trained towers and the full movie catalogue, exports two
+retrieval SavedModels with the same signatures, a ScaNN index and a brute-force index:
 
   serving_default(user_id: string [batch])
-      -> movie_ids string [batch, n], scores float32 [batch, n], titles string [batch, n]
+      -> movie_ids string [batch, n], scores float32 [batch, n], titles string [batch, n],
+         known_user bool [batch]
+  retrieve(user_id: string [batch], exclude: string [batch, None] ('' pads), k: int32 [])
+      -> the same, k <= n best, also without the movies in `exclude`
+  popular(k: int32 []) -> movie_ids string [k], titles string [k]: the most-rated movies
 
-The n best movies the user has not rated in the train split (rated ones are excluded
-inside the model), best first. The brute-force model uses stock TF ops only; the ScaNN
-one needs `import scann` in the process that loads it.
+Scores are the towers' dot products, best first; each user's training movies are
+excluded inside the model. Every catalogue movie is indexed, rated or not (unrated
+ones through their features). known_user is false for users with no training ratings:
+their lists are not personal, and clients fall back to `popular`. The brute-force model
+uses stock TF ops only; the ScaNN one needs `import scann` in the process that loads it.
 """
 import os
-from typing import Dict, List, Tuple
+from typing import Dict
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 from tfx import v1 as tfx
-from tfx.types import artifact_utils
 
 from models import features as F
 
 SCANN_OPTIONS = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
-_RAW_SPEC = {F.USER_ID: tf.io.FixedLenFeature([], tf.string),
-             F.MOVIE_ID: tf.io.FixedLenFeature([], tf.string),
-             F.MOVIE_TITLE: tf.io.FixedLenFeature([], tf.string),
-             F.MOVIE_YEAR: tf.io.FixedLenFeature([], tf.int64),
-             F.MOVIE_GENRES: tf.io.VarLenFeature(tf.string)}
+MAX_EXCLUDE = 100  # extra exclusions `retrieve` is guaranteed to fill past
+_TRAIN_SPEC = {F.USER_ID: tf.io.FixedLenFeature([], tf.string),
+               F.MOVIE_ID: tf.io.FixedLenFeature([], tf.string)}
+_MOVIE_SPEC = {F.MOVIE_ID: tf.io.FixedLenFeature([], tf.string),
+               F.MOVIE_TITLE: tf.io.FixedLenFeature([], tf.string),
+               F.MOVIE_YEAR: tf.io.FixedLenFeature([], tf.int64),
+               F.MOVIE_GENRES: tf.io.VarLenFeature(tf.string),
+               F.MOVIE_TAGS: tf.io.VarLenFeature(tf.string)}
 
 
-def read_examples(examples_uri: str, split: str) -> Dict[str, np.ndarray]:
-    """The index's columns of one split of raw ExampleGen output, as numpy arrays."""
-    files = tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
-    ds = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096)
-    columns: Dict[str, list] = {key: [] for key in _RAW_SPEC}
-    for batch in ds.map(lambda records: tf.io.parse_example(records, _RAW_SPEC)):
-        for key, value in batch.items():
-            if isinstance(value, tf.SparseTensor):
-                value = tf.sparse.to_dense(value, default_value=b"")
-                columns[key].extend(list(value.numpy()))
-            else:
-                columns[key].extend(value.numpy())
-    return {key: np.array(values, dtype=object) for key, values in columns.items()}
+def read_examples(uri: str, split: str, spec: Dict[str, tf.io.FixedLenFeature],
+                  batch_size: int = 4096) -> tf.data.Dataset:
+    """Batches of one split of an Examples artifact (gzipped TFRecords), parsed by `spec`;
+    VarLen features come dense with '' padding."""
+    files = tf.io.gfile.glob(os.path.join(uri, f"Split-{split}", "*"))
+    if not files:
+        raise FileNotFoundError(f"No files in {uri}/Split-{split}; did the producing component run?")
+    dense = lambda batch: {key: tf.sparse.to_dense(v) if isinstance(v, tf.SparseTensor) else v  # noqa: E731
+                           for key, v in batch.items()}
+    return (tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size)
+            .map(lambda records: dense(tf.io.parse_example(records, spec))))
 
 
-def catalogue(splits: List[Dict[str, np.ndarray]]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Unique movies of the splits: ids [m], titles [m], genres [m, g] ('' pads), years [m]."""
-    movies = {}
-    for split in splits:
-        for movie, title, genres, year in zip(split[F.MOVIE_ID], split[F.MOVIE_TITLE],
-                                              split[F.MOVIE_GENRES], split[F.MOVIE_YEAR]):
-            movies.setdefault(movie, (title, [g for g in genres if g], year))
-    ids = sorted(movies)
-    width = max(len(movies[m][1]) for m in ids)
-    genres = np.array([movies[m][1] + [b""] * (width - len(movies[m][1])) for m in ids], dtype=object)
-    return (np.array(ids, dtype=object), np.array([movies[m][0] for m in ids], dtype=object),
-            genres, np.array([movies[m][2] for m in ids], dtype=np.int64))
-
-
-def history(train: Dict[str, np.ndarray]) -> Dict[bytes, bytes]:
+def history(train: tf.data.Dataset) -> Dict[bytes, bytes]:
     """{user_id: 'movie|movie|...'}: the movies each user rated in the train split."""
     seen: Dict[bytes, set] = {}
-    for user, movie in zip(train[F.USER_ID], train[F.MOVIE_ID]):
-        seen.setdefault(user, set()).add(movie)
+    for batch in train:
+        for user, movie in zip(batch[F.USER_ID].numpy(), batch[F.MOVIE_ID].numpy()):
+            seen.setdefault(user, set()).add(movie)
     return {user: b"|".join(sorted(movies)) for user, movies in seen.items()}
 
 
 def _table(mapping: Dict[bytes, bytes], default: bytes) -> tf.lookup.StaticHashTable:
-    keys, values = list(mapping), list(mapping.values())
-    return tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(tf.constant(keys, tf.string), tf.constant(values, tf.string)),
-        default_value=default)
+    return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+        tf.constant(list(mapping), tf.string), tf.constant(list(mapping.values()), tf.string)), default)
 
 
 class Retriever(tf.Module):
-    """Query tower + index + exclusion of the user's rated movies."""
+    """Query tower + index + exclusions (see the module docstring)."""
 
-    def __init__(self, towers, index, titles: Dict[bytes, bytes], seen: Dict[bytes, bytes], n: int):
+    def __init__(self, towers, index, titles: Dict[bytes, bytes], seen: Dict[bytes, bytes],
+                 popular: np.ndarray, n: int):
         super().__init__()
         self.towers, self.index, self.n = towers, index, n
         self.titles = _table(titles, b"")
         self.seen = _table(seen, b"")
+        self.popular_ids = tf.constant(popular.tolist(), tf.string)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
+                                  tf.TensorSpec([None, None], tf.string, name="exclude"),
+                                  tf.TensorSpec([], tf.int32, name="k")])
+    def retrieve(self, user_id, exclude, k):
+        scores, ids = self.index(self.towers.embed_users(user_id)["embeddings"])  # [batch, index k]
+        rated = self.seen.lookup(user_id)
+        banned = tf.concat([tf.strings.split(rated, "|").to_tensor(""), exclude], axis=1)  # [batch, h]
+        drop = tf.reduce_any(tf.equal(ids[:, :, None], banned[:, None, :]), axis=2)
+        scores, best = tf.math.top_k(tf.where(drop, float("-inf"), scores), k=tf.minimum(k, self.n))
+        ids = tf.gather(ids, best, batch_dims=1)
+        return {"movie_ids": ids, "scores": scores, "titles": self.titles.lookup(ids),
+                "known_user": tf.not_equal(rated, "")}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
     def serve(self, user_id):
-        scores, ids = self.index(self.towers.embed_users(user_id)["embeddings"])  # [batch, k]
-        seen = tf.strings.split(self.seen.lookup(user_id), "|").to_tensor("")  # [batch, h]
-        rated = tf.reduce_any(tf.equal(ids[:, :, None], seen[:, None, :]), axis=2)
-        scores, best = tf.math.top_k(tf.where(rated, float("-inf"), scores), k=self.n)
-        ids = tf.gather(ids, best, batch_dims=1)
-        return {"movie_ids": ids, "scores": scores, "titles": self.titles.lookup(ids)}
+        return self.retrieve(user_id, tf.zeros([tf.size(user_id), 0], tf.string), self.n)
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="k")])
+    def popular(self, k):
+        ids = self.popular_ids[:k]
+        return {"movie_ids": ids, "titles": self.titles.lookup(ids)}
+
+    def save(self, path: str, scann: bool) -> None:
+        tf.saved_model.save(self, path, options=SCANN_OPTIONS if scann else None, signatures={
+            "serving_default": self.serve, "retrieve": self.retrieve, "popular": self.popular})
 
 
-def build_retrievers(towers, ids, titles, genres, years, seen, n: int, scann: dict) -> dict:
-    """{'scann': Retriever, 'bruteforce': Retriever}, both indexed and called once."""
-    embeddings = towers.embed_movies(movie_id=tf.constant(ids.tolist(), tf.string),
-                                     movie_genres=tf.constant(genres.tolist(), tf.string),
-                                     movie_year=tf.constant(years))["embeddings"]
+def embed_catalogue(towers, movies: tf.data.Dataset) -> tuple:
+    """Every catalogue movie through the candidate tower: ids [m], titles [m], embeddings [m, dim]."""
+    ids, titles, embeddings = [], [], []
+    for batch in movies:
+        ids.extend(batch[F.MOVIE_ID].numpy())
+        titles.extend(batch[F.MOVIE_TITLE].numpy())
+        embeddings.append(towers.embed_movies(**batch)["embeddings"])
+    return np.array(ids, dtype=object), np.array(titles, dtype=object), tf.concat(embeddings, 0)
+
+
+def build_retrievers(towers, movies: tf.data.Dataset, seen: Dict[bytes, bytes], n: int,
+                     scann: dict) -> dict:
+    """{'scann': Retriever, 'bruteforce': Retriever} over every movie of `movies`, both
+    indexed and called once (TFRS indexes must be called before saving)."""
+    ids, titles, embeddings = embed_catalogue(towers, movies)
+    counts: Dict[bytes, int] = {}
+    for rated in seen.values():
+        for movie in rated.split(b"|"):
+            counts[movie] = counts.get(movie, 0) + 1
+    popular = np.array(sorted(ids, key=lambda m: (-counts.get(m, 0), m)), dtype=object)
     most_seen = max((v.count(b"|") + 1 for v in seen.values()), default=0)
-    k = min(len(ids), n + most_seen)  # room to drop every rated movie and keep n
+    k = min(len(ids), n + most_seen + MAX_EXCLUDE)  # room to drop every exclusion and keep n
     leaves = scann.get("num_leaves") or max(1, int(np.sqrt(len(ids))))
     indexes = {
         "bruteforce": tfrs.layers.factorized_top_k.BruteForce(k=k),
         "scann": tfrs.layers.factorized_top_k.ScaNN(
             k=k, num_leaves=leaves,
-            num_leaves_to_search=scann.get("num_leaves_to_search") or leaves,
-            num_reordering_candidates=max(k, scann.get("num_reordering_candidates", 0))),
+            num_leaves_to_search=min(leaves, scann.get("num_leaves_to_search") or leaves),
+            num_reordering_candidates=max(k, scann.get("num_reordering_candidates") or 0)),
     }
     retrievers = {}
     for name, index in indexes.items():
         index.index(embeddings, tf.constant(ids.tolist(), tf.string))
-        retriever = Retriever(towers, index, dict(zip(ids, titles)), seen, min(n, len(ids)))
-        retriever.serve(tf.constant(list(seen)[:1] or [b""]))  # TFRS indexes must be called before saving
-        retrievers[name] = retriever
+        retrievers[name] = Retriever(towers, index, dict(zip(ids, titles)), seen, popular, min(n, len(ids)))
+        retrievers[name].serve(tf.constant(list(seen)[:1] or [b""]))
     return retrievers
 
 
 @tfx.dsl.components.component
 def IndexBuilder(model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
                  examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+                 catalogue: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
                  scann_model: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
                  bruteforce_model: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
                  num_candidates: tfx.dsl.components.Parameter[int] = 100,
                  num_leaves: tfx.dsl.components.Parameter[int] = 0,
-                 num_leaves_to_search: tfx.dsl.components.Parameter[int] = 0) -> None:
+                 num_leaves_to_search: tfx.dsl.components.Parameter[int] = 0,
+                 num_reordering_candidates: tfx.dsl.components.Parameter[int] = 0) -> None:
     """Builds the ScaNN and brute-force retrieval SavedModels (0 = a size-based default)."""
     import scann  # noqa: F401  registers ScaNN's ops for saving
 
     towers = tf.saved_model.load(os.path.join(model.uri, "Format-Serving"))
-    splits = artifact_utils.decode_split_names(examples.split_names)
-    data = {split: read_examples(examples.uri, split) for split in splits}
-    ids, titles, genres, years = catalogue(list(data.values()))
-    retrievers = build_retrievers(towers, ids, titles, genres, years, history(data["train"]),
-                                  num_candidates, {"num_leaves": num_leaves,
-                                                   "num_leaves_to_search": num_leaves_to_search})
-    for name, artifact in (("scann", scann_model), ("bruteforce", bruteforce_model)):
-        retriever = retrievers[name]
-        tf.saved_model.save(retriever, os.path.join(artifact.uri, "Format-Serving"),
-                            signatures={"serving_default": retriever.serve},
-                            options=SCANN_OPTIONS if name == "scann" else None)
+    retrievers = build_retrievers(
+        towers, read_examples(catalogue.uri, "catalogue", _MOVIE_SPEC),
+        history(read_examples(examples.uri, "train", _TRAIN_SPEC)), num_candidates,
+        {"num_leaves": num_leaves, "num_leaves_to_search": num_leaves_to_search,
+         "num_reordering_candidates": num_reordering_candidates})
+    retrievers["scann"].save(os.path.join(scann_model.uri, "Format-Serving"), scann=True)
+    retrievers["bruteforce"].save(os.path.join(bruteforce_model.uri, "Format-Serving"), scann=False)
