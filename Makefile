@@ -8,7 +8,7 @@ SHARED_ML100K := $(abspath ../shared/data/movielens/ml-100k)
 # Use the machine's shared copy of ml-100k when there is one; otherwise the demo downloads it.
 export MOVIELENS_DIR ?= $(if $(wildcard $(SHARED_ML100K)/u.data),$(SHARED_ML100K),)
 
-.PHONY: setup demo test lock clean bench-scale
+.PHONY: setup demo test lock clean bench-scale bench-index
 
 setup: $(VENV)/.installed
 
@@ -37,3 +37,7 @@ clean:
 # Pipeline cost against data size (benchmarks/results/scale.{json,png}); about an hour.
 bench-scale: setup
 	$(PY) benchmarks/scale.py --sizes 100000 1000000 5000000
+
+# ScaNN against brute force on 1M synthetic items (benchmarks/results/index.{json,png}); minutes.
+bench-index: setup
+	$(PY) benchmarks/index.py
