@@ -30,6 +30,7 @@ def top_k_masked(scores: np.ndarray, mask: Union[np.ndarray, sp.spmatrix], k: in
         k - n places. Masked items are never returned.
     """
     scores = np.asarray(scores)
+    mask = mask if sp.issparse(mask) else np.asarray(mask, dtype=bool)
     if scores.ndim != 2 or mask.shape != scores.shape:
         raise ValueError(f"top_k_masked: scores {scores.shape} and mask {mask.shape} must be "
                          "the same [users, items] shape")
@@ -44,7 +45,6 @@ def top_k_masked(scores: np.ndarray, mask: Union[np.ndarray, sp.spmatrix], k: in
         per_user = np.diff(mask.indptr)
         scores[np.repeat(np.arange(num_users), per_user), mask.indices] = -np.inf
     else:
-        mask = np.asarray(mask, dtype=bool)
         per_user = mask.sum(axis=1)
         scores[mask] = -np.inf
     best = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # [U, k], unordered

@@ -13,7 +13,7 @@ MASK = np.array([[False, True, False, False],
                  [False, False, False, False]])
 
 
-@pytest.mark.parametrize("mask", [MASK, sp.csr_matrix(MASK)], ids=["dense", "csr"])
+@pytest.mark.parametrize("mask", [MASK, MASK.tolist(), sp.csr_matrix(MASK)], ids=["dense", "list", "csr"])
 def test_top_k_masked_skips_masked_items_best_first(mask):
     assert metrics.top_k_masked(SCORES, mask, k=2).tolist() == [[3, 2], [0, 1]]
     assert metrics.top_k_masked(SCORES, mask, k=4).tolist() == [[3, 2, 0, -1], [0, 1, 2, 3]]
