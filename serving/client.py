@@ -17,11 +17,11 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import grpc
 import numpy as np
-import tensorflow as tf
 from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
                                      prediction_service_pb2_grpc)
 
 from serving import health
+from serving.tensors import from_proto, to_proto
 
 SIGNATURE = "serving_default"
 POPULAR_SIGNATURE = "popular"
@@ -105,11 +105,11 @@ class RecommenderClient:
         request = predict_pb2.PredictRequest()
         request.model_spec.name, request.model_spec.signature_name = model, signature
         for key, value in inputs.items():
-            request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+            request.inputs[key].CopyFrom(to_proto(value))
         start = time.perf_counter()
         response = self._call(self.predictions.Predict, request)
         self.timings[model] = self.timings.get(model, 0.0) + time.perf_counter() - start
-        return {key: tf.make_ndarray(proto) for key, proto in response.outputs.items()}
+        return {key: from_proto(proto) for key, proto in response.outputs.items()}
 
     def retrieve(self, user_id: str) -> Tuple[List[str], np.ndarray, List[str]]:
         """Candidate movie ids, retrieval scores and titles for one user, best first."""
@@ -194,6 +194,9 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=100, help="retrieved movies to re-rank")
     parser.add_argument("--exclude", nargs="*", default=[], help="movie ids never to recommend (already rated)")
     parser.add_argument("--server", default="127.0.0.1:8500", help="host:port of the gRPC API")
+    parser.add_argument("--retrieval_model", default="retrieval",
+                        help="retrieval model name (retrieval_bruteforce on stock TF Serving)")
+    parser.add_argument("--ranking_model", default="ranking", help="ranking model name")
     parser.add_argument("--timeout", type=float, default=5.0, help="deadline of each call, seconds")
     parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the models")
     parser.add_argument("--tls_ca", help="PEM CA certificate: speak TLS, trusting this CA")
@@ -201,7 +204,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args()
     ca = open(args.tls_ca, "rb").read() if args.tls_ca else None
-    client = RecommenderClient(args.server, timeout=args.timeout, root_certificates=ca, server_name=args.server_name)
+    client = RecommenderClient(args.server, args.retrieval_model, args.ranking_model, timeout=args.timeout,
+                               root_certificates=ca, server_name=args.server_name)
     try:
         client.wait_until_ready(args.wait)
         items = client.recommend(args.user, args.k, args.candidates, args.exclude)

@@ -22,6 +22,7 @@ from concurrent import futures
 from typing import Optional, Sequence, Tuple
 
 import grpc
+import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
@@ -29,6 +30,8 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      prediction_service_pb2_grpc, regression_pb2)
 
 from serving import health
+from serving.batching import Batcher
+from serving.tensors import from_proto, to_proto
 from serving.registry import ModelRegistry, Servable, ServableError, read_config, write_config  # noqa: F401
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -42,8 +45,8 @@ class Limits:
         self.max_batch_size, self.max_tensor_elements = max_batch_size, max_tensor_elements
 
 
-def to_array(key: str, proto, spec: tf.TensorSpec, limits: Limits) -> tf.Tensor:
-    """A request TensorProto as a tensor matching `spec`; INVALID_ARGUMENT when it cannot."""
+def to_array(key: str, proto, spec: tf.TensorSpec, limits: Limits) -> np.ndarray:
+    """A request TensorProto as an array for `spec`; INVALID_ARGUMENT when it cannot be one."""
     def invalid(message):
         return ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"input {key!r}: {message}")
     if proto.dtype != spec.dtype.as_datatype_enum:
@@ -62,7 +65,7 @@ def to_array(key: str, proto, spec: tf.TensorSpec, limits: Limits) -> tf.Tensor:
     if not spec.shape.is_compatible_with(dims):
         raise invalid(f"shape {dims} is not compatible with the signature's {spec.shape}")
     try:
-        return tf.constant(tf.make_ndarray(proto), dtype=spec.dtype)
+        return from_proto(proto)
     except Exception as error:  # contents that do not fill the declared shape, bad encodings
         raise invalid(f"cannot read its values: {str(error).splitlines()[0]}")
 
@@ -77,8 +80,8 @@ class ModelServer(prediction_service_pb2_grpc.PredictionServiceServicer,
                   model_service_pb2_grpc.ModelServiceServicer):
     """Answers TF Serving's gRPC API from a ModelRegistry."""
 
-    def __init__(self, registry: ModelRegistry, limits: Optional[Limits] = None):
-        self.registry, self.limits = registry, limits or Limits()
+    def __init__(self, registry: ModelRegistry, limits: Optional[Limits] = None, batcher: Optional[Batcher] = None):
+        self.registry, self.limits, self.batcher = registry, limits or Limits(), batcher
 
     def _answer(self, context, method, request):
         if context.time_remaining() is not None and context.time_remaining() <= 0:
@@ -110,7 +113,12 @@ class ModelServer(prediction_service_pb2_grpc.PredictionServiceServicer,
                                 f"Sent extra: {sorted(set(request.inputs) - set(expected))}. "
                                 f"Missing but required: {sorted(set(expected) - set(request.inputs))}.")
         inputs = {key: to_array(key, proto, expected[key], self.limits) for key, proto in request.inputs.items()}
-        outputs = function(**inputs)
+
+        def call(arrays):
+            tensors = {key: tf.constant(value, dtype=expected[key].dtype) for key, value in arrays.items()}
+            return {key: value.numpy() for key, value in function(**tensors).items()}
+        batchable = self.batcher and all(spec.shape.rank and spec.shape[0] is None for spec in expected.values())
+        outputs = self.batcher.run((id(servable), name), call, inputs) if batchable else call(inputs)
         keys = list(request.output_filter) or list(outputs)
         unknown = [key for key in keys if key not in outputs]
         if unknown:
@@ -118,7 +126,7 @@ class ModelServer(prediction_service_pb2_grpc.PredictionServiceServicer,
                                 f"output tensor alias not found in signature: {unknown[0]}")
         response = predict_pb2.PredictResponse(model_spec=_spec(servable, name))
         for key in keys:
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key].numpy()))
+            response.outputs[key].CopyFrom(to_proto(outputs[key]))
         return response
 
     def Classify(self, request, context):
@@ -215,7 +223,8 @@ class ModelServer(prediction_service_pb2_grpc.PredictionServiceServicer,
 
 def serve(model_config_file: str, port: int, host: str = "127.0.0.1", workers: int = 4,
           poll_seconds: float = 1.0, config_poll_seconds: float = 0.0, max_request_bytes: int = 64 << 20,
-          limits: Optional[Limits] = None, tls: Optional[Tuple[bytes, bytes]] = None) -> grpc.Server:
+          limits: Optional[Limits] = None, tls: Optional[Tuple[bytes, bytes]] = None,
+          batcher: Optional[Batcher] = None) -> grpc.Server:
     """Loads the models and starts serving them; returns the started grpc.Server.
 
     Args:
@@ -227,9 +236,10 @@ def serve(model_config_file: str, port: int, host: str = "127.0.0.1", workers: i
       max_request_bytes: larger requests get RESOURCE_EXHAUSTED.
       limits: batch and tensor size limits.
       tls: (PEM certificate chain, PEM private key) to serve TLS only.
+      batcher: merges concurrent Predict calls of a signature (None: each runs alone).
     """
     registry = ModelRegistry(read_config(model_config_file))
-    model_server = ModelServer(registry, limits)
+    model_server = ModelServer(registry, limits, batcher)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), maximum_concurrent_rpcs=5 * workers,
                          options=[("grpc.max_receive_message_length", max_request_bytes)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(model_server, server)
@@ -272,6 +282,8 @@ def main() -> None:
     parser.add_argument("--grpc_max_threads", type=int, default=4, help="request worker threads")
     parser.add_argument("--max_request_bytes", type=int, default=64 << 20, help="largest request accepted")
     parser.add_argument("--max_batch_size", type=int, default=10_000, help="most rows in one request")
+    parser.add_argument("--enable_batching", action="store_true", help="merge concurrent Predict calls")
+    parser.add_argument("--batch_timeout_micros", type=int, default=0, help="how long a batch waits to fill")
     parser.add_argument("--ssl_cert_file", help="PEM certificate chain: serve TLS (needs --ssl_key_file)")
     parser.add_argument("--ssl_key_file", help="PEM private key of --ssl_cert_file")
     args = parser.parse_args()
@@ -281,7 +293,8 @@ def main() -> None:
     try:
         server = serve(args.model_config_file, args.port, args.host, args.grpc_max_threads,
                        args.file_system_poll_wait_seconds, args.model_config_file_poll_wait_seconds,
-                       args.max_request_bytes, Limits(args.max_batch_size), tls)
+                       args.max_request_bytes, Limits(args.max_batch_size), tls,
+                       Batcher(args.batch_timeout_micros / 1e6, args.max_batch_size) if args.enable_batching else None)
     except (FileNotFoundError, OSError, text_format.ParseError, ServableError) as error:
         sys.exit(f"serving.server: {error}")
     print(f"Serving on {args.host}:{args.port}{' (TLS)' if tls else ''}", flush=True)

@@ -3,6 +3,8 @@
 Models: `double` (y = factor * x, z = x + 1) at versions 1 (factor 1) and 3 (factor 2),
 7 an empty directory; `examples`, a TF1 model with classify and regress signatures.
 """
+from concurrent.futures import ThreadPoolExecutor
+
 import grpc
 import numpy as np
 import pytest
@@ -31,7 +33,8 @@ def served(tmp_path_factory):
     save_examples_model(base / "examples" / "1")
     config = S.write_config(str(base / "models.config"), {"double": "double", "examples": "examples"})
     port = S.free_port()
-    server = S.serve(config, port, poll_seconds=0, max_request_bytes=1 << 20, limits=S.Limits(max_batch_size=100))
+    server = S.serve(config, port, poll_seconds=0, max_request_bytes=1 << 20, limits=S.Limits(max_batch_size=100),
+                     batcher=S.Batcher(timeout=0.0))  # every test also goes through the batching path
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     yield (prediction_service_pb2_grpc.PredictionServiceStub(channel), model_service_pb2_grpc.ModelServiceStub(channel),
            channel, base)
@@ -170,6 +173,13 @@ def test_version_policies_and_labels_through_reload(served):
     relative.model_config_list.config.add(name="double", base_path="double")
     assert code_of(lambda: models.HandleReloadConfigRequest(
         model_management_pb2.ReloadConfigRequest(config=relative), timeout=10)) == INVALID
+
+
+def test_concurrent_predictions_batched_get_their_own_answers(served):
+    inputs = [np.arange(i + 1, dtype=np.float32) for i in range(16)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda x: predict(served[0], inputs={"x": x}), inputs))
+    assert [tf.make_ndarray(a.outputs["y"]).tolist() for a in answers] == [(2 * x).tolist() for x in inputs]
 
 
 def test_health_service(served):

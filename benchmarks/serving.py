@@ -1,0 +1,164 @@
+"""Serving latency and throughput: the composing client against serving/server.py on loopback.
+
+    python benchmarks/serving.py                               # the pushed ML-100K models
+    python benchmarks/serving.py --requests 300 --concurrency 1 4 --retrieval retrieval_bruteforce
+
+For each server mode (`plain`: every Predict runs alone; `batching`: --enable_batching,
+concurrent Predicts of a signature merged into one TensorFlow call), starts the server
+in a child process over <serving-dir>/{retrieval,ranking}, waits on its health service,
+warms up, then for each concurrency runs that many client threads
+(one RecommenderClient, so one channel, each) asking for k=10 of 100 re-ranked
+candidates for ML-100K users in turn, until `--requests` recommendations are done or
+`--max-seconds` pass. Each request's wall time is split into the retrieval call, the
+ranking call (both round trips, server work included) and the client's own work
+(building requests, parsing answers, sorting). Writes benchmarks/results/serving.json
+and serving.png (latency histograms); the top-level concurrency_N figures are those of
+the `--headline` mode, every mode's are under "modes".
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def run_load(target: str, concurrency: int, requests: int, max_seconds: float, users: list, args) -> list:
+    """[(total, retrieval, ranking) seconds] of each recommendation, and the wall time."""
+    from serving.client import RecommenderClient
+    samples, lock = [], threading.Lock()
+    stop_at = time.monotonic() + max_seconds
+    counter = iter(range(requests))
+
+    def worker():
+        client = RecommenderClient(target, args.retrieval, args.ranking, timeout=10)
+        while time.monotonic() < stop_at:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                break
+            start = time.perf_counter()
+            client.recommend(users[i % len(users)], k=args.k, candidates=args.candidates)
+            total = time.perf_counter() - start
+            with lock:
+                samples.append((total, client.timings.get(args.retrieval, 0.0), client.timings.get(args.ranking, 0.0)))
+        client.close()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return samples, time.perf_counter() - start
+
+
+def summarize(samples: list, wall: float) -> dict:
+    total, retrieval, ranking = (np.array(column) * 1000 for column in zip(*samples))
+    overhead = total - retrieval - ranking
+
+    def pct(values):
+        return {f"p{p}_ms": round(float(np.percentile(values, p)), 3) for p in (50, 95, 99)}
+    return {**pct(total), "rps": round(len(samples) / wall, 1), "requests": len(samples),
+            "wall_s": round(wall, 2), "retrieval": pct(retrieval), "ranking": pct(ranking),
+            "client_overhead": pct(overhead)}
+
+
+def plot(raw: dict, path: str) -> None:
+    """One latency histogram per (mode, concurrency): {title: (summary, latencies in ms)}."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    columns = 2
+    rows = (len(raw) + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.2 * rows), squeeze=False)
+    for axis, (title, (summary, totals)) in zip(axes.flat, raw.items()):
+        axis.hist(totals, bins=60, color="tab:blue")
+        for p, style in (("p50_ms", "-"), ("p99_ms", "--")):
+            axis.axvline(summary[p], color="black", linestyle=style, label=f"{p[:3]} {summary[p]:.1f} ms")
+        axis.set(title=f"{title.replace('_', ' ')}: {summary['rps']:.0f} rec/s",
+                 xlabel="latency of one recommendation (ms)", ylabel="requests")
+        axis.legend()
+    for axis in list(axes.flat)[len(raw):]:
+        axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Latency and throughput of recommendations over gRPC.")
+    parser.add_argument("--serving-dir", default=os.path.join(ROOT, "outputs", "serving"),
+                        help="pushed models: <dir>/<model>/<version>/")
+    parser.add_argument("--retrieval", default="retrieval", help="retrieval model (retrieval = ScaNN, "
+                        "retrieval_bruteforce)")
+    parser.add_argument("--ranking", default="ranking", help="ranking model")
+    parser.add_argument("--requests", type=int, default=1500, help="recommendations per concurrency level")
+    parser.add_argument("--max-seconds", type=float, default=120, help="time cap per concurrency level")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8], help="client threads")
+    parser.add_argument("-k", type=int, default=10, help="recommendations per request")
+    parser.add_argument("--candidates", type=int, default=100, help="retrieved movies re-ranked")
+    parser.add_argument("--workers", type=int, default=8, help="server request threads")
+    parser.add_argument("--modes", nargs="+", default=["plain", "batching"], choices=["plain", "batching"],
+                        help="server configurations, run one after the other")
+    parser.add_argument("--batch-timeout-micros", type=int, default=1000,
+                        help="batching mode: how long a batch waits to fill")
+    parser.add_argument("--headline", default="batching", help="mode whose figures lead serving.json")
+    parser.add_argument("--output", default=os.path.join(HERE, "results", "serving"), help="path stem of .json/.png")
+    args = parser.parse_args()
+
+    from serving import server as S
+    from serving.client import RecommenderClient
+    missing = [m for m in (args.retrieval, args.ranking) if not os.path.isdir(os.path.join(args.serving_dir, m))]
+    if missing:
+        sys.exit(f"benchmarks/serving.py: no {missing} under {args.serving_dir}; run `make demo` to push models.")
+    workdir = tempfile.mkdtemp(prefix="bench-serving-")
+    config = S.write_config(os.path.join(workdir, "models.config"), {
+        m: os.path.abspath(os.path.join(args.serving_dir, m)) for m in (args.retrieval, args.ranking)})
+    users = [str(u) for u in range(1, 944)]  # ML-100K's users
+    modes, raw = {}, {}
+    for mode in args.modes:
+        port = S.free_port()
+        flags = ["--grpc_max_threads", str(args.workers)] + (
+            ["--enable_batching", "--batch_timeout_micros", str(args.batch_timeout_micros)] if mode == "batching" else [])
+        server = S.spawn(config, port, *flags)
+        target = f"127.0.0.1:{port}"
+        try:
+            client = RecommenderClient(target, args.retrieval, args.ranking)
+            client.wait_until_ready(300)
+            for user in users[:50]:  # warm-up: first calls trace and allocate
+                client.recommend(user, args.k, args.candidates)
+            client.close()
+            modes[mode] = {}
+            for concurrency in args.concurrency:
+                samples, wall = run_load(target, concurrency, args.requests, args.max_seconds, users, args)
+                name = f"concurrency_{concurrency}"
+                modes[mode][name] = summarize(samples, wall)
+                raw[f"{mode}, {name}"] = (modes[mode][name], [s[0] * 1000 for s in samples])
+                print(mode, name, json.dumps(modes[mode][name]), flush=True)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    results = {**modes.get(args.headline, next(iter(modes.values()))), "modes": modes}
+    results["setup"] = {"headline_mode": args.headline, "batch_timeout_micros": args.batch_timeout_micros,
+                        "retrieval_model": args.retrieval,
+                        "ranking_model": args.ranking, "k": args.k, "candidates": args.candidates, "server_workers": args.workers, "cpus": os.cpu_count(),
+                        "machine": platform.platform(), "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                        "command": "python " + " ".join(sys.argv)}
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output + ".json", "w") as f:
+        json.dump(results, f, indent=2)
+    plot(raw, args.output + ".png")
+    print(f"Wrote {args.output}.json and {args.output}.png")
+
+
+if __name__ == "__main__":
+    main()
