@@ -1,163 +1,311 @@
-"""MovieLensExampleGen: reads the ml-100k files into tf.Examples, one per rating,
-each joined with its user's and its movie's features (see models/features.py).
+"""MovieLensExampleGen: reads any MovieLens release into tf.Examples, one per rating, each
+joined with what its release has of the user and the movie, split into train and eval.
 
-    example_gen = MovieLensExampleGen(input_base="/path/to/ml-100k")
+    example_gen = MovieLensExampleGen(input_base="/path/to/ml-1m", split="temporal")
 
-The ratings (`u.data`) are read and joined in a Beam pipeline; the small user and
-movie tables (`u.user`, `u.item`) are side inputs. Train/eval splits come from the
-component's output_config (hash buckets by default).
+The release is detected from the files present (components/movielens_formats.py). The
+ratings file is read in numbered chunks (so every error names its line), parsed in
+parallel, grouped by user (to catch duplicate ratings and to split per user) and joined
+with the movies and users tables, which are small side inputs. It is a Beam pipeline, so
+it runs on Dataflow, Flink or Spark through the pipeline's beam_pipeline_args.
+
+Splits (`split`), each deterministic for a given input and seed:
+  random: a rating is eval when sha256(seed, user, movie, timestamp) falls below
+    eval_fraction (so about eval_fraction of the ratings; STACK.md's random protocol).
+  temporal: one global cut; ratings at or after the (1 - eval_fraction) quantile of all
+    timestamps are eval (approximate quantile, rank error under 0.1%; exact below 1,001 rows).
+  leave_last_n: each user's last n ratings by (timestamp, movie_id) are eval; users with
+    n ratings or fewer keep all of theirs in train.
+
+Bad rows (wrong field count, non-numeric or off-scale rating, unknown user or movie,
+undecodable bytes, a duplicate (user, movie)): with max_bad_row_fraction 0 the first one
+stops the run with a MovieLensError naming the file, line and problem. Above 0, they are
+counted per reason, logged and written to <examples uri>/bad_rows.json, and the run fails
+only when they exceed that fraction of the rows.
 """
+import hashlib
+import json
+import logging
 import os
-import re
-from typing import Any, Dict, List, NamedTuple
+from typing import Any, Dict, Iterator, List, Optional
 
 import apache_beam as beam
 import tensorflow as tf
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.components.example_gen.component import FileBasedExampleGen
-from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, channel, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ExecutionParameter
 
-RATINGS_FILE, MOVIES_FILE, USERS_FILE = "u.data", "u.item", "u.user"
-ENCODING = "latin-1"  # ml-100k's u.item holds Latin-1 titles
-GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-          "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-          "Romance", "Sci-Fi", "Thriller", "War", "Western"]
+from components.movielens_formats import (  # noqa: F401 (parsers re-exported for callers)
+    ENCODING, GENRES, UNKNOWN_USER, Movie, MovieLensError, Rating, Release, User, check_header,
+    decode, detect_release, parse_movie, parse_rating, parse_user, parse_year, read_table,
+    read_tables, to_example)
 
-
-class MovieLensError(ValueError):
-    """A MovieLens file does not hold what its format says: names the file and line."""
-
-
-class Movie(NamedTuple):
-    title: str
-    year: int  # 0 when neither the release date nor the title gives one
-    genres: List[str]
+SPLITS = ("random", "temporal", "leave_last_n")
+CHUNK_LINES = 20_000  # ratings lines per parallel parsing task
+NUM_QUANTILES = 1001  # temporal cut's resolution: 0.1% of the ratings
+REPORT_KEY = "_bad_rows_path"  # exec property the executor adds: where bad_rows.json goes
+EXAMPLES_PER_REASON = 5  # bad rows quoted per reason in bad_rows.json
 
 
-class User(NamedTuple):
-    age: int
-    gender: str
-    occupation: str
+def is_eval_random(rating: Rating, seed: int, eval_fraction: float) -> bool:
+    """Whether the random split puts `rating` in eval: a seeded hash against the ratio."""
+    user_id, movie_id, _, timestamp = rating
+    digest = hashlib.sha256(f"{seed}|{user_id}|{movie_id}|{timestamp}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") < eval_fraction * 2.0 ** 64
 
 
-def _fields(line: str, sep: str, count: int, where: str) -> List[str]:
-    fields = line.rstrip("\r\n").split(sep)
-    if len(fields) != count:
-        raise MovieLensError(f"{where}: expected {count} fields separated by {sep!r}, "
-                             f"found {len(fields)} in {line.strip()!r}")
-    return fields
+def temporal_cut(quantiles: List[int], eval_fraction: float) -> int:
+    """The timestamp from which ratings are eval, from ApproximateQuantiles' output (all
+    values, sorted, when there were fewer than NUM_QUANTILES)."""
+    if not quantiles:
+        return 0
+    n = len(quantiles)
+    index = (n - round(eval_fraction * n) if n < NUM_QUANTILES
+             else round((1 - eval_fraction) * (n - 1)))
+    return quantiles[index] if index < n else quantiles[-1] + 1
 
 
-def _int(text: str, what: str, where: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise MovieLensError(f"{where}: {what} {text!r} is not an integer") from None
+def eval_flags(ratings: List[Rating], split: str, eval_fraction: float, seed: int,
+               leave_last_n: int, cut: int) -> List[bool]:
+    """Which of one user's ratings go to eval under `split` (see the module docstring)."""
+    if split == "random":
+        return [is_eval_random(r, seed, eval_fraction) for r in ratings]
+    if split == "temporal":
+        return [r[3] >= cut for r in ratings]
+    order = sorted(range(len(ratings)), key=lambda i: (ratings[i][3], ratings[i][1]))
+    last = set(order[-leave_last_n:]) if len(ratings) > leave_last_n else set()
+    return [i in last for i in range(len(ratings))]
 
 
-def parse_year(release_date: str, title: str) -> int:
-    """Year from a release date like '01-Jan-1995', else from a title like 'Heat (1995)'."""
-    match = re.search(r"(\d{4})$", release_date.strip()) or re.search(r"\((\d{4})\)\s*$", title)
-    return int(match.group(1)) if match else 0
+def read_chunks(path: str, header: bool) -> Iterator[tuple]:
+    """Yields (number of the first line, [raw lines]) of CHUNK_LINES lines each."""
+    with tf.io.gfile.GFile(path, "rb") as f:
+        chunk, first = [], 2 if header else 1
+        for number, raw in enumerate(f, start=1):
+            if number > 1 or not header:
+                chunk.append(raw)
+            if len(chunk) == CHUNK_LINES:
+                yield first, chunk
+                first, chunk = number + 1, []
+        if chunk:
+            yield first, chunk
 
 
-def parse_movie(line: str, where: str) -> tuple:
-    """One u.item line -> (movie_id, Movie)."""
-    fields = _fields(line, "|", 5 + len(GENRES), where)
-    _int(fields[0], "movie id", where)
-    flags = fields[5:]
-    if any(flag not in ("0", "1") for flag in flags):
-        raise MovieLensError(f"{where}: genre flags must be 0 or 1, found {flags}")
-    genres = [genre for genre, flag in zip(GENRES, flags) if flag == "1"] or ["unknown"]
-    return fields[0], Movie(fields[1], parse_year(fields[2], fields[1]), genres)
-
-
-def parse_user(line: str, where: str) -> tuple:
-    """One u.user line -> (user_id, User)."""
-    user_id, age, gender, occupation, _zip = _fields(line, "|", 5, where)
-    _int(user_id, "user id", where)
-    return user_id, User(_int(age, "age", where), gender, occupation)
-
-
-def parse_rating(line: str, where: str) -> tuple:
-    """One u.data line -> (user_id, movie_id, rating, timestamp)."""
-    user_id, movie_id, rating, timestamp = _fields(line, "\t", 4, where)
-    _int(user_id, "user id", where)
-    _int(movie_id, "movie id", where)
-    value = _int(rating, "rating", where)
-    if not 1 <= value <= 5:
-        raise MovieLensError(f"{where}: rating {value} is outside 1..5")
-    return user_id, movie_id, float(value), _int(timestamp, "timestamp", where)
-
-
-def read_table(path: str, parse) -> Dict[str, Any]:
-    """Reads u.item or u.user into {id: record}, naming file and line on errors."""
+def check_ratings_file(path: str, release: Release) -> None:
+    """Raises MovieLensError unless `path` exists, has the right header and holds a row."""
     if not tf.io.gfile.exists(path):
-        raise MovieLensError(f"{path}: file not found; is this an ml-100k directory?")
-    table = {}
+        raise MovieLensError(f"{path}: file not found", "missing")
     with tf.io.gfile.GFile(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
-            if raw.strip():
-                key, record = parse(raw.decode(ENCODING), f"{path}:{number}")
-                table[key] = record
-    if not table:
-        raise MovieLensError(f"{path}: file is empty")
-    return table
+            if number == 1 and release.header:
+                check_header(decode(raw, "utf-8", f"{path}:1"), path)
+            elif raw.strip():
+                return
+    raise MovieLensError(f"{path}: file is empty (no ratings); is the download complete?", "empty")
 
 
-def to_example(rating: tuple, users: Dict[str, User], movies: Dict[str, Movie]) -> tf.train.Example:
-    """Joins one parsed rating with its user and movie into a tf.Example."""
-    user_id, movie_id, value, timestamp = rating
-    if user_id not in users or movie_id not in movies:
-        missing = f"user {user_id}" if user_id not in users else f"movie {movie_id}"
-        raise MovieLensError(f"{RATINGS_FILE}: rating of {missing}, which is not in the catalogue")
-    user, movie = users[user_id], movies[movie_id]
+class _ParseChunk(beam.DoFn):
+    """(first line, lines) -> (user_id, (rating, line)); bad rows and the row count tagged."""
 
-    def b(*values):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() for v in values]))
+    def __init__(self, path: str, release: Release, users: Optional[Dict[str, User]],
+                 movies: Dict[str, Movie], strict: bool):
+        self.path, self.release, self.users, self.movies, self.strict = path, release, users, movies, strict
 
-    def i(value):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+    def process(self, chunk):
+        first, lines = chunk
+        rows = 0
+        for number, raw in enumerate(lines, start=first):
+            if not raw.strip():
+                continue
+            rows += 1
+            where = f"{self.path}:{number}"
+            try:
+                rating = self.release.parse_rating(decode(raw, "utf-8", where), where)
+                if self.users is not None and rating[0] not in self.users:
+                    raise MovieLensError(f"{where}: rating by user {rating[0]}, who is not in "
+                                         f"{self.release.users}", "unknown_user")
+                if rating[1] not in self.movies:
+                    raise MovieLensError(f"{where}: rating of movie {rating[1]}, which is not in "
+                                         f"{self.release.movies}", "unknown_movie")
+            except MovieLensError as error:
+                if self.strict:
+                    raise
+                yield beam.pvalue.TaggedOutput("bad", (error.reason, str(error)))
+                continue
+            yield rating[0], (rating, number)
+        yield beam.pvalue.TaggedOutput("rows", rows)
 
-    return tf.train.Example(features=tf.train.Features(feature={
-        "user_id": b(user_id), "movie_id": b(movie_id),
-        "rating": tf.train.Feature(float_list=tf.train.FloatList(value=[value])),
-        "timestamp": i(timestamp),
-        "user_age": i(user.age), "user_gender": b(user.gender), "user_occupation": b(user.occupation),
-        "movie_title": b(movie.title), "movie_year": i(movie.year), "movie_genres": b(*movie.genres),
-    }))
+
+class _SplitUser(beam.DoFn):
+    """(user_id, [(rating, line)]) -> ('train' | 'eval', tf.Example); duplicates tagged 'bad'."""
+
+    def __init__(self, path: str, users, movies, options: Dict[str, Any], strict: bool):
+        self.path, self.users, self.movies, self.options, self.strict = path, users, movies, options, strict
+
+    def process(self, user_rows, cut):
+        user_id, rows = user_rows
+        first_line, kept = {}, []
+        for rating, number in sorted(rows, key=lambda row: row[1]):
+            if rating[1] in first_line:
+                message = (f"{self.path}:{number}: user {user_id} rated movie {rating[1]} again "
+                           f"(first at line {first_line[rating[1]]}); remove one of the two rows")
+                if self.strict:
+                    raise MovieLensError(message, "duplicate")
+                yield beam.pvalue.TaggedOutput("bad", ("duplicate", message))
+                continue
+            first_line[rating[1]] = number
+            kept.append(rating)
+        o = self.options
+        flags = eval_flags(kept, o["split"], o["eval_fraction"], o["split_seed"], o["leave_last_n"], cut)
+        user = self.users[user_id] if self.users is not None else UNKNOWN_USER
+        for rating, is_eval in zip(kept, flags):
+            yield beam.pvalue.TaggedOutput("eval" if is_eval else "train",
+                                           to_example(rating, user, self.movies[rating[1]]))
 
 
-@beam.ptransform_fn
-def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
-                        split_pattern: str) -> beam.pvalue.PCollection:
-    data_dir = exec_properties["input_base"]
-    users = read_table(os.path.join(data_dir, USERS_FILE), parse_user)
-    movies = read_table(os.path.join(data_dir, MOVIES_FILE), parse_movie)
-    path = os.path.join(data_dir, split_pattern)
-    return (pipeline
-            | "ReadRatings" >> beam.io.ReadFromText(path)
-            | "Parse" >> beam.Map(lambda line: parse_rating(line, f"{path}: line {line!r}"))
-            | "Join" >> beam.Map(to_example, users, movies))
+class _BadRows(beam.CombineFn):
+    """(reason, message) -> {reason: {"count": n, "examples": first messages by file order}}."""
+
+    def create_accumulator(self):
+        return {}
+
+    def add_input(self, acc, bad):
+        reason, message = bad
+        entry = acc.setdefault(reason, {"count": 0, "examples": []})
+        entry["count"] += 1
+        entry["examples"] = sorted(entry["examples"] + [message], key=_line_order)[:EXAMPLES_PER_REASON]
+        return acc
+
+    def merge_accumulators(self, accs):
+        merged = {}
+        for acc in accs:
+            for reason, entry in acc.items():
+                into = merged.setdefault(reason, {"count": 0, "examples": []})
+                into["count"] += entry["count"]
+                into["examples"] = sorted(into["examples"] + entry["examples"],
+                                          key=_line_order)[:EXAMPLES_PER_REASON]
+        return merged
+
+    def extract_output(self, acc):
+        return acc
+
+
+def _line_order(message: str) -> tuple:
+    where = message.split(": ", 1)[0]
+    line = where.rsplit(":", 1)[-1]
+    return (int(line) if line.isdigit() else 0, message)
+
+
+def report_bad_rows(path: str, rows: int, bad: Dict[str, dict], max_fraction: float,
+                    report_path: Optional[str]) -> dict:
+    """Logs and writes the bad-row counts; raises MovieLensError past `max_fraction`."""
+    count = sum(entry["count"] for entry in bad.values())
+    report = {"file": path, "rows": rows, "bad_rows": count, "max_bad_row_fraction": max_fraction,
+              "reasons": dict(sorted(bad.items()))}
+    if report_path:
+        with tf.io.gfile.GFile(report_path, "w") as f:
+            json.dump(report, f, indent=1)
+    per_reason = ", ".join(f"{reason} {entry['count']}" for reason, entry in sorted(bad.items()))
+    logging.info("MovieLensExampleGen: %d of %d rows of %s bad%s", count, rows, path,
+                 f" ({per_reason})" if count else "")
+    if count > max_fraction * rows:
+        firsts = "; ".join(entry["examples"][0] for _, entry in sorted(bad.items()))
+        raise MovieLensError(
+            f"{path}: {count} of {rows} rows are bad ({count / max(rows, 1):.2%}), over the allowed "
+            f"max_bad_row_fraction={max_fraction} ({per_reason}). First of each: {firsts}. Fix the "
+            f"file or raise MAX_BAD_ROW_FRACTION in pipeline/configs.py.", "too_many_bad_rows")
+    return report
+
+
+def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, Any],
+                    report_path: Optional[str] = None) -> Dict[str, beam.PCollection]:
+    """The train and eval tf.Examples of the release in `data_dir`, as Beam PCollections."""
+    tables = read_tables(data_dir)
+    release = tables.release
+    path = os.path.join(data_dir, release.ratings)
+    check_ratings_file(path, release)
+    max_fraction = options["max_bad_row_fraction"]
+    strict = max_fraction <= 0
+    parsed = (pipeline
+              | "RatingsFile" >> beam.Create([path])
+              | "ReadChunks" >> beam.FlatMap(read_chunks, release.header)
+              | "Spread" >> beam.Reshuffle()
+              | "Parse" >> beam.ParDo(_ParseChunk(path, release, tables.users, tables.movies, strict))
+              .with_outputs("bad", "rows", main="ratings"))
+    cut = 0
+    if options["split"] == "temporal":
+        cut = beam.pvalue.AsSingleton(
+            parsed.ratings
+            | "Timestamps" >> beam.Map(lambda row: row[1][0][3])
+            | "Quantiles" >> beam.transforms.stats.ApproximateQuantiles.Globally(NUM_QUANTILES)
+            | "Cut" >> beam.Map(temporal_cut, options["eval_fraction"]))
+    split = (parsed.ratings
+             | "ByUser" >> beam.GroupByKey()
+             | "Split" >> beam.ParDo(_SplitUser(path, tables.users, tables.movies, options, strict), cut)
+             .with_outputs("bad", "train", "eval"))
+    bad = ((parsed.bad, split.bad) | "AllBad" >> beam.Flatten()
+           | "CountBad" >> beam.CombineGlobally(_BadRows()))
+    rows = parsed.rows | "CountRows" >> beam.CombineGlobally(sum)
+    _ = (pipeline
+         | "Once" >> beam.Create([None])
+         | "Report" >> beam.Map(lambda _, r, b: report_bad_rows(path, r, b, max_fraction, report_path),
+                                beam.pvalue.AsSingleton(rows), beam.pvalue.AsSingleton(bad)))
+    return {"train": split.train, "eval": split.eval}
 
 
 class Executor(BaseExampleGenExecutor):
+    """Splits by its own `split` parameter instead of output_config's hash buckets."""
+
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-        return _MovieLensToExample
+        raise NotImplementedError("MovieLensExampleGen overrides GenerateExamplesByBeam")
+
+    def GenerateExamplesByBeam(self, pipeline, exec_properties: Dict[str, Any]):
+        options = {key: exec_properties[key] for key in _OPTIONS}
+        return generate_splits(pipeline, exec_properties["input_base"], options,
+                               exec_properties.get(REPORT_KEY))
+
+    def Do(self, input_dict, output_dict, exec_properties: Dict[str, Any]) -> None:
+        examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
+        super().Do(input_dict, output_dict,
+                   {**exec_properties, REPORT_KEY: os.path.join(examples.uri, "bad_rows.json")})
+
+
+_OPTIONS = {"split": str, "eval_fraction": float, "split_seed": int, "leave_last_n": int,
+            "max_bad_row_fraction": float}
+
+
+class MovieLensExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
+    PARAMETERS = {**standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
+                  **{key: ExecutionParameter(type=kind) for key, kind in _OPTIONS.items()}}
 
 
 class MovieLensExampleGen(FileBasedExampleGen):
-    """ExampleGen for a directory holding MovieLens 100K files."""
+    """ExampleGen for a directory holding one MovieLens release (any of them); output
+    `examples` with splits train and eval."""
 
+    SPEC_CLASS = MovieLensExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
-    def __init__(self, input_base: str, eval_fraction: float = 0.2):
-        eval_buckets = round(eval_fraction * 100)
-        super().__init__(
+    def __init__(self, input_base: str, split: str = "random", eval_fraction: float = 0.2,
+                 split_seed: int = 42, leave_last_n: int = 1, max_bad_row_fraction: float = 0.0):
+        if split not in SPLITS:
+            raise ValueError(f"split {split!r} is not one of {SPLITS}; set SPLIT in pipeline/configs.py")
+        if not 0 <= eval_fraction < 1 or not 0 <= max_bad_row_fraction < 1 or leave_last_n < 1:
+            raise ValueError("eval_fraction and max_bad_row_fraction must be in [0, 1), leave_last_n >= 1; "
+                             f"got {eval_fraction}, {max_bad_row_fraction}, {leave_last_n}")
+        names = [example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=1) for name in ("train", "eval")]
+        spec = MovieLensExampleGenSpec(
             input_base=input_base,
-            input_config=example_gen_pb2.Input(splits=[
-                example_gen_pb2.Input.Split(name="ratings", pattern=RATINGS_FILE)]),
-            output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-                example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=100 - eval_buckets),
-                example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_buckets)])))
+            # Every file of the release counts in the input's fingerprint.
+            input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern="*")]),
+            # Split names only: the executor splits by `split`, not by these hash buckets.
+            output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=names)),
+            output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
+            output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+            examples=channel.Channel(type=standard_artifacts.Examples),
+            split=split, eval_fraction=float(eval_fraction), split_seed=int(split_seed),
+            leave_last_n=int(leave_last_n), max_bad_row_fraction=float(max_bad_row_fraction))
+        base_beam_component.BaseBeamComponent.__init__(self, spec=spec)

@@ -9,7 +9,11 @@ SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema.p
 RETRIEVAL_RUN_FN = "models.retrieval.run_fn"
 RANKING_RUN_FN = "models.ranking.run_fn"
 
-EVAL_FRACTION = 0.2  # share of ratings in the eval split (hashed, deterministic)
+SPLIT = "random"  # "random" (seeded hash), "temporal" (global time cut) or "leave_last_n" (per user)
+EVAL_FRACTION = 0.2  # share of ratings in the eval split (random and temporal splits)
+SPLIT_SEED = 42  # the random split's seed; same seed and input, same split
+LEAVE_LAST_N = 1  # leave_last_n: each user's last n ratings by timestamp are eval
+MAX_BAD_ROW_FRACTION = 0.0  # 0: the first bad ratings row stops the run; above: counted, reported
 NUM_CANDIDATES = 100  # movies the retrieval models return per user
 RETRIEVAL_CONFIG: dict = {}  # overrides of models/retrieval/constants.py, e.g. {"epochs": 2}
 RANKING_CONFIG: dict = {}  # overrides of models/ranking/constants.py

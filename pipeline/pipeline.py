@@ -3,6 +3,7 @@ from typing import List, Optional
 
 from tfx import v1 as tfx
 
+from components.catalogue import MovieCatalogueGen
 from components.data_gate import DataGate
 from components.index_builder import IndexBuilder
 from components.movielens import MovieLensExampleGen
@@ -18,7 +19,12 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
                     schema_file: str = configs.SCHEMA_FILE) -> tfx.dsl.Pipeline:
     """The pipeline; models are pushed to `serving_dir`/{retrieval,retrieval_bruteforce,ranking}/<version>."""
     # Ratings joined with user and movie features, split into train and eval.
-    example_gen = MovieLensExampleGen(input_base=data_dir, eval_fraction=configs.EVAL_FRACTION)
+    example_gen = MovieLensExampleGen(
+        input_base=data_dir, split=configs.SPLIT, eval_fraction=configs.EVAL_FRACTION,
+        split_seed=configs.SPLIT_SEED, leave_last_n=configs.LEAVE_LAST_N,
+        max_bad_row_fraction=configs.MAX_BAD_ROW_FRACTION)
+    # Every movie of the release with its features, rated or not: what the index is built from.
+    catalogue_gen = MovieCatalogueGen(input_base=data_dir)
     # Feature statistics of both splits.
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     # The curated schema kept in the repo (pipeline/schema.pbtxt).
@@ -61,8 +67,8 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name, pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, data_gate, transform,
-                    retrieval_trainer, index_builder, ranking_trainer, *pushers],
+        components=[example_gen, catalogue_gen, statistics_gen, schema_gen, example_validator, data_gate,
+                    transform, retrieval_trainer, index_builder, ranking_trainer, *pushers],
         metadata_connection_config=(tfx.orchestration.metadata.sqlite_metadata_connection_config(
             metadata_path) if metadata_path else None),
         beam_pipeline_args=beam_pipeline_args or configs.BEAM_PIPELINE_ARGS)

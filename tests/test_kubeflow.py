@@ -9,6 +9,7 @@ from pipeline.kubeflow_runner import compile_pipeline
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EDGES = {  # task -> the tasks it waits for
     "MovieLensExampleGen": set(),
+    "MovieCatalogueGen": set(),
     "StatisticsGen": {"MovieLensExampleGen"},
     "ImportSchemaGen": set(),
     "ExampleValidator": {"StatisticsGen", "ImportSchemaGen"},
@@ -36,6 +37,9 @@ def test_compiles_every_component_with_its_edges_image_and_arguments(tmp_path):
         assert "--runner=DataflowRunner" in args and "--project=p" in args, beam_component
     params = tasks["MovieLensExampleGen"]["inputs"]["parameters"]
     assert params["input_base"]["runtimeValue"]["constantValue"]["stringValue"] == "gs://b/ml-100k"
+    assert params["split"]["runtimeValue"]["constantValue"]["stringValue"] == "random"
+    catalogue = tasks["MovieCatalogueGen"]["inputs"]["parameters"]
+    assert catalogue["input_base"]["runtimeValue"]["constantValue"]["stringValue"] == "gs://b/ml-100k"
     assert "/pipeline/pipeline/schema.pbtxt" in json.dumps(tasks["ImportSchemaGen"])  # inside the image
     pushed = json.dumps(tasks["RankingPusher"])
     assert "gs://b/serving/ranking" in pushed

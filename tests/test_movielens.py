@@ -1,173 +1,178 @@
-"""Unit tests for components/movielens.py: the ml-100k parsers and the rating join."""
+"""Tests of components/movielens.py's Beam ExampleGen on tiny hand-made releases: the
+joined examples of each release, and every kind of malformed input, rejected with file,
+line and problem or, under a bad-row budget, counted and reported."""
+import json
+import os
+
+import apache_beam as beam
 import pytest
+import tensorflow as tf
+from apache_beam.options.pipeline_options import PipelineOptions
 
-from components.movielens import (MovieLensError, Movie, User, parse_movie, parse_rating,
-                                  parse_user, parse_year, read_table, to_example)
+from components.movielens import MovieLensExampleGen, generate_splits, report_bad_rows
+from components.movielens_formats import MovieLensError
 
-# 19 genre flags: unknown, Action, Adventure, Animation, Children's, Comedy, Crime, ...
-TOY_STORY = ("1|Toy Story (1995)|01-Jan-1995||http://us.imdb.com/M/title-exact?Toy%20Story%20(1995)"
-             "|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n")
-NO_FLAGS = "7|Nameless (1990)|||http://x|" + "|".join(["0"] * 19) + "\n"
-WHERE = "u.data:42"
-
-
-# parse_year
-
-def test_parse_year_release_date_wins_over_title():
-    assert parse_year("01-Jan-1995", "Heat (1990)") == 1995
+ITEM = "{}|{} (1995)|01-Jan-1995||http://x|" + "|".join(["0"] * 8 + ["1"] + ["0"] * 10) + "\n"
+USERS = "196|49|M|writer|55105\n186|39|F|executive|00000\n"
+MOVIES = ITEM.format(242, "Kolya") + ITEM.format(302, "Heat")
+GOOD = "196\t242\t3\t881250949\n186\t302\t5\t891717742\n196\t302\t4\t881250950\n"
 
 
-def test_parse_year_falls_back_to_title():
-    assert parse_year("", "Heat (1995)") == 1995
+def write(directory, files):
+    directory.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+    return str(directory)
 
 
-def test_parse_year_zero_when_neither_gives_one():
-    assert parse_year("", "Heat") == 0
+def release_100k(tmp_path, ratings=GOOD):
+    return write(tmp_path / "ml", {"u.data": ratings, "u.item": MOVIES, "u.user": USERS})
 
 
-# parse_movie
-
-def test_parse_movie_genre_flags_become_names():
-    movie_id, movie = parse_movie(TOY_STORY, "u.item:1")
-    assert movie_id == "1"
-    assert movie == Movie("Toy Story (1995)", 1995, ["Animation", "Children's", "Comedy"])
-
-
-def test_parse_movie_last_flag_is_western():
-    line = "3|Shane|||u|" + "|".join(["0"] * 18 + ["1"])
-    assert parse_movie(line, "u.item:3")[1].genres == ["Western"]
-
-
-def test_parse_movie_without_flags_is_unknown():
-    _, movie = parse_movie(NO_FLAGS, "u.item:7")
-    assert movie == Movie("Nameless (1990)", 1990, ["unknown"])
+def run(data_dir, out_dir, report=None, **options):
+    """Runs generate_splits; returns {split: [feature dict per example]} sorted by (user, movie)."""
+    options = {"split": "random", "eval_fraction": 0.2, "split_seed": 42, "leave_last_n": 1,
+               "max_bad_row_fraction": 0.0, **options}
+    with beam.Pipeline(options=PipelineOptions(["--direct_running_mode=in_memory"])) as pipeline:
+        for name, examples in generate_splits(pipeline, data_dir, options, report).items():
+            _ = (examples | f"Serialize{name}" >> beam.Map(lambda e: e.SerializeToString())
+                 | f"Write{name}" >> beam.io.WriteToTFRecord(os.path.join(out_dir, name)))
+    splits = {}
+    for name in ("train", "eval"):
+        records = tf.data.TFRecordDataset(tf.io.gfile.glob(os.path.join(out_dir, name + "*")))
+        rows = [_values(tf.train.Example.FromString(r.numpy())) for r in records]
+        splits[name] = sorted(rows, key=lambda row: (row["user_id"], row["movie_id"]))
+    return splits
 
 
-def test_parse_movie_wrong_field_count_names_location():
-    with pytest.raises(MovieLensError, match=r"u\.item:5: expected 24 fields.*found 23"):
-        parse_movie(TOY_STORY.replace("|0\n", "\n"), "u.item:5")
+def _values(example):
+    out = {}
+    for key, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        vals = [v.decode() if isinstance(v, bytes) else v for v in getattr(feature, kind).value] if kind else []
+        out[key] = vals[0] if key not in ("movie_genres", "movie_tags") else vals
+    return out
 
 
-def test_parse_movie_bad_flag_names_location():
-    bad = TOY_STORY.replace("|1|1|1|", "|1|2|1|")
-    with pytest.raises(MovieLensError, match=r"u\.item:6: genre flags must be 0 or 1"):
-        parse_movie(bad, "u.item:6")
+# Joined examples per release
+
+def test_100k_examples_join_user_and_movie(tmp_path):
+    splits = run(release_100k(tmp_path), str(tmp_path / "out"), eval_fraction=0.0)
+    assert splits["eval"] == []
+    assert splits["train"][0] == {
+        "user_id": "186", "movie_id": "302", "rating": 5.0, "timestamp": 891717742, "user_age": 39,
+        "user_gender": "F", "user_occupation": "executive", "user_zip": "00000",
+        "movie_title": "Heat (1995)", "movie_year": 1995, "movie_genres": ["Drama"], "movie_tags": []}
+    assert [(r["user_id"], r["movie_id"]) for r in splits["train"]] == [("186", "302"), ("196", "242"),
+                                                                         ("196", "302")]
 
 
-def test_parse_movie_non_integer_id_names_location():
-    with pytest.raises(MovieLensError, match=r"u\.item:8: movie id 'x1' is not an integer"):
-        parse_movie("x" + TOY_STORY, "u.item:8")
+def test_1m_examples_decode_codes(tmp_path):
+    data_dir = write(tmp_path / "ml", {"ratings.dat": "1::2::5::978300760\n",
+                                       "movies.dat": "2::Jumanji (1995)::Adventure|Children's\n",
+                                       "users.dat": "1::F::25::12::48067\n"})
+    [row] = run(data_dir, str(tmp_path / "out"), eval_fraction=0.0)["train"]
+    assert row == {"user_id": "1", "movie_id": "2", "rating": 5.0, "timestamp": 978300760, "user_age": 25,
+                   "user_gender": "F", "user_occupation": "programmer", "user_zip": "48067",
+                   "movie_title": "Jumanji (1995)", "movie_year": 1995,
+                   "movie_genres": ["Adventure", "Children's"], "movie_tags": []}
 
 
-# parse_user
-
-def test_parse_user():
-    assert parse_user("1|24|M|technician|85711\n", "u.user:1") == ("1", User(24, "M", "technician"))
-
-
-def test_parse_user_non_integer_age_names_location():
-    with pytest.raises(MovieLensError, match=r"u\.user:2: age 'old' is not an integer"):
-        parse_user("2|old|F|other|94043", "u.user:2")
-
-
-def test_parse_user_wrong_field_count_names_location():
-    with pytest.raises(MovieLensError, match=r"u\.user:3: expected 5 fields.*found 4"):
-        parse_user("3|23|M|writer", "u.user:3")
+def test_10m_examples_have_tags_and_no_demographics(tmp_path):
+    data_dir = write(tmp_path / "ml", {"ratings.dat": "5::122::3.5::838985046\n",
+                                       "movies.dat": "122::Boomerang (1992)::Comedy|Romance\n",
+                                       "tags.dat": "15::122::Eddie Murphy::1215184630\n"})
+    [row] = run(data_dir, str(tmp_path / "out"), eval_fraction=0.0)["train"]
+    assert row == {"user_id": "5", "movie_id": "122", "rating": 3.5, "timestamp": 838985046, "user_age": 0,
+                   "user_gender": "", "user_occupation": "", "user_zip": "", "movie_title": "Boomerang (1992)",
+                   "movie_year": 1992, "movie_genres": ["Comedy", "Romance"], "movie_tags": ["eddie murphy"]}
 
 
-# parse_rating
-
-def test_parse_rating():
-    assert parse_rating("196\t242\t3\t881250949\n", WHERE) == ("196", "242", 3.0, 881250949)
-
-
-def test_parse_rating_value_is_float():
-    assert isinstance(parse_rating("1\t2\t5\t0", WHERE)[2], float)
-
-
-def test_parse_rating_wrong_field_count():
-    with pytest.raises(MovieLensError) as error:
-        parse_rating("196\t242\t3", WHERE)
-    assert WHERE in str(error.value) and "expected 4 fields" in str(error.value)
+def test_csv_examples_skip_the_header(tmp_path):
+    data_dir = write(tmp_path / "ml", {
+        "ratings.csv": "userId,movieId,rating,timestamp\n1,11,4.5,964982703\n",
+        "movies.csv": 'movieId,title,genres\n11,"President, The (1995)",(no genres listed)\n'})
+    [row] = run(data_dir, str(tmp_path / "out"), eval_fraction=0.0)["train"]
+    assert (row["user_id"], row["rating"], row["movie_title"], row["movie_genres"]) == (
+        "1", 4.5, "President, The (1995)", ["unknown"])
 
 
-def test_parse_rating_non_numeric_rating():
-    with pytest.raises(MovieLensError) as error:
-        parse_rating("196\t242\tgood\t881250949", WHERE)
-    assert WHERE in str(error.value) and "rating 'good' is not an integer" in str(error.value)
+# Malformed input: each one rejected with file, line and problem
+
+@pytest.mark.parametrize("bad_line, problem", [
+    ("196\t242\t3\n", r"u\.data:2: expected 4 fields separated by '\\t', found 3"),
+    ("196\t242\tgood\t881250949\n", r"u\.data:2: rating 'good' is not a number"),
+    ("196\t242\t6\t881250949\n", r"u\.data:2: rating 6 is outside 1\.\.5"),
+    ("196\t999\t3\t881250949\n", r"u\.data:2: rating of movie 999, which is not in u\.item"),
+    ("7\t242\t3\t881250949\n", r"u\.data:2: rating by user 7, who is not in u\.user"),
+    (b"19\xff6\t242\t3\t881250949\n", r"u\.data:2: bytes .* are not valid utf-8"),
+    ("186\t302\t1\t891717743\n", r"u\.data:4: user 186 rated movie 302 again \(first at line 2\)"),
+])
+def test_malformed_row_names_file_line_and_problem(tmp_path, bad_line, problem):
+    lines = GOOD.encode().splitlines(keepends=True)
+    bad = bad_line if isinstance(bad_line, bytes) else bad_line.encode()
+    ratings = lines[0] + bad + b"".join(lines[1:]) if "again" not in problem else GOOD.encode() + bad
+    with pytest.raises(MovieLensError, match=problem):
+        run(release_100k(tmp_path, ratings), str(tmp_path / "out"))
 
 
-@pytest.mark.parametrize("value", [0, 6])
-def test_parse_rating_out_of_range(value):
-    with pytest.raises(MovieLensError) as error:
-        parse_rating(f"196\t242\t{value}\t881250949", WHERE)
-    assert WHERE in str(error.value) and f"rating {value} is outside 1..5" in str(error.value)
+@pytest.mark.parametrize("ratings", ["", "\n\n"])
+def test_empty_ratings_file_is_rejected(tmp_path, ratings):
+    with pytest.raises(MovieLensError, match=r"u\.data: file is empty \(no ratings\)"):
+        run(release_100k(tmp_path, ratings), str(tmp_path / "out"))
 
 
-# read_table
-
-def test_read_table_decodes_latin1(tmp_path):
-    path = tmp_path / "u.item"
-    line = "9|Café Society (1995)|01-Jan-1995||http://x|" + "|".join(["0"] * 8 + ["1"] + ["0"] * 10)
-    path.write_bytes((TOY_STORY + line + "\n").encode("latin-1"))
-    assert "é".encode("latin-1") in path.read_bytes() and "é".encode("utf-8") not in path.read_bytes()
-    table = read_table(str(path), parse_movie)
-    assert table == {"1": Movie("Toy Story (1995)", 1995, ["Animation", "Children's", "Comedy"]),
-                     "9": Movie("Café Society (1995)", 1995, ["Drama"])}
+def test_header_only_csv_ratings_file_is_empty(tmp_path):
+    data_dir = write(tmp_path / "ml", {"ratings.csv": "userId,movieId,rating,timestamp\n",
+                                       "movies.csv": "movieId,title,genres\n1,Heat (1995),Action\n"})
+    with pytest.raises(MovieLensError, match=r"ratings\.csv: file is empty"):
+        run(data_dir, str(tmp_path / "out"))
 
 
-def test_read_table_skips_blank_lines_and_numbers_lines(tmp_path):
-    path = tmp_path / "u.user"
-    path.write_text("1|24|M|technician|85711\n\n3|x|F|other|1\n")
-    with pytest.raises(MovieLensError, match=r"u\.user:3: age 'x'"):
-        read_table(str(path), parse_user)
+# Malformed input under a bad-row budget: counted, reported, never silently dropped
+
+BAD_ROWS = GOOD + "196\t242\t2\t881250951\n196\t999\t3\t0\nx\n"  # duplicate, unknown movie, field count
 
 
-def test_read_table_empty_file_raises(tmp_path):
-    path = tmp_path / "u.user"
-    path.write_bytes(b"")
-    with pytest.raises(MovieLensError, match="file is empty"):
-        read_table(str(path), parse_user)
+def test_bad_rows_within_budget_are_counted_and_reported(tmp_path):
+    report = str(tmp_path / "bad_rows.json")
+    splits = run(release_100k(tmp_path, BAD_ROWS), str(tmp_path / "out"), report, max_bad_row_fraction=0.5,
+                 eval_fraction=0.0)
+    assert len(splits["train"]) == 3
+    kept = [r for r in splits["train"] if (r["user_id"], r["movie_id"]) == ("196", "242")]
+    assert [r["rating"] for r in kept] == [3.0]  # the first of the duplicates, by line
+    written = json.load(open(report))
+    assert (written["rows"], written["bad_rows"]) == (6, 3)
+    assert {reason: entry["count"] for reason, entry in written["reasons"].items()} == {
+        "duplicate": 1, "field_count": 1, "unknown_movie": 1}
+    assert written["reasons"]["duplicate"]["examples"][0].startswith(
+        f"{tmp_path}/ml/u.data:4: user 196 rated movie 242 again (first at line 1)")
 
 
-def test_read_table_missing_file_raises(tmp_path):
-    with pytest.raises(MovieLensError, match="file not found"):
-        read_table(str(tmp_path / "u.item"), parse_movie)
+def test_bad_rows_over_budget_fail_the_run_with_counts(tmp_path):
+    with pytest.raises(MovieLensError, match=r"3 of 6 rows are bad \(50\.00%\), over the allowed "
+                                             r"max_bad_row_fraction=0\.2 \(duplicate 1, field_count 1, "
+                                             r"unknown_movie 1\)"):
+        run(release_100k(tmp_path, BAD_ROWS), str(tmp_path / "out"), max_bad_row_fraction=0.2)
 
 
-# to_example
-
-USERS = {"196": User(49, "M", "writer")}
-MOVIES = {"242": Movie("Kolya (1996)", 1997, ["Comedy", "Drama"])}
-
-
-def test_to_example_joins_user_and_movie():
-    feature = to_example(("196", "242", 3.0, 881250949), USERS, MOVIES).features.feature
-    assert set(feature) == {"user_id", "movie_id", "rating", "timestamp", "user_age", "user_gender",
-                            "user_occupation", "movie_title", "movie_year", "movie_genres"}
-    assert feature["user_id"].bytes_list.value == [b"196"]
-    assert feature["movie_id"].bytes_list.value == [b"242"]
-    assert feature["rating"].float_list.value == [3.0]
-    assert feature["timestamp"].int64_list.value == [881250949]
-    assert feature["user_age"].int64_list.value == [49]
-    assert feature["user_gender"].bytes_list.value == [b"M"]
-    assert feature["user_occupation"].bytes_list.value == [b"writer"]
-    assert feature["movie_title"].bytes_list.value == [b"Kolya (1996)"]
-    assert feature["movie_year"].int64_list.value == [1997]
-    assert feature["movie_genres"].bytes_list.value == [b"Comedy", b"Drama"]
+def test_report_bad_rows_counts_without_bad_rows(tmp_path):
+    path = str(tmp_path / "r.json")
+    assert report_bad_rows("u.data", 10, {}, 0.0, path)["bad_rows"] == 0
+    assert json.load(open(path))["rows"] == 10
 
 
-def test_to_example_encodes_title_as_utf8():
-    movies = {"9": Movie("Café", 0, ["unknown"])}
-    feature = to_example(("196", "9", 4.0, 0), USERS, movies).features.feature
-    assert feature["movie_title"].bytes_list.value == [b"Caf\xc3\xa9"]
+# The component
+
+def test_component_rejects_unknown_split():
+    with pytest.raises(ValueError, match=r"split 'by_genre' is not one of \('random', 'temporal', "
+                                         r"'leave_last_n'\)"):
+        MovieLensExampleGen(input_base="/data", split="by_genre")
 
 
-def test_to_example_unknown_movie_raises():
-    with pytest.raises(MovieLensError, match="movie 999, which is not in the catalogue"):
-        to_example(("196", "999", 3.0, 0), USERS, MOVIES)
-
-
-def test_to_example_unknown_user_raises():
-    with pytest.raises(MovieLensError, match="user 7, which is not in the catalogue"):
-        to_example(("7", "242", 3.0, 0), USERS, MOVIES)
+def test_component_carries_split_options():
+    component = MovieLensExampleGen(input_base="/data", split="leave_last_n", leave_last_n=2,
+                                    max_bad_row_fraction=0.01)
+    params = component.exec_properties
+    assert (params["split"], params["leave_last_n"], params["max_bad_row_fraction"]) == ("leave_last_n", 2, 0.01)
+    assert params["eval_fraction"] == 0.2 and params["split_seed"] == 42

@@ -1,0 +1,364 @@
+"""The MovieLens releases' file formats: detection, per-release parsers, tf.Example building.
+
+    tables = read_tables("/data/ml-1m")   # release detected from the files present
+    tables.release.name, len(tables.movies), len(tables.users or {})
+
+| release | ratings | movies | users | tags | encoding |
+| --- | --- | --- | --- | --- | --- |
+| ml-100k | u.data (tab) | u.item (pipe, genre flags) | u.user | - | Latin-1 |
+| ml-1m | ratings.dat (`::`) | movies.dat | users.dat (codes) | - | Latin-1 |
+| ml-10m | ratings.dat (half stars) | movies.dat | - | tags.dat (optional) | UTF-8, else Latin-1 |
+| 20m/25m/32m/latest(-small) | ratings.csv (header) | movies.csv (quoted) | - | tags.csv (optional) | UTF-8 |
+
+Every parser takes one decoded line and `where` ("path:line") and raises MovieLensError
+naming `where`, the problem and a `reason` (used to count bad rows).
+"""
+import collections
+import csv
+import logging
+import os
+import re
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+
+import tensorflow as tf
+
+ENCODING = "latin-1"  # ml-100k's u.item holds Latin-1 titles
+GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+          "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+          "Romance", "Sci-Fi", "Thriller", "War", "Western"]  # ml-100k's u.item flag order
+GENRE_DOMAIN = GENRES + ["IMAX"]  # every release's genres, after _GENRE_ALIASES
+_GENRE_ALIASES = {"(no genres listed)": "unknown", "Children": "Children's"}
+OCCUPATIONS_1M = ["other", "academic/educator", "artist", "clerical/admin", "college/grad student",
+                  "customer service", "doctor/health care", "executive/managerial", "farmer",
+                  "homemaker", "K-12 student", "lawyer", "programmer", "retired", "sales/marketing",
+                  "scientist", "self-employed", "technician/engineer", "tradesman/craftsman",
+                  "unemployed", "writer"]  # ml-1m's users.dat occupation codes 0..20
+AGE_GROUPS_1M = (1, 18, 25, 35, 45, 50, 56)  # ml-1m's age codes: each group's lower bound, 1 = under 18
+MAX_TAGS = 20  # most frequent tags kept per movie
+CSV_HEADERS = {"ratings.csv": "userId,movieId,rating,timestamp", "movies.csv": "movieId,title,genres",
+               "tags.csv": "userId,movieId,tag,timestamp"}
+
+
+class MovieLensError(ValueError):
+    """A MovieLens file does not hold what its format says: names the file, line and problem.
+
+    `reason` names the kind of problem (field_count, not_a_number, out_of_range, unknown_user,
+    unknown_movie, duplicate, undecodable, empty, missing), for bad-row counts.
+    """
+
+    def __init__(self, message: str, reason: str = "format"):
+        super().__init__(message)
+        self.reason = reason
+
+
+class Movie(NamedTuple):
+    title: str
+    year: int  # 0 when neither the release date nor the title gives one
+    genres: List[str]
+    tags: List[str] = []
+
+
+class User(NamedTuple):
+    age: int  # 0 = unknown
+    gender: str  # "" = unknown
+    occupation: str
+    zip: str = ""
+
+
+UNKNOWN_USER = User(0, "", "", "")
+Rating = Tuple[str, str, float, int]  # user_id, movie_id, rating, timestamp
+
+
+def _fields(line: str, sep: str, count: int, where: str) -> List[str]:
+    fields = line.rstrip("\r\n").split(sep)
+    if len(fields) != count:
+        raise MovieLensError(f"{where}: expected {count} fields separated by {sep!r}, "
+                             f"found {len(fields)} in {line.strip()!r}", "field_count")
+    return fields
+
+
+def _csv_fields(line: str, count: int, where: str) -> List[str]:
+    fields = next(csv.reader([line.rstrip("\r\n")]), [])
+    if len(fields) != count:
+        raise MovieLensError(f"{where}: expected {count} comma-separated fields, found "
+                             f"{len(fields)} in {line.strip()!r}", "field_count")
+    return fields
+
+
+def _int(text: str, what: str, where: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise MovieLensError(f"{where}: {what} {text!r} is not an integer", "not_a_number") from None
+
+
+def _rating(text: str, where: str, half_stars: bool) -> float:
+    """A rating on the release's scale: 1..5 whole stars, or 0.5..5 in half stars."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise MovieLensError(f"{where}: rating {text!r} is not a number", "not_a_number") from None
+    low, steps = (0.5, 2) if half_stars else (1, 1)
+    if not low <= value <= 5 or (value * steps) % 1:
+        scale = "0.5..5 in half stars" if half_stars else "1..5 in whole stars"
+        raise MovieLensError(f"{where}: rating {text.strip()} is outside {scale}", "out_of_range")
+    return value
+
+
+def _genres(names: str) -> List[str]:
+    return [_GENRE_ALIASES.get(g, g) for g in names.split("|") if g] or ["unknown"]
+
+
+def parse_year(release_date: str, title: str) -> int:
+    """Year from a release date like '01-Jan-1995', else from a title like 'Heat (1995)'."""
+    match = (re.search(r"(\d{4})$", release_date.strip())
+             or re.search(r"\((\d{4})(?:[-–]\d{4})?\)\s*$", title))
+    return int(match.group(1)) if match else 0
+
+
+# ml-100k
+
+def parse_rating(line: str, where: str) -> Rating:
+    """One u.data line -> (user_id, movie_id, rating, timestamp)."""
+    user_id, movie_id, rating, timestamp = _fields(line, "\t", 4, where)
+    _int(user_id, "user id", where)
+    _int(movie_id, "movie id", where)
+    return user_id, movie_id, _rating(rating, where, False), _int(timestamp, "timestamp", where)
+
+
+def parse_movie(line: str, where: str) -> Tuple[str, Movie]:
+    """One u.item line -> (movie_id, Movie)."""
+    fields = _fields(line, "|", 5 + len(GENRES), where)
+    _int(fields[0], "movie id", where)
+    flags = fields[5:]
+    if any(flag not in ("0", "1") for flag in flags):
+        raise MovieLensError(f"{where}: genre flags must be 0 or 1, found {flags}", "out_of_range")
+    genres = [genre for genre, flag in zip(GENRES, flags) if flag == "1"] or ["unknown"]
+    return fields[0], Movie(fields[1], parse_year(fields[2], fields[1]), genres)
+
+
+def parse_user(line: str, where: str) -> Tuple[str, User]:
+    """One u.user line -> (user_id, User)."""
+    user_id, age, gender, occupation, zip_code = _fields(line, "|", 5, where)
+    _int(user_id, "user id", where)
+    return user_id, User(_int(age, "age", where), gender, occupation, zip_code)
+
+
+# ml-1m and ml-10m ('::'-separated .dat files)
+
+def _parse_dat_rating(line: str, where: str, half_stars: bool) -> Rating:
+    user_id, movie_id, rating, timestamp = _fields(line, "::", 4, where)
+    _int(user_id, "user id", where)
+    _int(movie_id, "movie id", where)
+    return user_id, movie_id, _rating(rating, where, half_stars), _int(timestamp, "timestamp", where)
+
+
+def parse_1m_rating(line: str, where: str) -> Rating:
+    """One ml-1m ratings.dat line (whole stars) -> (user_id, movie_id, rating, timestamp)."""
+    return _parse_dat_rating(line, where, half_stars=False)
+
+
+def parse_10m_rating(line: str, where: str) -> Rating:
+    """One ml-10m ratings.dat line (half stars) -> (user_id, movie_id, rating, timestamp)."""
+    return _parse_dat_rating(line, where, half_stars=True)
+
+
+def parse_dat_movie(line: str, where: str) -> Tuple[str, Movie]:
+    """One movies.dat line 'id::Title (year)::Genre|Genre' -> (movie_id, Movie)."""
+    movie_id, title, genres = _fields(line, "::", 3, where)
+    _int(movie_id, "movie id", where)
+    return movie_id, Movie(title, parse_year("", title), _genres(genres))
+
+
+def parse_1m_user(line: str, where: str) -> Tuple[str, User]:
+    """One ml-1m users.dat line 'id::gender::age code::occupation code::zip' -> (user_id, User)."""
+    user_id, gender, age, occupation, zip_code = _fields(line, "::", 5, where)
+    _int(user_id, "user id", where)
+    age_code, job = _int(age, "age", where), _int(occupation, "occupation", where)
+    if age_code not in AGE_GROUPS_1M or not 0 <= job < len(OCCUPATIONS_1M):
+        raise MovieLensError(f"{where}: age code {age_code} or occupation code {job} is not one of "
+                             f"{AGE_GROUPS_1M} / 0..{len(OCCUPATIONS_1M) - 1}", "out_of_range")
+    return user_id, User(age_code, gender, OCCUPATIONS_1M[job], zip_code)
+
+
+def parse_dat_tag(line: str, where: str) -> Tuple[str, str]:
+    """One ml-10m tags.dat line 'user::movie::tag::timestamp' -> (movie_id, tag)."""
+    fields = line.rstrip("\r\n").split("::")
+    if len(fields) < 4:
+        raise MovieLensError(f"{where}: expected 4 fields separated by '::', found {len(fields)}",
+                             "field_count")
+    _int(fields[1], "movie id", where)
+    return fields[1], "::".join(fields[2:-1])
+
+
+# ml-20m, 25m, 32m, latest, latest-small (CSV with a header)
+
+def parse_csv_rating(line: str, where: str) -> Rating:
+    """One ratings.csv line 'userId,movieId,rating,timestamp' -> (user_id, movie_id, rating, timestamp)."""
+    user_id, movie_id, rating, timestamp = _fields(line, ",", 4, where)
+    _int(user_id, "user id", where)
+    _int(movie_id, "movie id", where)
+    return user_id, movie_id, _rating(rating, where, True), _int(timestamp, "timestamp", where)
+
+
+def parse_csv_movie(line: str, where: str) -> Tuple[str, Movie]:
+    """One movies.csv line 'movieId,"Title, The (1995)",Genre|Genre' -> (movie_id, Movie)."""
+    movie_id, title, genres = _csv_fields(line, 3, where)
+    _int(movie_id, "movie id", where)
+    title = title.strip()
+    return movie_id, Movie(title, parse_year("", title), _genres(genres))
+
+
+def parse_csv_tag(line: str, where: str) -> Tuple[str, str]:
+    """One tags.csv line 'userId,movieId,tag,timestamp' -> (movie_id, tag)."""
+    _, movie_id, tag, _ = _csv_fields(line, 4, where)
+    _int(movie_id, "movie id", where)
+    return movie_id, tag
+
+
+class Release(NamedTuple):
+    """One MovieLens file layout: file names, their parsers and encodings."""
+    name: str
+    ratings: str
+    movies: str
+    users: Optional[str]
+    tags: Optional[str]  # read when present
+    parse_rating: Callable[[str, str], Rating]
+    parse_movie: Callable[[str, str], Tuple[str, Movie]]
+    parse_user: Optional[Callable[[str, str], Tuple[str, User]]]
+    parse_tag: Optional[Callable[[str, str], Tuple[str, str]]]
+    encoding: str  # of movies, users and tags; ratings are ASCII (read as UTF-8)
+    header: bool = False  # CSV files start with a header line
+
+
+ML_100K = Release("ml-100k", "u.data", "u.item", "u.user", None, parse_rating, parse_movie,
+                  parse_user, None, "latin-1")
+ML_1M = Release("ml-1m", "ratings.dat", "movies.dat", "users.dat", None, parse_1m_rating,
+                parse_dat_movie, parse_1m_user, None, "latin-1")
+ML_10M = Release("ml-10m", "ratings.dat", "movies.dat", None, "tags.dat", parse_10m_rating,
+                 parse_dat_movie, None, parse_dat_tag, "utf-8/latin-1")
+ML_CSV = Release("ml-20m+", "ratings.csv", "movies.csv", None, "tags.csv", parse_csv_rating,
+                 parse_csv_movie, None, parse_csv_tag, "utf-8", header=True)
+
+
+def detect_release(data_dir: str) -> Release:
+    """The release whose files `data_dir` holds: u.data -> 100K, ratings.dat with users.dat
+    -> 1M, ratings.dat alone -> 10M, ratings.csv -> 20M/25M/32M/latest."""
+    def has(name: str) -> bool:
+        return tf.io.gfile.exists(os.path.join(data_dir, name))
+
+    release = (ML_100K if has("u.data") else ML_1M if has("ratings.dat") and has("users.dat")
+               else ML_10M if has("ratings.dat") else ML_CSV if has("ratings.csv") else None)
+    if release is None:
+        raise MovieLensError(f"{data_dir}: no MovieLens ratings file (u.data, ratings.dat or "
+                             "ratings.csv); point input_base at an unpacked MovieLens release", "missing")
+    for name in (release.movies, release.users):
+        if name and not has(name):
+            raise MovieLensError(f"{os.path.join(data_dir, name)}: file not found; the {release.name} "
+                                 f"release needs {release.ratings}, {release.movies}"
+                                 f"{', ' + release.users if release.users else ''}", "missing")
+    return release
+
+
+def decode(raw: bytes, encoding: str, where: str) -> str:
+    """Bytes of one line -> text; encoding 'utf-8/latin-1' tries UTF-8, then Latin-1."""
+    for name in encoding.split("/"):
+        try:
+            return raw.decode(name)
+        except UnicodeDecodeError:
+            pass
+    raise MovieLensError(f"{where}: bytes {raw.strip()[:60]!r} are not valid {encoding}", "undecodable")
+
+
+def check_header(line: str, path: str) -> None:
+    """Raises unless `line` is the CSV header that file `path` should start with."""
+    expected = CSV_HEADERS.get(os.path.basename(path))
+    if expected and line.lstrip("\ufeff").strip() != expected:
+        raise MovieLensError(f"{path}:1: expected the header {expected!r}, found {line.strip()!r}",
+                             "field_count")
+
+
+def read_lines(path: str, encoding: str = ENCODING, header: bool = False):
+    """Yields (where, text) for each non-blank line of `path`, where = 'path:line'."""
+    if not tf.io.gfile.exists(path):
+        raise MovieLensError(f"{path}: file not found; is this a MovieLens directory?", "missing")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if number == 1 and header:
+                check_header(decode(raw, encoding, f"{path}:1"), path)
+            elif raw.strip():
+                yield f"{path}:{number}", decode(raw, encoding, f"{path}:{number}")
+
+
+def read_table(path: str, parse, encoding: str = ENCODING, header: bool = False) -> Dict:
+    """Reads a movies or users file into {id: record}, naming file and line on errors."""
+    table, lines = {}, {}
+    for where, text in read_lines(path, encoding, header):
+        key, record = parse(text, where)
+        if key in table:
+            raise MovieLensError(f"{where}: id {key} again, first at line {lines[key]}", "duplicate")
+        table[key], lines[key] = record, where.rsplit(":", 1)[1]
+    if not table:
+        raise MovieLensError(f"{path}: file is empty", "empty")
+    return table
+
+
+def read_tags(path: str, parse, movies: Dict[str, Movie], encoding: str, header: bool) -> Dict[str, Movie]:
+    """`movies` with each one's MAX_TAGS most frequent tags (lower-cased) from the tags file."""
+    counts: Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    unknown = 0
+    for where, text in read_lines(path, encoding, header):
+        movie_id, tag = parse(text, where)
+        if movie_id not in movies:
+            unknown += 1
+        elif tag.strip():
+            counts[movie_id][tag.strip().lower()] += 1
+    if unknown:
+        logging.warning("%s: %d tags name movies missing from the movies file; those tags are unused",
+                        path, unknown)
+    return {movie_id: movie._replace(tags=[tag for tag, _ in sorted(
+        counts[movie_id].items(), key=lambda item: (-item[1], item[0]))[:MAX_TAGS]])
+        for movie_id, movie in movies.items()}
+
+
+class Tables(NamedTuple):
+    release: Release
+    movies: Dict[str, Movie]
+    users: Optional[Dict[str, User]]  # None where the release has no users file
+
+
+def read_tables(data_dir: str) -> Tables:
+    """Detects the release in `data_dir` and reads its movies (with tags) and users."""
+    release = detect_release(data_dir)
+    path = lambda name: os.path.join(data_dir, name)  # noqa: E731
+    movies = read_table(path(release.movies), release.parse_movie, release.encoding, release.header)
+    if release.tags and tf.io.gfile.exists(path(release.tags)):
+        movies = read_tags(path(release.tags), release.parse_tag, movies, release.encoding, release.header)
+    users = (read_table(path(release.users), release.parse_user, release.encoding, release.header)
+             if release.users else None)
+    return Tables(release, movies, users)
+
+
+def _bytes(*values: str) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() for v in values]))
+
+
+def _int64(value: int) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+
+def movie_features(movie_id: str, movie: Movie) -> Dict[str, tf.train.Feature]:
+    """movie_id, movie_title, movie_year, movie_genres (1+ values), movie_tags (0+ values)."""
+    return {"movie_id": _bytes(movie_id), "movie_title": _bytes(movie.title),
+            "movie_year": _int64(movie.year), "movie_genres": _bytes(*movie.genres),
+            "movie_tags": _bytes(*movie.tags)}
+
+
+def to_example(rating: Rating, user: User, movie: Movie) -> tf.train.Example:
+    """One rating joined with its user's and its movie's features."""
+    user_id, movie_id, value, timestamp = rating
+    return tf.train.Example(features=tf.train.Features(feature={
+        "user_id": _bytes(user_id), "rating": tf.train.Feature(float_list=tf.train.FloatList(value=[value])),
+        "timestamp": _int64(timestamp), "user_age": _int64(user.age), "user_gender": _bytes(user.gender),
+        "user_occupation": _bytes(user.occupation), "user_zip": _bytes(user.zip),
+        **movie_features(movie_id, movie)}))
