@@ -26,9 +26,9 @@ from models import features as F
 
 SCANN_OPTIONS = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
 MAX_EXCLUDE = 100  # extra exclusions `retrieve` is guaranteed to fill past
-_TRAIN_SPEC = {F.USER_ID: tf.io.FixedLenFeature([], tf.string),
+PAIR_SPEC = {F.USER_ID: tf.io.FixedLenFeature([], tf.string),
                F.MOVIE_ID: tf.io.FixedLenFeature([], tf.string)}
-_MOVIE_SPEC = {F.MOVIE_ID: tf.io.FixedLenFeature([], tf.string),
+MOVIE_SPEC = {F.MOVIE_ID: tf.io.FixedLenFeature([], tf.string),
                F.MOVIE_TITLE: tf.io.FixedLenFeature([], tf.string),
                F.MOVIE_YEAR: tf.io.FixedLenFeature([], tf.int64),
                F.MOVIE_GENRES: tf.io.VarLenFeature(tf.string),
@@ -153,8 +153,8 @@ def IndexBuilder(model: tfx.dsl.components.InputArtifact[tfx.types.standard_arti
 
     towers = tf.saved_model.load(os.path.join(model.uri, "Format-Serving"))
     retrievers = build_retrievers(
-        towers, read_examples(catalogue.uri, "catalogue", _MOVIE_SPEC),
-        history(read_examples(examples.uri, "train", _TRAIN_SPEC)), num_candidates,
+        towers, read_examples(catalogue.uri, "catalogue", MOVIE_SPEC),
+        history(read_examples(examples.uri, "train", PAIR_SPEC)), num_candidates,
         {"num_leaves": num_leaves, "num_leaves_to_search": num_leaves_to_search,
          "num_reordering_candidates": num_reordering_candidates})
     retrievers["scann"].save(os.path.join(scann_model.uri, "Format-Serving"), scann=True)

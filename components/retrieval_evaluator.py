@@ -1,0 +1,134 @@
+"""RetrievalEvaluator: measures the retrieval models on the eval split and blesses them.
+
+    evaluator = RetrievalEvaluator(model=index_builder.outputs["bruteforce_model"],
+                                   scann_model=index_builder.outputs["scann_model"],
+                                   examples=example_gen.outputs["examples"],
+                                   catalogue=catalogue_gen.outputs["catalogue"],
+                                   baseline_model=latest_blessed.outputs["model"],
+                                   recall_floor=0.05)
+
+Protocol (../shared/STACK.md): each eval user's list ranks the whole catalogue with their
+training movies masked; every eval rating is relevant. It records recall, precision,
+NDCG, MAP and hit rate at 10/50/100, MRR, coverage, diversity (genres) and novelty at 10,
+and the ScaNN index's recall@10 against exact search, in `evaluation`/metrics.json and as
+custom properties in ML Metadata. The model is blessed when recall@10 reaches
+`recall_floor` and is not below the last blessed model's (re-measured on the same data)
+by more than `max_regression`; Pushers push only blessed models.
+"""
+import json
+import os
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+from tfx import v1 as tfx
+
+from components.index_builder import MOVIE_SPEC, PAIR_SPEC, read_examples
+from models import features as F
+from models import metrics
+
+KS = (10, 50, 100)
+
+
+def _pairs(dataset: tf.data.Dataset) -> Tuple[np.ndarray, np.ndarray]:
+    users, movies = [], []
+    for batch in dataset:
+        users.extend(batch[F.USER_ID].numpy())
+        movies.extend(batch[F.MOVIE_ID].numpy())
+    return np.array(users, dtype=object), np.array(movies, dtype=object)
+
+
+def top_lists(model_dir: str, users: List[bytes], index: Dict[bytes, int], batch: int = 256) -> np.ndarray:
+    """int [U, n] catalogue indices of each user's list from a retrieval SavedModel (-1 = not in `index`)."""
+    import scann  # noqa: F401  the ScaNN model needs its ops
+
+    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+    rows = []
+    for start in range(0, len(users), batch):
+        ids = serve(user_id=tf.constant(users[start:start + batch], tf.string))["movie_ids"].numpy()
+        rows.append(np.vectorize(lambda m: index.get(m, -1), otypes=[np.int64])(ids))
+    return np.concatenate(rows)
+
+
+def evaluate(model_dir: str, scann_dir: Optional[str], train: tuple, eval_: tuple, movies: dict,
+             ks: Tuple[int, ...] = KS) -> Dict[str, float]:
+    """Metrics of one retrieval model (see the module docstring).
+
+    Args:
+      model_dir: exact (brute-force) retrieval SavedModel.
+      scann_dir: ScaNN SavedModel of the same towers, or None.
+      train, eval_: (user ids [n], movie ids [n]) of the splits.
+      movies: {'ids': [I] catalogue movie ids, 'genres': [I, G] multi-hot}.
+      ks: cut-offs; beyond-accuracy metrics and the ScaNN check use the first.
+    """
+    index = {movie: i for i, movie in enumerate(movies["ids"])}
+    users = sorted(set(eval_[0]))
+    relevant: Dict[bytes, set] = {user: set() for user in users}
+    for user, movie in zip(*eval_):
+        relevant[user].add(index.get(movie, -2))  # -2: a movie outside the catalogue, never found
+    top = top_lists(model_dir, users, index)
+    result = metrics.ranking_metrics(top, [relevant[u] for u in users], ks)
+    popularity = np.bincount([index[m] for m in train[1] if m in index], minlength=len(index))
+    result.update(metrics.beyond_accuracy(top, ks[0], popularity, len(set(train[0])), movies["genres"]))
+    if scann_dir:
+        approx = top_lists(scann_dir, users, index)
+        result[f"scann_recall@{ks[0]}_vs_exact"] = metrics.recall_vs_exact(approx[:, :ks[0]], top[:, :ks[0]])
+    return result
+
+
+def bless(candidate: Dict[str, float], baseline: Optional[Dict[str, float]], recall_floor: float,
+          max_regression: float) -> Tuple[bool, str]:
+    """(blessed, why): recall@10 must reach the floor and not regress past the baseline's."""
+    recall = candidate["recall@10"]
+    if recall < recall_floor:
+        return False, f"recall@10 {recall:.4f} is below the floor {recall_floor:.4f}"
+    if baseline and recall < baseline["recall@10"] - max_regression:
+        return False, (f"recall@10 {recall:.4f} regressed from the last blessed model's "
+                       f"{baseline['recall@10']:.4f} (allowed: {max_regression:.4f})")
+    return True, f"recall@10 {recall:.4f} clears the floor {recall_floor:.4f}" + (
+        f" and the last blessed model's {baseline['recall@10']:.4f}" if baseline else "")
+
+
+def read_catalogue(uri: str) -> dict:
+    """{'ids': [I] movie ids, 'genres': [I, G] float multi-hot} of a catalogue artifact."""
+    ids, genres = [], []
+    for batch in read_examples(uri, "catalogue", MOVIE_SPEC):
+        ids.extend(batch[F.MOVIE_ID].numpy())
+        genres.extend(batch[F.MOVIE_GENRES].numpy())
+    names = sorted({g for row in genres for g in row if g})
+    column = {g: i for i, g in enumerate(names)}
+    multi_hot = np.zeros([len(ids), len(names)], np.float32)
+    for row, values in enumerate(genres):
+        multi_hot[row, [column[g] for g in values if g]] = 1.0
+    return {"ids": ids, "genres": multi_hot}
+
+
+@tfx.dsl.components.component
+def RetrievalEvaluator(
+        model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
+        scann_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
+        examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+        catalogue: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+        evaluation: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
+        blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
+        baseline_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
+        recall_floor: tfx.dsl.components.Parameter[float] = 0.05,
+        max_regression: tfx.dsl.components.Parameter[float] = 0.0) -> None:
+    """Evaluates `model` (brute force) and `scann_model`; blesses per the module docstring."""
+    serving = lambda artifact: os.path.join(artifact.uri, "Format-Serving")  # noqa: E731
+    train = _pairs(read_examples(examples.uri, "train", PAIR_SPEC))
+    eval_ = _pairs(read_examples(examples.uri, "eval", PAIR_SPEC))
+    movies = read_catalogue(catalogue.uri)
+    result = evaluate(serving(model), serving(scann_model), train, eval_, movies)
+    baseline = evaluate(serving(baseline_model), None, train, eval_, movies) if baseline_model else None
+    blessed, why = bless(result, baseline, recall_floor, max_regression)
+    with tf.io.gfile.GFile(os.path.join(evaluation.uri, "metrics.json"), "w") as f:
+        json.dump({"model": result, "baseline": baseline, "blessed": blessed, "why": why}, f, indent=1)
+    for key, value in result.items():
+        evaluation.set_float_custom_property(key, value)
+    blessing.set_int_custom_property("blessed", int(blessed))
+    blessing.set_int_custom_property("current_model_id", model.id)
+    blessing.set_string_custom_property("current_model", model.uri)
+    blessing.set_string_custom_property("why", why)
+    tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w").close()
+    print(f"RetrievalEvaluator: {'blessed' if blessed else 'NOT blessed'}: {why}")
