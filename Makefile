@@ -8,7 +8,7 @@ SHARED_ML100K := $(abspath ../shared/data/movielens/ml-100k)
 # Use the machine's shared copy of ml-100k when there is one; otherwise the demo downloads it.
 export MOVIELENS_DIR ?= $(if $(wildcard $(SHARED_ML100K)/u.data),$(SHARED_ML100K),)
 
-.PHONY: setup demo test lock clean bench-scale bench-index
+.PHONY: setup demo test lock clean bench-scale bench-index bench-serving
 
 setup: $(VENV)/.installed
 
@@ -41,3 +41,8 @@ bench-scale: setup
 # ScaNN against brute force on 1M synthetic items (benchmarks/results/index.{json,png}); minutes.
 bench-index: setup
 	$(PY) benchmarks/index.py
+
+# Recommendation latency and throughput over gRPC on the pushed models (make demo first);
+# benchmarks/results/serving.{json,png}; a few minutes.
+bench-serving: setup
+	$(PY) benchmarks/serving.py

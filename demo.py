@@ -43,7 +43,7 @@ def main() -> None:
     server = spawn(config, port)
     client = RecommenderClient(f"127.0.0.1:{port}")
     try:
-        client.wait_until_ready(timeout=180)
+        client.wait_until_ready(timeout=180)  # the server's gRPC health service: SERVING once loaded
         print("[3/3] Recommendations (retrieval top-100 re-ranked by the DCN; movies the user "
               "already rated are excluded):\n")
         for user in args.users:

@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--retrieval", default="retrieval", help="retrieval model (retrieval = ScaNN, "
                         "retrieval_bruteforce)")
     parser.add_argument("--ranking", default="ranking", help="ranking model")
-    parser.add_argument("--requests", type=int, default=1500, help="recommendations per concurrency level")
+    parser.add_argument("--requests", type=int, default=1000, help="recommendations per concurrency level")
     parser.add_argument("--max-seconds", type=float, default=120, help="time cap per concurrency level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8], help="client threads")
     parser.add_argument("-k", type=int, default=10, help="recommendations per request")
@@ -124,11 +124,12 @@ def main() -> None:
     config = S.write_config(os.path.join(workdir, "models.config"), {
         m: os.path.abspath(os.path.join(args.serving_dir, m)) for m in (args.retrieval, args.ranking)})
     users = [str(u) for u in range(1, 944)]  # ML-100K's users
-    modes, raw = {}, {}
+    modes, raw, load_before = {}, {}, os.getloadavg()[0]
     for mode in args.modes:
         port = S.free_port()
-        flags = ["--grpc_max_threads", str(args.workers)] + (
-            ["--enable_batching", "--batch_timeout_micros", str(args.batch_timeout_micros)] if mode == "batching" else [])
+        flags = ["--grpc_max_threads", str(args.workers)]
+        if mode == "batching":
+            flags += ["--enable_batching", "--batch_timeout_micros", str(args.batch_timeout_micros)]
         server = S.spawn(config, port, *flags)
         target = f"127.0.0.1:{port}"
         try:
@@ -148,11 +149,13 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
     results = {**modes.get(args.headline, next(iter(modes.values()))), "modes": modes}
-    results["setup"] = {"headline_mode": args.headline, "batch_timeout_micros": args.batch_timeout_micros,
-                        "retrieval_model": args.retrieval,
-                        "ranking_model": args.ranking, "k": args.k, "candidates": args.candidates, "server_workers": args.workers, "cpus": os.cpu_count(),
-                        "machine": platform.platform(), "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                        "command": "python " + " ".join(sys.argv)}
+    results["setup"] = {
+        "headline_mode": args.headline, "batch_timeout_micros": args.batch_timeout_micros,
+        "retrieval_model": args.retrieval, "ranking_model": args.ranking, "k": args.k,
+        "candidates": args.candidates, "server_workers": args.workers, "cpus": os.cpu_count(),
+        "load_average_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "machine": platform.platform(), "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "python " + " ".join(sys.argv)}
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output + ".json", "w") as f:
         json.dump(results, f, indent=2)

@@ -112,7 +112,7 @@ def test_retries_on_unavailable_only():
     client.close()
 
 
-def self_signed(directory):
+def self_signed():
     """A self-signed certificate for localhost / 127.0.0.1: (certificate PEM, key PEM)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
@@ -130,8 +130,8 @@ def self_signed(directory):
                               serialization.NoEncryption()))
 
 
-def test_tls(config, tmp_path):
-    certificate, key = self_signed(tmp_path)
+def test_tls(config):
+    certificate, key = self_signed()
     port = S.free_port()
     server = S.serve(config, port, poll_seconds=0, tls=(certificate, key))
     try:
