@@ -23,7 +23,9 @@ def loss_before_and_after(model, optimizer, steps=30):
 
 def test_ranking_model_fits_ratings():
     tf.keras.utils.set_random_seed(0)
-    model = RankingModel(n_users=5, n_movies=5, dim=8, deep_layers=(16,))
+    cardinalities = {F.transformed_name(k): n for k, n in
+                     ((F.USER_ID, 5), (F.MOVIE_ID, 5), (F.MOVIE_YEAR, 3), (F.MOVIE_GENRES, 3))}
+    model = RankingModel(cardinalities, dim=8, deep_layers=(16,))
     before, after = loss_before_and_after(model, tf.keras.optimizers.Adam(0.05))
     assert after < 0.2 * before
-    assert model(BATCH).shape == (4,)
+    assert model(BATCH)["rating"].shape == (4,) and model(BATCH)["like_logit"].shape == (4,)

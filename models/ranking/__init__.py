@@ -1,2 +1,2 @@
 """DCN ranking model; the Trainer runs models.ranking.run_fn."""
-from models.ranking.model import run_fn  # noqa: F401
+from models.ranking.export import run_fn  # noqa: F401

@@ -1,68 +1,138 @@
-"""Deep & Cross Network ranking model (TFRS) and the Trainer's run_fn.
+"""Deep & Cross Network (DCN-v2) ranking model with a rating head and a "liked" head.
 
-The Trainer saves a SavedModel, Transform graph inside, stock TF ops only:
-  serving_default(user_id: string [batch], movie_id: string [batch])
-      -> rating float32 [batch], the predicted rating
+Every transformed user and movie feature (models/features.py) is embedded; multi-valued
+ones (genres, title tokens, tags) are averaged. The concatenation x0 goes through
+`tfrs.layers.dcn.Cross` layers stacked before the deep network, or in parallel with it,
+and two heads read the result: the rating (MSE, plus user and movie biases and the
+training mean) and the like logit (rating >= 4, binary cross-entropy). With
+cross_layers=0 it is a plain deep network of the same size, to measure what the cross
+layers add. run_fn (models/ranking/export.py's Ranker) saves the serving model.
 """
-from typing import Dict
+from typing import Dict, Iterable, Optional
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tensorflow_transform as tft
 
 from models import features as F
-from models import training
 from models.ranking import constants as C
+
+LIKED = F.LIKED  # label: rating >= F.LIKED_THRESHOLD
 
 
 class RankingModel(tfrs.Model):
-    """User and movie embeddings -> a Cross layer -> a deep network -> a rating."""
+    """Embeddings -> DCN-v2 (or a plain deep network) -> rating and like logit.
 
-    def __init__(self, n_users: int, n_movies: int, dim: int, deep_layers=C.DEEP_LAYERS):
+    Args:
+      cardinalities: {transformed feature name: number of ids}, e.g. {"user_id_xf": 944}.
+      dim: embedding width.
+      deep_layers: widths of the deep network's ReLU layers.
+      cross_layers: number of Cross layers; 0 gives the plain deep network.
+      structure: "stacked" (cross then deep) or "parallel" (concatenated outputs).
+      projection_dim: rank of the Cross kernels' low-rank factorisation, None for full.
+      rating_weight, liked_weight: the two losses' weights.
+      rating_bias: initial global bias of the rating head (the training mean).
+      l2: L2 penalty on the embeddings.
+    """
+
+    def __init__(self, cardinalities: Dict[str, int], dim: int = C.EMBEDDING_DIM,
+                 deep_layers: Iterable[int] = C.DEEP_LAYERS, cross_layers: int = C.CROSS_LAYERS,
+                 structure: str = C.STRUCTURE, projection_dim: Optional[int] = C.PROJECTION_DIM,
+                 rating_weight: float = C.RATING_WEIGHT, liked_weight: float = C.LIKED_WEIGHT,
+                 rating_bias: float = 0.0, l2: float = C.L2):
         super().__init__()
-        self.user = tf.keras.layers.Embedding(n_users, dim)
-        self.movie = tf.keras.layers.Embedding(n_movies, dim)
-        self.cross = tfrs.layers.dcn.Cross()
+        if structure not in ("stacked", "parallel"):
+            raise ValueError(f"ranking config structure={structure!r}: use 'stacked' or 'parallel'")
+        reg = tf.keras.regularizers.l2(l2) if l2 else None
+        self.cardinalities = dict(cardinalities)
+        self.embeddings = {name: tf.keras.layers.Embedding(n, dim, embeddings_regularizer=reg)
+                           for name, n in self.cardinalities.items()}
+        for layer in self.embeddings.values():
+            layer.build((None,))  # multi-valued features read the table directly
+        self.biases = {name: tf.keras.layers.Embedding(self.cardinalities[name], 1, embeddings_initializer="zeros")
+                       for name in (F.transformed_name(F.USER_ID), F.transformed_name(F.MOVIE_ID))
+                       if name in self.cardinalities}
+        self.structure = structure
+        self.crosses = [tfrs.layers.dcn.Cross(projection_dim=projection_dim, kernel_initializer="glorot_uniform")
+                        for _ in range(cross_layers)]
         self.deep = tf.keras.Sequential([tf.keras.layers.Dense(n, activation="relu") for n in deep_layers])
-        self.rating = tf.keras.layers.Dense(1)
-        self.task = tfrs.tasks.Ranking(loss=tf.keras.losses.MeanSquaredError(),
-                                       metrics=[tf.keras.metrics.RootMeanSquaredError("rmse")])
+        self.rating_head = tf.keras.layers.Dense(1, bias_initializer=tf.keras.initializers.Constant(rating_bias))
+        self.like_head = tf.keras.layers.Dense(1)
+        self.weights_ = (rating_weight, liked_weight)
+        self.rating_task = tfrs.tasks.Ranking(loss=tf.keras.losses.MeanSquaredError(),
+                                              metrics=[tf.keras.metrics.RootMeanSquaredError("rmse")])
+        self.like_task = tfrs.tasks.Ranking(loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+                                            metrics=[tf.keras.metrics.AUC(from_logits=True, name="auc")])
 
-    def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
-        """int64 user_id_xf, movie_id_xf [batch] -> predicted rating float32 [batch]."""
-        x0 = tf.concat([self.user(inputs[F.transformed_name(F.USER_ID)]),
-                        self.movie(inputs[F.transformed_name(F.MOVIE_ID)])], axis=1)
-        return tf.squeeze(self.rating(self.deep(self.cross(x0))), axis=1)
+    def _embed(self, name: str, ids) -> tf.Tensor:
+        """int64 ids [B] or SparseTensor [B, None] -> float32 [B, dim] (mean of a row's ids)."""
+        top = self.cardinalities[name] - 1
+        if isinstance(ids, tf.SparseTensor):  # an empty row embeds to zeros
+            ids = tf.SparseTensor(ids.indices, tf.clip_by_value(ids.values, 0, top), ids.dense_shape)
+            return tf.nn.safe_embedding_lookup_sparse(self.embeddings[name].embeddings, ids, combiner="mean")
+        return self.embeddings[name](tf.clip_by_value(tf.reshape(ids, [-1]), 0, top))
+
+    def call(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        """Transformed features -> {"rating": float32 [B], "like_logit": float32 [B]}."""
+        x0 = tf.concat([self._embed(name, inputs[name]) for name in sorted(self.cardinalities)], axis=1)
+        x = x0
+        for cross in self.crosses:
+            x = cross(x0, x)
+        if self.crosses and self.structure == "parallel":
+            x = tf.concat([x, self.deep(x0)], axis=1)
+        else:
+            x = self.deep(x)
+        rating = self.rating_head(x)[:, 0]
+        for name, bias in self.biases.items():
+            rating += bias(tf.clip_by_value(inputs[name], 0, self.cardinalities[name] - 1))[:, 0]
+        return {"rating": rating, "like_logit": self.like_head(x)[:, 0]}
 
     def compute_loss(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        return self.task(labels=inputs[F.RATING], predictions=self(inputs))
+        out = self(inputs, training=training)
+        rating = inputs[F.RATING]
+        liked = inputs[LIKED] if LIKED in inputs else tf.cast(rating >= F.LIKED_THRESHOLD, tf.float32)
+        rating_weight, liked_weight = self.weights_
+        return (rating_weight * self.rating_task(labels=rating, predictions=out["rating"])
+                + liked_weight * self.like_task(labels=liked, predictions=out["like_logit"]))
 
 
-def build(tft_output: tft.TFTransformOutput, config: dict) -> RankingModel:
-    model = RankingModel(F.vocabulary_size(tft_output, F.USER_ID),
-                         F.vocabulary_size(tft_output, F.MOVIE_ID),
-                         config.get("embedding_dim", C.EMBEDDING_DIM),
-                         config.get("deep_layers", C.DEEP_LAYERS))
+def feature_names(tft_output: tft.TFTransformOutput, config: dict) -> list:
+    """The transformed features the model reads: the configured ones Transform produces."""
+    spec = tft_output.transformed_feature_spec()
+    wanted = list(config.get("user_features", C.USER_FEATURES)) + list(config.get("movie_features",
+                                                                                  C.MOVIE_FEATURES))
+    return [F.transformed_name(key) for key in wanted if F.transformed_name(key) in spec]
+
+
+def build(tft_output: tft.TFTransformOutput, config: dict, rating_bias: float = 0.0) -> RankingModel:
+    """A compiled RankingModel over the configured features (see constants.py for the keys)."""
+    cardinalities = {}
+    for name in feature_names(tft_output, config):
+        try:
+            cardinalities[name] = tft_output.num_buckets_for_transformed_feature(name)
+        except ValueError as error:
+            raise ValueError(f"Ranking feature {name}: Transform records no number of ids for it ({error}); "
+                             "produce it with a tft vocabulary or bucketize, or drop it from "
+                             "user_features/movie_features in the ranking config") from None
+    model = RankingModel(cardinalities, config.get("embedding_dim", C.EMBEDDING_DIM),
+                         config.get("deep_layers", C.DEEP_LAYERS), config.get("cross_layers", C.CROSS_LAYERS),
+                         config.get("structure", C.STRUCTURE), config.get("projection_dim", C.PROJECTION_DIM),
+                         config.get("rating_weight", C.RATING_WEIGHT), config.get("liked_weight", C.LIKED_WEIGHT),
+                         rating_bias, config.get("l2", C.L2))
     model.compile(optimizer=tf.keras.optimizers.Adam(config.get("learning_rate", C.LEARNING_RATE)))
     return model
 
 
-class Ranker(F.RawFeatureModule):
-    """The trained model behind a raw-feature serving signature."""
+def mean_rating(file_patterns: list, tft_output: tft.TFTransformOutput) -> float:
+    """The mean label of the transformed examples (the rating head's starting bias)."""
+    total, count = F.dataset(file_patterns, tft_output, 4096, shuffle=False).reduce(
+        (0.0, 0.0), lambda acc, b: (acc[0] + tf.reduce_sum(b[F.RATING]), acc[1] + tf.cast(tf.size(b[F.RATING]),
+                                                                                         tf.float32)))
+    return float(total / tf.maximum(count, 1.0))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
-                                  tf.TensorSpec([None], tf.string, name="movie_id")])
-    def serve(self, user_id, movie_id):
-        return {"rating": self.model(self.transform(user_id=user_id, movie_id=movie_id))}
 
-
-def run_fn(fn_args) -> None:
-    """TFX Trainer entry point: trains on the transformed train split, reports eval
-    RMSE, saves the serving model to fn_args.serving_model_dir."""
-    config = fn_args.custom_config or {}
-    tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    model = build(tft_output, config)
-    training.fit(model, fn_args, tft_output, config.get("batch_size", C.BATCH_SIZE),
-                 config.get("epochs", C.EPOCHS))
-    ranker = Ranker(model, tft_output)
-    tf.saved_model.save(ranker, fn_args.serving_model_dir, signatures={"serving_default": ranker.serve})
+def early_stopping(config: dict) -> list:
+    """Keras callbacks stopping on the eval RMSE and keeping the best epoch's weights."""
+    patience = config.get("patience", C.PATIENCE)
+    return [tf.keras.callbacks.EarlyStopping("val_rmse", patience=patience, restore_best_weights=True)] \
+        if patience else []

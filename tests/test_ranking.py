@@ -1,0 +1,141 @@
+"""The ranking model and its SavedModel, on a Transform run over a few hand-made rows."""
+import json
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+
+from models import features as F
+from models.ranking import export, model as M
+
+STRINGS = (F.USER_ID, F.MOVIE_ID, F.USER_GENDER, F.USER_OCCUPATION, F.USER_ZIP, F.MOVIE_TITLE)
+INTS = (F.USER_AGE, F.MOVIE_YEAR, F.TIMESTAMP)
+SPEC = {**{k: tf.io.FixedLenFeature([1], tf.string) for k in STRINGS},
+        **{k: tf.io.FixedLenFeature([1], tf.int64) for k in INTS},
+        F.RATING: tf.io.FixedLenFeature([1], tf.float32),
+        F.MOVIE_GENRES: tf.io.VarLenFeature(tf.string), F.MOVIE_TAGS: tf.io.VarLenFeature(tf.string)}
+USERS = {b"u1": (b"F", 25, b"94110"), b"u2": (b"M", 40, b"10001"), b"u3": (b"M", 60, b"60601")}
+MOVIES = {b"m1": (b"Heat (1995)", [b"Action", b"Crime"]), b"m2": (b"Clueless (1995)", [b"Comedy"]),
+          b"m3": (b"Alien (1979)", [b"Horror", b"Sci-Fi"])}
+# Users 1 and 3 like action and horror and dislike comedy; user 2 the other way round.
+RATINGS = [(u, m, 5.0 if (m == b"m2") == (u == b"u2") else 1.0) for u in USERS for m in MOVIES]
+
+
+def raw_row(user, movie, rating):
+    gender, age, zip_code = USERS[user]
+    title, genres = MOVIES[movie]
+    return {F.USER_ID: [user], F.MOVIE_ID: [movie], F.USER_GENDER: [gender], F.USER_OCCUPATION: [b"other"],
+            F.USER_ZIP: [zip_code], F.MOVIE_TITLE: [title], F.USER_AGE: [age], F.MOVIE_YEAR: [int(title[-5:-1])],
+            F.TIMESTAMP: [880000000], F.RATING: [rating], F.MOVIE_GENRES: genres, F.MOVIE_TAGS: []}
+
+
+def serialized(row) -> bytes:
+    def feature(values):
+        if values and isinstance(values[0], bytes) or not values:
+            return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+        if isinstance(values[0], float):
+            return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+    return tf.train.Example(features=tf.train.Features(
+        feature={k: feature(v) for k, v in row.items()})).SerializeToString()
+
+
+@pytest.fixture(scope="module")
+def transformed(tmp_path_factory):
+    """(TFTransformOutput, [transformed examples file]) of the RATINGS rows."""
+    root = tmp_path_factory.mktemp("tft")
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(SPEC))
+    with tft_beam.Context(temp_dir=str(root / "tmp")):
+        (rows, out_metadata), transform_fn = (
+            [raw_row(*r) for r in RATINGS], metadata) | tft_beam.AnalyzeAndTransformDataset(F.preprocessing_fn)
+        _ = transform_fn | tft_beam.WriteTransformFn(str(root / "transform"))
+    metadata_io.write_metadata(metadata, str(root / "transform" / tft.TFTransformOutput.RAW_METADATA_DIR))
+    coder = tft.coders.ExampleProtoCoder(out_metadata.schema)
+    path = str(root / "train.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for row in rows:
+            writer.write(coder.encode(row))
+    return tft.TFTransformOutput(str(root / "transform")), [path]
+
+
+def batch(transformed_pair):
+    tft_output, files = transformed_pair
+    return next(iter(F.dataset(files, tft_output, 100, shuffle=False)))
+
+
+def test_model_reads_side_features_and_learns_both_heads(transformed):
+    tf.keras.utils.set_random_seed(0)
+    model = M.build(transformed[0], {"embedding_dim": 8, "deep_layers": (16,), "learning_rate": 0.05})
+    assert set(model.cardinalities) == {F.transformed_name(k) for k in F.USER_FEATURES + F.MOVIE_FEATURES}
+    assert len(model.crosses) == 2
+    data = tf.data.Dataset.from_tensors(batch(transformed))
+    before = model.evaluate(data, return_dict=True, verbose=0)
+    model.fit(data.repeat(60), verbose=0)
+    after = model.evaluate(data, return_dict=True, verbose=0)
+    assert after["rmse"] < 0.3 * before["rmse"]
+    assert after["auc"] == 1.0  # the 9 rows' liked labels are separated
+    out = model(batch(transformed))
+    assert out["rating"].shape == (9,) and out["like_logit"].shape == (9,)
+
+
+def test_plain_deep_network_has_no_cross_layers(transformed):
+    model = M.build(transformed[0], {"cross_layers": 0, "deep_layers": (16,)})
+    model(batch(transformed))
+    assert not model.crosses
+    assert not any("cross" in w.name for w in model.trainable_weights)
+
+
+def test_side_features_are_read_per_id(transformed):
+    tft_output, files = transformed
+    keys, values = export.side_features(files, tft_output, F.MOVIE_ID, ["movie_genres_xf", "movie_year_xf"])
+    assert keys == ["m1", "m2", "m3"]
+    genres = [v.decode() for v in tft_output.vocabulary_by_name(F.vocabulary_name(F.MOVIE_GENRES))]
+    named = [sorted(genres[int(i)] for i in ids.split()) for ids in values["movie_genres_xf"]]
+    assert named == [["Action", "Crime"], ["Comedy"], ["Horror", "Sci-Fi"]]
+    assert values["movie_year_xf"][0] == values["movie_year_xf"][1] > values["movie_year_xf"][2]  # 1995, 1979
+
+
+FRESH = """
+import json, sys
+import tensorflow as tf
+m = tf.saved_model.load(sys.argv[1])
+users, movies = json.loads(sys.argv[2])
+out = m.signatures["serving_default"](user_id=tf.constant(users), movie_id=tf.constant(movies))
+print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))
+"""
+
+
+def test_saved_model_serves_ids_in_a_process_that_imports_only_tensorflow(transformed, tmp_path):
+    tft_output, files = transformed
+    fn_args = types.SimpleNamespace(
+        custom_config={"embedding_dim": 8, "deep_layers": (16,), "learning_rate": 0.05, "epochs": 60,
+                       "batch_size": 9, "patience": 0},
+        transform_output=tft_output.transform_savedmodel_dir.rsplit("/", 1)[0], train_files=files,
+        eval_files=files, model_run_dir=str(tmp_path / "run"), serving_model_dir=str(tmp_path / "serving"))
+    export.run_fn(fn_args)
+    users, movies = ["u1", "u2", "u3", "stranger"], ["m1", "m1", "m2", "m3"]
+    result = subprocess.run([sys.executable, "-c", FRESH, fn_args.serving_model_dir, json.dumps([users, movies])],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(served) == {"rating", "like_probability"}
+    assert served["rating"][0] > 4 and served["rating"][1] < 2 and served["rating"][2] < 2  # as trained
+    assert served["like_probability"][0] > 0.5 > served["like_probability"][1]
+    assert all(np.isfinite(served["rating"]))  # the unknown user gets default features
+
+    # The ids-only signature must agree with the one reading whole raw tf.Examples.
+    loaded = tf.saved_model.load(fn_args.serving_model_dir)
+    examples = tf.constant([serialized(raw_row(u.encode(), m.encode(), 3.0)) for u, m in zip(users[:3], movies[:3])])
+    evaluated = loaded.signatures["evaluate"](examples=examples)
+    np.testing.assert_allclose(evaluated["rating"].numpy(), served["rating"][:3], rtol=1e-4)
+    np.testing.assert_allclose(evaluated["like_probability"].numpy(), served["like_probability"][:3], rtol=1e-4)
+    labels = loaded.signatures["transformed_labels"](examples=tf.constant(
+        [serialized(raw_row(b"u1", b"m1", r)) for r in (3.5, 4.0, 5.0)]))
+    assert labels[F.LIKED].numpy().tolist() == [0.0, 1.0, 1.0]
