@@ -48,7 +48,7 @@ def MovieCatalogueGen(input_base: tfx.dsl.components.Parameter[str],
                       ) -> None:
     """Reads the movies (and tags) of the release in `input_base` into the `catalogue` split."""
     movies = read_tables(input_base).movies
-    write_catalogue(movies, artifact_utils.get_split_uri([catalogue], SPLIT))
     catalogue.split_names = artifact_utils.encode_split_names([SPLIT])
+    write_catalogue(movies, artifact_utils.get_split_uri([catalogue], SPLIT))
     examples_utils.set_payload_format(catalogue, example_gen_pb2.FORMAT_TF_EXAMPLE)
     examples_utils.set_file_format(catalogue, "tfrecords_gzip")
