@@ -30,12 +30,23 @@ from models import metrics
 KS = (10, 50, 100)
 
 
-def _pairs(dataset: tf.data.Dataset) -> Tuple[np.ndarray, np.ndarray]:
+def read_pairs(examples_uri: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(user ids [n], movie ids [n]) of one split of an Examples artifact."""
     users, movies = [], []
-    for batch in dataset:
+    for batch in read_examples(examples_uri, split, PAIR_SPEC):
         users.extend(batch[F.USER_ID].numpy())
         movies.extend(batch[F.MOVIE_ID].numpy())
     return np.array(users, dtype=object), np.array(movies, dtype=object)
+
+
+def relevance(eval_: tuple, index: Dict[bytes, int]) -> Tuple[List[bytes], List[set]]:
+    """The eval users (sorted) and, for each, the catalogue indices of their eval movies
+    (-2 for a movie outside the catalogue: counted, never found)."""
+    users = sorted(set(eval_[0]))
+    relevant: Dict[bytes, set] = {user: set() for user in users}
+    for user, movie in zip(*eval_):
+        relevant[user].add(index.get(movie, -2))
+    return users, [relevant[user] for user in users]
 
 
 def top_lists(model_dir: str, users: List[bytes], index: Dict[bytes, int], batch: int = 256) -> np.ndarray:
@@ -62,12 +73,9 @@ def evaluate(model_dir: str, scann_dir: Optional[str], train: tuple, eval_: tupl
       ks: cut-offs; beyond-accuracy metrics and the ScaNN check use the first.
     """
     index = {movie: i for i, movie in enumerate(movies["ids"])}
-    users = sorted(set(eval_[0]))
-    relevant: Dict[bytes, set] = {user: set() for user in users}
-    for user, movie in zip(*eval_):
-        relevant[user].add(index.get(movie, -2))  # -2: a movie outside the catalogue, never found
+    users, relevant = relevance(eval_, index)
     top = top_lists(model_dir, users, index)
-    result = metrics.ranking_metrics(top, [relevant[u] for u in users], ks)
+    result = metrics.ranking_metrics(top, relevant, ks)
     popularity = np.bincount([index[m] for m in train[1] if m in index], minlength=len(index))
     result.update(metrics.beyond_accuracy(top, ks[0], popularity, len(set(train[0])), movies["genres"]))
     if scann_dir:
@@ -116,8 +124,7 @@ def RetrievalEvaluator(
         max_regression: tfx.dsl.components.Parameter[float] = 0.0) -> None:
     """Evaluates `model` (brute force) and `scann_model`; blesses per the module docstring."""
     serving = lambda artifact: os.path.join(artifact.uri, "Format-Serving")  # noqa: E731
-    train = _pairs(read_examples(examples.uri, "train", PAIR_SPEC))
-    eval_ = _pairs(read_examples(examples.uri, "eval", PAIR_SPEC))
+    train, eval_ = read_pairs(examples.uri, "train"), read_pairs(examples.uri, "eval")
     movies = read_catalogue(catalogue.uri)
     result = evaluate(serving(model), serving(scann_model), train, eval_, movies)
     baseline = evaluate(serving(baseline_model), None, train, eval_, movies) if baseline_model else None

@@ -4,6 +4,7 @@
     python -m pipeline.local_runner --output-dir /tmp/run --epochs 2   # downloads ml-100k
     python -m pipeline.local_runner --beam-arg=--direct_running_mode=multi_processing \
         --beam-arg=--direct_num_workers=2
+    python -m pipeline.local_runner --until Transform   # only the data stages
 
 Artifacts land in <output-dir>/pipeline, metadata in <output-dir>/metadata.db and the
 pushed models in <output-dir>/serving/<model>/<version>.
@@ -16,22 +17,27 @@ from pipeline import configs, data
 
 
 def run(data_dir: str, output_dir: str, epochs: Optional[int] = None,
-        beam_args: Optional[List[str]] = None) -> str:
-    """Runs the whole pipeline; returns the directory the models were pushed to."""
+        beam_args: Optional[List[str]] = None, retrieval_config: Optional[dict] = None,
+        until: Optional[str] = None) -> str:
+    """Runs the pipeline (up to component `until`, if given); returns the directory the
+    models are pushed to. `retrieval_config` overrides configs.RETRIEVAL_CONFIG key by key."""
     from tfx import v1 as tfx
+    from tfx.orchestration import pipeline as tfx_pipeline
 
     from pipeline.pipeline import create_pipeline
 
     output_dir = os.path.abspath(output_dir)
     serving_dir = os.path.join(output_dir, "serving")
     override = {"epochs": epochs} if epochs else {}
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(
+    pipeline = create_pipeline(
         pipeline_name=configs.PIPELINE_NAME,
         pipeline_root=os.path.join(output_dir, "pipeline"),
         data_dir=str(data_dir), serving_dir=serving_dir,
         metadata_path=os.path.join(output_dir, "metadata.db"), beam_pipeline_args=beam_args,
-        retrieval_config={**configs.RETRIEVAL_CONFIG, **override},
-        ranking_config={**configs.RANKING_CONFIG, **override}))
+        retrieval_config={**configs.RETRIEVAL_CONFIG, **override, **(retrieval_config or {})},
+        ranking_config={**configs.RANKING_CONFIG, **override})
+    options = tfx_pipeline.RunOptions(to_nodes=[until]) if until else None  # a partial run
+    tfx.orchestration.LocalDagRunner().run(pipeline, run_options=options)
     return serving_dir
 
 
@@ -44,8 +50,10 @@ def main() -> None:
                         help="a Beam pipeline option for every Beam component, repeatable, e.g. "
                              "--beam-arg=--direct_running_mode=multi_processing "
                              f"(default: {' '.join(configs.BEAM_PIPELINE_ARGS)})")
+    parser.add_argument("--until", help="run only this component and what it depends on, e.g. Transform")
     args = parser.parse_args()
-    print("Models pushed to", run(data.resolve(args.data_dir), args.output_dir, args.epochs, args.beam_args))
+    serving_dir = run(data.resolve(args.data_dir), args.output_dir, args.epochs, args.beam_args, until=args.until)
+    print(f"Ran up to {args.until}; artifacts in {args.output_dir}" if args.until else f"Models pushed to {serving_dir}")
 
 
 if __name__ == "__main__":

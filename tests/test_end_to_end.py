@@ -7,8 +7,7 @@ import sys
 
 import pytest
 
-from components import index_builder
-from components.movielens import parse_movie, read_table
+from components.retrieval_evaluator import read_pairs
 from pipeline import local_runner, synthetic
 from serving.client import RecommenderClient
 from serving.server import free_port, spawn, write_config
@@ -23,11 +22,13 @@ def test_pipeline_serves_recommendations_over_grpc(tmp_path):
     for model in ("retrieval", "retrieval_bruteforce", "ranking"):
         assert glob.glob(os.path.join(serving_dir, model, "*", "saved_model.pb")), model
 
-    examples = glob.glob(str(tmp_path / "out" / "pipeline" / "MovieLensExampleGen" / "examples" / "*"))
-    train = index_builder.read_examples(examples[0], "train")
-    user = train["user_id"][0]
-    rated = {m.decode() for u, m in zip(train["user_id"], train["movie_id"]) if u == user}
-    catalogue = set(read_table(str(data_dir / "u.item"), parse_movie))
+    root = tmp_path / "out" / "pipeline"
+    users, movies = read_pairs(glob.glob(str(root / "MovieLensExampleGen" / "examples" / "*"))[0], "train")
+    user = users[0]
+    rated = {m.decode() for u, m in zip(users, movies) if u == user}
+    catalogue = {line.split("|")[0] for line in open(data_dir / "u.item", encoding="latin-1")}
+    evaluation = json.load(open(glob.glob(str(root / "RetrievalEvaluator" / "evaluation" / "*" / "metrics.json"))[0]))
+    assert evaluation["blessed"] and evaluation["model"]["recall@10"] >= 0.05, evaluation["why"]
 
     config = write_config(str(tmp_path / "models.config"),
                           {name: os.path.join(serving_dir, name) for name in ("retrieval", "ranking")})
@@ -56,3 +57,11 @@ def test_pipeline_serves_recommendations_over_grpc(tmp_path):
     answer = json.loads(cli.stdout)
     assert answer["user_id"] == user.decode()
     assert [r["movie_id"] for r in answer["recommendations"]] == ids[:3]
+
+    # A broken retrieval model (it never learns) is evaluated against the blessed one and not pushed.
+    pushed = sorted(os.listdir(os.path.join(serving_dir, "retrieval")))
+    local_runner.run(str(data_dir), str(tmp_path / "out"), epochs=1, retrieval_config={"learning_rate": 0.0})
+    assert sorted(os.listdir(os.path.join(serving_dir, "retrieval"))) == pushed
+    verdicts = [json.load(open(path)) for path in glob.glob(str(root / "RetrievalEvaluator" / "evaluation" / "*" / "metrics.json"))]
+    assert sorted(v["blessed"] for v in verdicts) == [False, True]
+    assert any("regressed from the last blessed model's" in v["why"] for v in verdicts)
