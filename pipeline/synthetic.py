@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.movielens import ENCODING, GENRES
+from components.movielens_formats import ENCODING, GENRES
 
 OCCUPATIONS = ["educator", "engineer", "student", "writer", "artist", "other"]
 
