@@ -3,15 +3,16 @@
     python benchmarks/serving.py                               # the pushed ML-100K models
     python benchmarks/serving.py --requests 300 --concurrency 1 4 --retrieval retrieval_bruteforce
 
-For each server mode (`plain`: every Predict runs alone; `batching`: --enable_batching,
-concurrent Predicts of a signature merged into one TensorFlow call), starts the server
-in a child process over <serving-dir>/{retrieval,ranking}, waits on its health service,
-warms up, then for each concurrency runs that many client threads
+Starts one server per mode in child processes over <serving-dir>/{retrieval,ranking}
+(`plain`: every Predict runs alone; `batching`: --enable_batching, concurrent Predicts
+of a signature merged into one TensorFlow call), waits on their health service, warms
+them up, then in `--rounds` rounds alternating between the modes (so both share the
+machine's background load), for each concurrency runs that many client threads
 (one RecommenderClient, so one channel, each) asking for k=10 of 100 re-ranked
-candidates for ML-100K users in turn, until `--requests` recommendations are done or
-`--max-seconds` pass. Each request's wall time is split into the retrieval call, the
-ranking call (both round trips, server work included) and the client's own work
-(building requests, parsing answers, sorting). Writes benchmarks/results/serving.json
+candidates for ML-100K users in turn, until `--requests` recommendations (over all
+rounds) are done or `--max-seconds` pass. Each request's wall time is split into the
+retrieval call, the ranking call (both round trips, server work included) and the
+client's own work (building requests, parsing answers, sorting). Writes benchmarks/results/serving.json
 and serving.png (latency histograms); the top-level concurrency_N figures are those of
 the `--headline` mode, every mode's are under "modes".
 """
@@ -109,9 +110,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8, help="server request threads")
     parser.add_argument("--modes", nargs="+", default=["plain", "batching"], choices=["plain", "batching"],
                         help="server configurations, run one after the other")
-    parser.add_argument("--batch-timeout-micros", type=int, default=1000,
+    parser.add_argument("--rounds", type=int, default=5, help="rounds alternating between the modes")
+    parser.add_argument("--batch-timeout-micros", type=int, default=500,
                         help="batching mode: how long a batch waits to fill")
-    parser.add_argument("--headline", default="batching", help="mode whose figures lead serving.json")
+    parser.add_argument("--headline", default="plain", help="mode whose figures lead serving.json")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "serving"), help="path stem of .json/.png")
     args = parser.parse_args()
 
@@ -124,33 +126,39 @@ def main() -> None:
     config = S.write_config(os.path.join(workdir, "models.config"), {
         m: os.path.abspath(os.path.join(args.serving_dir, m)) for m in (args.retrieval, args.ranking)})
     users = [str(u) for u in range(1, 944)]  # ML-100K's users
-    modes, raw, load_before = {}, {}, os.getloadavg()[0]
-    for mode in args.modes:
-        port = S.free_port()
-        flags = ["--grpc_max_threads", str(args.workers)]
-        if mode == "batching":
-            flags += ["--enable_batching", "--batch_timeout_micros", str(args.batch_timeout_micros)]
-        server = S.spawn(config, port, *flags)
-        target = f"127.0.0.1:{port}"
-        try:
+    load_before, servers, targets = os.getloadavg()[0], {}, {}
+    try:
+        for mode in args.modes:  # both servers up at once, so rounds can alternate between them
+            port = S.free_port()
+            flags = ["--grpc_max_threads", str(args.workers)]
+            if mode == "batching":
+                flags += ["--enable_batching", "--batch_timeout_micros", str(args.batch_timeout_micros)]
+            servers[mode], targets[mode] = S.spawn(config, port, *flags), f"127.0.0.1:{port}"
+        for mode, target in targets.items():
             client = RecommenderClient(target, args.retrieval, args.ranking)
             client.wait_until_ready(300)
             for user in users[:50]:  # warm-up: first calls trace and allocate
                 client.recommend(user, args.k, args.candidates)
             client.close()
-            modes[mode] = {}
-            for concurrency in args.concurrency:
-                samples, wall = run_load(target, concurrency, args.requests, args.max_seconds, users, args)
-                name = f"concurrency_{concurrency}"
-                modes[mode][name] = summarize(samples, wall)
-                raw[f"{mode}, {name}"] = (modes[mode][name], [s[0] * 1000 for s in samples])
-                print(mode, name, json.dumps(modes[mode][name]), flush=True)
-        finally:
+        runs = {(mode, c): ([], 0.0) for mode in args.modes for c in args.concurrency}
+        for _ in range(args.rounds):  # alternate modes in rounds: both see the same background load
+            for mode, concurrency in runs:
+                samples, wall = run_load(targets[mode], concurrency, args.requests // args.rounds,
+                                         args.max_seconds / args.rounds, users, args)
+                runs[mode, concurrency] = (runs[mode, concurrency][0] + samples, runs[mode, concurrency][1] + wall)
+    finally:
+        for server in servers.values():
             server.terminate()
             server.wait(timeout=30)
+    modes, raw = {mode: {} for mode in args.modes}, {}
+    for (mode, concurrency), (samples, wall) in runs.items():
+        name = f"concurrency_{concurrency}"
+        modes[mode][name] = summarize(samples, wall)
+        raw[f"{mode}, {name}"] = (modes[mode][name], [s[0] * 1000 for s in samples])
+        print(mode, name, json.dumps(modes[mode][name]), flush=True)
     results = {**modes.get(args.headline, next(iter(modes.values()))), "modes": modes}
     results["setup"] = {
-        "headline_mode": args.headline, "batch_timeout_micros": args.batch_timeout_micros,
+        "headline_mode": args.headline, "batch_timeout_micros": args.batch_timeout_micros, "rounds": args.rounds,
         "retrieval_model": args.retrieval, "ranking_model": args.ranking, "k": args.k,
         "candidates": args.candidates, "server_workers": args.workers, "cpus": os.cpu_count(),
         "load_average_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],

@@ -14,7 +14,6 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 import grpc
-import scann  # noqa: F401  registers ScaNN's TF ops before any model loads
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.core.protobuf import saved_model_pb2
@@ -37,6 +36,7 @@ class Servable:
     """One loaded version of one model: its signatures and their SignatureDefs."""
 
     def __init__(self, name: str, version: int, path: str):
+        import scann  # noqa: F401  registers ScaNN's TF ops (here, so clients need not load them)
         self.name, self.version, self.path = name, version, path
         saved_model = saved_model_pb2.SavedModel()
         with open(os.path.join(path, "saved_model.pb"), "rb") as f:
@@ -80,6 +80,11 @@ def version_dirs(base_path: str) -> List[int]:
     names = os.listdir(base_path) if os.path.isdir(base_path) else []
     return sorted((int(d) for d in names if d.isdigit() and os.path.isdir(os.path.join(base_path, d))),
                   reverse=True)
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
 
 
 def _stamp(path: str) -> Tuple[int, int]:
@@ -181,12 +186,12 @@ class ModelRegistry:
         """Polls the base paths every `poll_seconds` (and `config_file` every `config_poll_seconds`)."""
         def loop():
             next_config = time.monotonic() + config_poll_seconds
-            last = open(config_file).read() if config_file and config_poll_seconds > 0 else None
+            last = _read(config_file) if config_file and config_poll_seconds > 0 else None
             while not self._stop.wait(poll_seconds):
                 try:
                     if last is not None and time.monotonic() >= next_config:
                         next_config = time.monotonic() + config_poll_seconds
-                        text = open(config_file).read()
+                        text = _read(config_file)
                         if text != last:
                             last = text
                             self.reload(read_config(config_file))
@@ -223,7 +228,7 @@ class ModelRegistry:
         """[(version, state, error message, error code)] of a model, newest first."""
         if not name:
             raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, "Missing model name in request.")
-        states = self._states.get(name) if name in self._models else None
+        states = self._states.get(name, {}).copy() if name in self._models else None  # copy: atomic
         if not states:
             raise ServableError(grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {name}")
         if version is not None and version not in states:

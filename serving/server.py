@@ -12,7 +12,6 @@ ScaNN's ops, which stock TF Serving lacks, so it serves the ScaNN retrieval mode
 Relative base_paths in the config file are read relative to the file's directory.
 """
 import argparse
-import math
 import signal
 import socket
 import subprocess
@@ -31,43 +30,11 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 
 from serving import health
 from serving.batching import Batcher
-from serving.tensors import from_proto, to_proto
+from serving.tensors import Limits, to_array, to_proto
 from serving.registry import ModelRegistry, Servable, ServableError, read_config, write_config  # noqa: F401
 
 DEFAULT_SIGNATURE = "serving_default"
 SIGNATURE_DEF_FIELD = "signature_def"
-
-
-class Limits:
-    """Per-request limits: rows in a batch, elements in one tensor."""
-
-    def __init__(self, max_batch_size: int = 10_000, max_tensor_elements: int = 10_000_000):
-        self.max_batch_size, self.max_tensor_elements = max_batch_size, max_tensor_elements
-
-
-def to_array(key: str, proto, spec: tf.TensorSpec, limits: Limits) -> np.ndarray:
-    """A request TensorProto as an array for `spec`; INVALID_ARGUMENT when it cannot be one."""
-    def invalid(message):
-        return ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"input {key!r}: {message}")
-    if proto.dtype != spec.dtype.as_datatype_enum:
-        try:
-            sent = tf.dtypes.as_dtype(proto.dtype).name
-        except TypeError:
-            sent = f"dtype {proto.dtype}"
-        raise invalid(f"Expects arg to be {spec.dtype.name} but {sent} is provided")
-    dims = [d.size for d in proto.tensor_shape.dim]
-    if proto.tensor_shape.unknown_rank or any(d < 0 for d in dims):
-        raise invalid(f"needs a fully defined shape, got {dims}")
-    if math.prod(dims) > limits.max_tensor_elements:
-        raise invalid(f"{math.prod(dims)} elements, more than the server's limit {limits.max_tensor_elements}")
-    if dims and dims[0] > limits.max_batch_size:
-        raise invalid(f"batch of {dims[0]} is larger than the maximum batch size {limits.max_batch_size}")
-    if not spec.shape.is_compatible_with(dims):
-        raise invalid(f"shape {dims} is not compatible with the signature's {spec.shape}")
-    try:
-        return from_proto(proto)
-    except Exception as error:  # contents that do not fill the declared shape, bad encodings
-        raise invalid(f"cannot read its values: {str(error).splitlines()[0]}")
 
 
 def _spec(servable: Servable, signature_name: str = ""):
