@@ -8,7 +8,7 @@ SHARED_ML100K := $(abspath ../shared/data/movielens/ml-100k)
 # Use the machine's shared copy of ml-100k when there is one; otherwise the demo downloads it.
 export MOVIELENS_DIR ?= $(if $(wildcard $(SHARED_ML100K)/u.data),$(SHARED_ML100K),)
 
-.PHONY: setup demo test lock clean bench-scale bench-index bench-serving
+.PHONY: setup demo test lock clean bench-scale bench-index bench-serving bench-ranking
 
 setup: $(VENV)/.installed
 
@@ -46,3 +46,8 @@ bench-index: setup
 # benchmarks/results/serving.{json,png}; a few minutes.
 bench-serving: setup
 	$(PY) benchmarks/serving.py
+
+# Ranking on ML-100K: global mean, biased MF, DNN, DCN; two-stage against retrieval alone
+# (benchmarks/results/ranking.json); about half an hour on 2 cores.
+bench-ranking: setup
+	$(PY) benchmarks/ranking.py

@@ -1,0 +1,208 @@
+"""Ranking benchmark on ML-100K: RMSE of global mean, biased MF, the plain deep network and
+the DCN, and two-stage NDCG@10 / recall@10 (retrieval top-100 re-ranked) against retrieval alone.
+
+    .venv/bin/python benchmarks/ranking.py [--data-dir /path/to/ml-100k] [--seeds 3]
+
+Split: ../shared/STACK.md's random 80/20 (benchmarks/baselines.stack_split); 10% of the
+training rows (seeded) are held out for early stopping, so the test split is never looked at
+before the final evaluation. Features: models/features.py's preprocessing_fn, run in this
+process by TF Transform's Beam implementation (analysed on the training rows), the same
+code the pipeline's Transform runs. Models: models/ranking (cross_layers=0 is the plain
+deep network). Candidates: the popularity top-100 (a stand-in for the two-tower retrieval
+model; the user's training movies masked), re-ranked through the exported model's ids-only
+serving signature. Figures (medians over seeds) go to benchmarks/results/ranking.json.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
+import tensorflow_transform.beam as tft_beam  # noqa: E402
+from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils  # noqa: E402
+
+from benchmarks import baselines  # noqa: E402
+from models import features as F, metrics, training  # noqa: E402
+from models.ranking import constants as C, export, model as M  # noqa: E402
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "ranking.json")
+GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
+          "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
+          "War", "Western"]
+SPEC = {**{k: tf.io.FixedLenFeature([1], tf.string) for k in
+           (F.USER_ID, F.MOVIE_ID, F.USER_GENDER, F.USER_OCCUPATION, F.USER_ZIP, F.MOVIE_TITLE)},
+        **{k: tf.io.FixedLenFeature([1], tf.int64) for k in (F.USER_AGE, F.MOVIE_YEAR, F.TIMESTAMP)},
+        F.RATING: tf.io.FixedLenFeature([1], tf.float32),
+        F.MOVIE_GENRES: tf.io.VarLenFeature(tf.string), F.MOVIE_TAGS: tf.io.VarLenFeature(tf.string)}
+
+
+def raw_rows(ratings: pd.DataFrame, data_dir: str) -> list:
+    """Ratings joined with u.user and u.item, as TF Transform instance dicts."""
+    users = pd.read_csv(os.path.join(data_dir, "u.user"), sep="|", header=None, dtype=str, index_col=0)
+    items = pd.read_csv(os.path.join(data_dir, "u.item"), sep="|", header=None, dtype=str, index_col=0,
+                        encoding="latin-1", keep_default_na=False)
+    movies = {}
+    for movie, row in items.iterrows():
+        date = row[2].strip()
+        year = int(date[-4:]) if date[-4:].isdigit() else 0
+        movies[str(movie)] = ([row[1].encode()], [year], [g.encode() for g, flag in zip(GENRES, row.loc[5:]) if flag == "1"])
+    people = {str(u): ([int(r[1])], [r[2].encode()], [r[3].encode()], [r[4].encode()]) for u, r in users.iterrows()}
+    rows = []
+    for user, movie, rating, stamp in ratings[["user_id", "movie_id", "rating", "timestamp"]].itertuples(index=False):
+        (age, gender, occupation, zip_code), (title, year, genres) = people[user], movies[movie]
+        rows.append({F.USER_ID: [user.encode()], F.MOVIE_ID: [movie.encode()], F.USER_AGE: age,
+                     F.USER_GENDER: gender, F.USER_OCCUPATION: occupation, F.USER_ZIP: zip_code,
+                     F.MOVIE_TITLE: title, F.MOVIE_YEAR: year, F.MOVIE_GENRES: genres, F.MOVIE_TAGS: [],
+                     F.TIMESTAMP: [int(stamp)], F.RATING: [float(rating)]})
+    return rows
+
+
+def transform(splits: dict, data_dir: str, root: str) -> tuple:
+    """Analyses the 'fit' split, transforms every split to gzipped TFRecords under root.
+
+    Returns:
+      (TFTransformOutput, {split: [file]}).
+    """
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(SPEC))
+    files = {}
+    with tft_beam.Context(temp_dir=os.path.join(root, "tmp")):
+        transform_fn = (raw_rows(splits["fit"], data_dir), metadata) | tft_beam.AnalyzeDataset(F.preprocessing_fn)
+        _ = transform_fn | tft_beam.WriteTransformFn(os.path.join(root, "transform"))
+        for name, ratings in splits.items():
+            rows, out_metadata = ((raw_rows(ratings, data_dir), metadata), transform_fn) | tft_beam.TransformDataset()
+            coder = tft.coders.ExampleProtoCoder(out_metadata.schema)
+            files[name] = [os.path.join(root, f"{name}.gz")]
+            with tf.io.TFRecordWriter(files[name][0], options="GZIP") as writer:
+                for row in rows:
+                    writer.write(coder.encode(row))
+    metadata_io.write_metadata(metadata, os.path.join(root, "transform", tft.TFTransformOutput.RAW_METADATA_DIR))
+    return tft.TFTransformOutput(os.path.join(root, "transform")), files
+
+
+def test_metrics(predict, dataset) -> dict:
+    """RMSE, MAE (and AUC of the like head when predict gives one) over a test dataset."""
+    ratings, predictions, likes = [], [], []
+    for batch in dataset:
+        out = predict(batch)
+        ratings.append(batch[F.RATING].numpy())
+        predictions.append(out["rating"].numpy())
+        if "like_logit" in out:
+            likes.append(out["like_logit"].numpy())
+    y, p = np.concatenate(ratings), np.concatenate(predictions)
+    result = {"rmse": float(np.sqrt(np.mean((y - p) ** 2))), "mae": float(np.mean(np.abs(y - p)))}
+    if likes:
+        auc = tf.keras.metrics.AUC(from_logits=True)
+        auc.update_state(y >= F.LIKED_THRESHOLD, np.concatenate(likes))
+        result["auc"] = float(auc.result())
+    return result
+
+
+def biased_mf(tft_output, files, seed: int, dim: int = 32, l2: float = 5e-5) -> dict:
+    """Biased matrix factorisation: mean + b_u + b_m + <p_u, q_m>, Adam, early stopping."""
+    tf.keras.utils.set_random_seed(seed)
+    n_users = tft_output.num_buckets_for_transformed_feature("user_id_xf")
+    n_movies = tft_output.num_buckets_for_transformed_feature("movie_id_xf")
+    reg = tf.keras.regularizers.l2(l2)
+    user, movie = tf.keras.Input([], dtype=tf.int64), tf.keras.Input([], dtype=tf.int64)
+    p, q = (tf.keras.layers.Embedding(n, dim, embeddings_regularizer=reg) for n in (n_users, n_movies))
+    bu, bm = (tf.keras.layers.Embedding(n, 1, embeddings_initializer="zeros") for n in (n_users, n_movies))
+    mean = M.mean_rating(files["fit"], tft_output)
+    out = tf.reduce_sum(p(user) * q(movie), axis=1) + bu(user)[:, 0] + bm(movie)[:, 0] + mean
+    model = tf.keras.Model([user, movie], out)
+    model.compile(tf.keras.optimizers.Adam(0.005), "mse", metrics=[tf.keras.metrics.RootMeanSquaredError("rmse")])
+
+    def pairs(split, shuffle=False):
+        return F.dataset(files[split], tft_output, 1024, shuffle).map(
+            lambda b: ((b["user_id_xf"], b["movie_id_xf"]), b[F.RATING]))
+    model.fit(pairs("fit", True), validation_data=pairs("val"), epochs=40, verbose=0, callbacks=[
+        tf.keras.callbacks.EarlyStopping("val_rmse", patience=C.PATIENCE, restore_best_weights=True)])
+    return test_metrics(lambda b: {"rating": model((b["user_id_xf"], b["movie_id_xf"]))},
+                        F.dataset(files["test"], tft_output, 4096, shuffle=False))
+
+
+def two_stage(ranker, data, candidates: np.ndarray, key: str) -> dict:
+    """Re-ranks each user's candidates [U, K] by the ranker's `key` output; NDCG/recall@10."""
+    users = np.array(list(data.users))[:, None].repeat(candidates.shape[1], axis=1).ravel()
+    movies = np.array(list(data.items))[candidates].ravel()
+    scores = np.concatenate([ranker.serve(tf.constant(users[i:i + 20000]), tf.constant(movies[i:i + 20000]))[key]
+                             .numpy() for i in range(0, len(users), 20000)]).reshape(candidates.shape)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    result = metrics.ranking_metrics(np.take_along_axis(candidates, order, axis=1), data.relevant, ks=(10,))
+    return {"ndcg@10": result["ndcg@10"], "recall@10": result["recall@10"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", help="ml-100k directory (default: $MOVIELENS_DIR or the shared copy)")
+    parser.add_argument("--seeds", type=int, default=3, help="training runs per model; medians are reported")
+    parser.add_argument("--rerank-by", choices=["like_probability", "rating"], default="like_probability",
+                        help="the ranking output that orders the candidates in 'two_stage'")
+    parser.add_argument("--out", default=OUT, help="where the JSON goes")
+    args = parser.parse_args()
+    data_dir = baselines.find_data_dir(args.data_dir)
+    if not data_dir:
+        sys.exit("No ml-100k found: pass --data-dir /path/to/ml-100k or set MOVIELENS_DIR.")
+    start = time.monotonic()
+    train, test = baselines.stack_split(data_dir)
+    val_rows = np.random.default_rng(0).permutation(len(train))[: len(train) // 10]
+    val = train.iloc[val_rows]
+    splits = {"fit": train.drop(index=train.index[val_rows]), "val": val, "test": test}
+    root = tempfile.mkdtemp(prefix="ranking-bench-")
+    tft_output, files = transform(splits, data_dir, root)
+    print(f"Transform done in {time.monotonic() - start:.0f} s", flush=True)
+
+    data = baselines.interactions(train, test, baselines.movie_ids(data_dir))
+    candidates = metrics.top_k_masked(baselines.popularity_scores(data.train), data.train, k=100)
+    runs = {"global_mean": [], "mf": [], "dnn": [], "dcn": []}
+    reranked = {"like_probability": [], "rating": []}
+    mean = M.mean_rating(files["fit"], tft_output)
+    runs["global_mean"].append(test_metrics(lambda b: {"rating": tf.fill(tf.shape(b[F.RATING]), mean)},
+                                            F.dataset(files["test"], tft_output, 4096, shuffle=False)))
+    fn_args = type("FnArgs", (), {"train_files": files["fit"], "eval_files": files["val"],
+                                  "model_run_dir": os.path.join(root, "run")})
+    for seed in range(args.seeds):
+        runs["mf"].append(biased_mf(tft_output, files, seed))
+        for name, config in (("dnn", {"cross_layers": 0}), ("dcn", {})):
+            tf.keras.utils.set_random_seed(seed)
+            model = M.build(tft_output, config, mean)
+            training.fit(model, fn_args, tft_output, C.BATCH_SIZE, C.EPOCHS, M.early_stopping(config))
+            runs[name].append(test_metrics(model, F.dataset(files["test"], tft_output, 4096, shuffle=False)))
+            print(seed, name, runs[name][-1], flush=True)
+        ranker = export.Ranker(model, tft_output, files["fit"])
+        for key in reranked:
+            reranked[key].append(two_stage(ranker, data, candidates, key))
+        print(seed, "mf", runs["mf"][-1], "two-stage", {k: v[-1] for k, v in reranked.items()}, flush=True)
+
+    def median(values):
+        return {k: float(np.median([v[k] for v in values])) for k in values[0]}
+    only = metrics.ranking_metrics(candidates, data.relevant, ks=(10,))
+    result = {
+        "models": {name: {**median(values), "runs": values} for name, values in runs.items()},
+        "two_stage": {**median(reranked[args.rerank_by]), "rerank_by": args.rerank_by},
+        "two_stage_by_output": {key: median(values) for key, values in reranked.items()},
+        "retrieval_only": {"ndcg@10": only["ndcg@10"], "recall@10": only["recall@10"]},
+        "retrieval": "popularity top-100, the user's training movies masked (stand-in for the two-tower model)",
+        "protocol": "ML-100K, STACK.md random 80/20 split (default_rng(42)); 10% of train held out for early "
+                    "stopping; medians over seeds; two-stage metrics over test users, binary gains",
+        "config": {"seeds": args.seeds, "dcn": {k: getattr(C, k) for k in (
+            "EMBEDDING_DIM", "DEEP_LAYERS", "CROSS_LAYERS", "STRUCTURE", "PROJECTION_DIM", "RATING_WEIGHT",
+            "LIKED_WEIGHT", "L2", "LEARNING_RATE", "BATCH_SIZE", "PATIENCE")}},
+        "seconds": time.monotonic() - start,
+    }
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(json.dumps({k: result[k] for k in ("two_stage", "retrieval_only")}, indent=1))
+    print({name: round(v["rmse"], 4) for name, v in result["models"].items()}, "->", args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""The ranking model's TFMA EvalConfig: what the Evaluator computes, and when it blesses.
+
+The Evaluator runs the SavedModel's `evaluate` signature over raw eval examples and its
+`transformed_labels` signature for the like head's label (models/ranking/export.py).
+Metrics, overall and by user gender: RMSE, MAE and calibration (mean prediction / mean
+label) of the rating; AUC and calibration of the like probability. The model is blessed
+only when its RMSE is under `rmse_ceiling` and at most `max_rmse_increase` above the last
+blessed model's (with no blessed model yet, only the ceiling applies).
+"""
+import tensorflow_model_analysis as tfma
+
+from models import features as F
+
+RATING, LIKE = "rating", "like_probability"  # the signature's outputs
+SLICE_FEATURES = (F.USER_GENDER,)
+
+
+def eval_config(rmse_ceiling: float, max_rmse_increase: float) -> tfma.EvalConfig:
+    """TFMA config gating on the eval RMSE (absolute ceiling and change against the baseline)."""
+    rmse = tfma.MetricConfig(class_name="RootMeanSquaredError", threshold=tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(upper_bound={"value": rmse_ceiling}),
+        change_threshold=tfma.GenericChangeThreshold(direction=tfma.MetricDirection.LOWER_IS_BETTER,
+                                                     absolute={"value": max_rmse_increase})))
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name="evaluate", preprocessing_function_names=["transformed_labels"],
+                                    label_keys={RATING: F.RATING, LIKE: F.LIKED})],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[key]) for key in SLICE_FEATURES],
+        metrics_specs=[
+            tfma.MetricsSpec(output_names=[RATING], metrics=[
+                rmse, tfma.MetricConfig(class_name="MeanAbsoluteError"), tfma.MetricConfig(class_name="Calibration"),
+                tfma.MetricConfig(class_name="ExampleCount")]),
+            tfma.MetricsSpec(output_names=[LIKE], metrics=[
+                tfma.MetricConfig(class_name="AUC"), tfma.MetricConfig(class_name="Calibration")])])
