@@ -17,7 +17,7 @@ EDGES = {  # task -> the tasks it waits for
     "Transform": {"MovieLensExampleGen", "ImportSchemaGen", "DataGate"},
     "RetrievalTrainer": {"Transform", "ImportSchemaGen"},
     "RankingTrainer": {"Transform", "ImportSchemaGen"},
-    "IndexBuilder": {"RetrievalTrainer", "MovieLensExampleGen"},
+    "IndexBuilder": {"RetrievalTrainer", "MovieLensExampleGen", "MovieCatalogueGen"},
     "RetrievalPusher": {"IndexBuilder"},
     "BruteForcePusher": {"IndexBuilder"},
     "RankingPusher": {"RankingTrainer"},
