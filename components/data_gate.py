@@ -13,6 +13,7 @@ import os
 from typing import Dict, List
 
 import tensorflow_data_validation as tfdv
+from tensorflow_data_validation.utils import anomalies_util
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 from tfx import v1 as tfx
 from tfx.types import artifact_utils
@@ -55,7 +56,7 @@ def DataGate(statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_art
              ) -> None:
     """Fails on ExampleValidator's anomalies or train/eval drift (see the module docstring)."""
     splits = artifact_utils.decode_split_names(anomalies.split_names)
-    check({f"split '{split}'": tfdv.load_anomalies_binary(
+    check({f"split '{split}'": anomalies_util.load_anomalies_binary(
         os.path.join(anomalies.uri, f"Split-{split}", ANOMALIES_FILE)) for split in splits})
     curated = io_utils.parse_pbtxt_file(os.path.join(schema.uri, "schema.pbtxt"), schema_pb2.Schema())
     check({"eval drifted from train": tfdv.validate_statistics(
