@@ -4,15 +4,18 @@
     python benchmarks/serving.py --requests 300 --concurrency 1 4 --retrieval retrieval_bruteforce
 
 Starts one server per mode in child processes over <serving-dir>/{retrieval,ranking}
-(`plain`: every Predict runs alone; `batching`: --enable_batching, concurrent Predicts
-of a signature merged into one TensorFlow call), waits on their health service, warms
+(`default`: the server's defaults; `tf_1_thread`: one TensorFlow thread per call, so
+concurrent requests run side by side instead of fighting over TensorFlow's pools;
+`tf_1_thread_batching`: that plus --enable_batching, concurrent Predicts of a
+signature merged into one TensorFlow call), waits on their health service, warms
 them up, then in `--rounds` rounds alternating between the modes (so both share the
 machine's background load), for each concurrency runs that many client threads
 (one RecommenderClient, so one channel, each) asking for k=10 of 100 re-ranked
 candidates for ML-100K users in turn, until `--requests` recommendations (over all
 rounds) are done or `--max-seconds` pass. Each request's wall time is split into the
 retrieval call, the ranking call (both round trips, server work included) and the
-client's own work (building requests, parsing answers, sorting). Writes benchmarks/results/serving.json
+client's own work (building requests, parsing answers, sorting); the CPU time the
+server process and this load generator used per recommendation is recorded too. Writes benchmarks/results/serving.json
 and serving.png (latency histograms); the top-level concurrency_N figures are those of
 the `--headline` mode, every mode's are under "modes".
 """
@@ -24,14 +27,18 @@ import sys
 import tempfile
 import threading
 import time
+from typing import Optional
 
 import numpy as np
+import psutil
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ONE_THREAD = ["--tensorflow_intra_op_parallelism", "1", "--tensorflow_inter_op_parallelism", "1"]
+MODES = {"default": [], "tf_1_thread": ONE_THREAD, "tf_1_thread_batching": ONE_THREAD + ["--enable_batching"]}
 
 
 def run_load(target: str, concurrency: int, requests: int, max_seconds: float, users: list, args) -> list:
@@ -61,6 +68,12 @@ def run_load(target: str, concurrency: int, requests: int, max_seconds: float, u
     for thread in threads:
         thread.join()
     return samples, time.perf_counter() - start
+
+
+def cpu_seconds(pid: Optional[int] = None) -> float:
+    """User + system CPU seconds a process (this one by default) has used, all threads."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def summarize(samples: list, wall: float) -> dict:
@@ -108,12 +121,12 @@ def main() -> None:
     parser.add_argument("-k", type=int, default=10, help="recommendations per request")
     parser.add_argument("--candidates", type=int, default=100, help="retrieved movies re-ranked")
     parser.add_argument("--workers", type=int, default=8, help="server request threads")
-    parser.add_argument("--modes", nargs="+", default=["plain", "batching"], choices=["plain", "batching"],
-                        help="server configurations, run one after the other")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES),
+                        help="server configurations, alternated in rounds")
     parser.add_argument("--rounds", type=int, default=5, help="rounds alternating between the modes")
     parser.add_argument("--batch-timeout-micros", type=int, default=500,
                         help="batching mode: how long a batch waits to fill")
-    parser.add_argument("--headline", default="plain", help="mode whose figures lead serving.json")
+    parser.add_argument("--headline", default="tf_1_thread", help="mode whose figures lead serving.json")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "serving"), help="path stem of .json/.png")
     args = parser.parse_args()
 
@@ -130,9 +143,9 @@ def main() -> None:
     try:
         for mode in args.modes:  # both servers up at once, so rounds can alternate between them
             port = S.free_port()
-            flags = ["--grpc_max_threads", str(args.workers)]
-            if mode == "batching":
-                flags += ["--enable_batching", "--batch_timeout_micros", str(args.batch_timeout_micros)]
+            flags = ["--grpc_max_threads", str(args.workers)] + MODES[mode]
+            if "--enable_batching" in flags:
+                flags += ["--batch_timeout_micros", str(args.batch_timeout_micros)]
             servers[mode], targets[mode] = S.spawn(config, port, *flags), f"127.0.0.1:{port}"
         for mode, target in targets.items():
             client = RecommenderClient(target, args.retrieval, args.ranking)
@@ -140,20 +153,27 @@ def main() -> None:
             for user in users[:50]:  # warm-up: first calls trace and allocate
                 client.recommend(user, args.k, args.candidates)
             client.close()
-        runs = {(mode, c): ([], 0.0) for mode in args.modes for c in args.concurrency}
+        runs = {(mode, c): ([], 0.0, 0.0, 0.0) for mode in args.modes for c in args.concurrency}
         for _ in range(args.rounds):  # alternate modes in rounds: both see the same background load
             for mode, concurrency in runs:
+                cpu_before = cpu_seconds(servers[mode].pid), cpu_seconds()
                 samples, wall = run_load(targets[mode], concurrency, args.requests // args.rounds,
                                          args.max_seconds / args.rounds, users, args)
-                runs[mode, concurrency] = (runs[mode, concurrency][0] + samples, runs[mode, concurrency][1] + wall)
+                server_cpu, client_cpu = (cpu_seconds(servers[mode].pid) - cpu_before[0],
+                                          cpu_seconds() - cpu_before[1])
+                old = runs[mode, concurrency]
+                runs[mode, concurrency] = (old[0] + samples, old[1] + wall, old[2] + server_cpu, old[3] + client_cpu)
     finally:
         for server in servers.values():
             server.terminate()
             server.wait(timeout=30)
     modes, raw = {mode: {} for mode in args.modes}, {}
-    for (mode, concurrency), (samples, wall) in runs.items():
+    for (mode, concurrency), (samples, wall, server_cpu, client_cpu) in runs.items():
         name = f"concurrency_{concurrency}"
         modes[mode][name] = summarize(samples, wall)
+        modes[mode][name]["cpu_ms_per_recommendation"] = {
+            "server": round(1000 * server_cpu / len(samples), 3), "client": round(1000 * client_cpu / len(samples), 3)}
+        modes[mode][name]["cpu_cores_used"] = round((server_cpu + client_cpu) / wall, 2)
         raw[f"{mode}, {name}"] = (modes[mode][name], [s[0] * 1000 for s in samples])
         print(mode, name, json.dumps(modes[mode][name]), flush=True)
     results = {**modes.get(args.headline, next(iter(modes.values()))), "modes": modes}

@@ -249,6 +249,10 @@ def main() -> None:
     parser.add_argument("--grpc_max_threads", type=int, default=4, help="request worker threads")
     parser.add_argument("--max_request_bytes", type=int, default=64 << 20, help="largest request accepted")
     parser.add_argument("--max_batch_size", type=int, default=10_000, help="most rows in one request")
+    parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0,
+                        help="threads one TensorFlow op may use (0: TensorFlow's choice)")
+    parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0,
+                        help="TensorFlow ops run at once per call (0: TensorFlow's choice)")
     parser.add_argument("--enable_batching", action="store_true", help="merge concurrent Predict calls")
     parser.add_argument("--batch_timeout_micros", type=int, default=0, help="how long a batch waits to fill")
     parser.add_argument("--ssl_cert_file", help="PEM certificate chain: serve TLS (needs --ssl_key_file)")
@@ -256,6 +260,8 @@ def main() -> None:
     args = parser.parse_args()
     if bool(args.ssl_cert_file) != bool(args.ssl_key_file):
         parser.error("--ssl_cert_file and --ssl_key_file go together")
+    tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
+    tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
     tls = (open(args.ssl_cert_file, "rb").read(), open(args.ssl_key_file, "rb").read()) if args.ssl_cert_file else None
     try:
         server = serve(args.model_config_file, args.port, args.host, args.grpc_max_threads,
