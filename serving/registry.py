@@ -61,7 +61,7 @@ def read_config(path: str) -> model_server_config_pb2.ModelServerConfig:
         text_format.Parse(f.read(), config)
     base = os.path.dirname(os.path.abspath(path))
     for model in config.model_config_list.config:
-        model.base_path = os.path.join(base, model.base_path)
+        model.base_path = os.path.normpath(os.path.join(base, model.base_path))
     return config
 
 
