@@ -51,6 +51,7 @@ class RecommenderClient:
         self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
         self.retrieval_model, self.ranking_model = retrieval_model, ranking_model
         self.timeout, self.retries, self.backoff = timeout, retries, 0.05
+        self.max_rows = 10_000  # rows per ranking request (the server's --max_batch_size)
         self.timings: Dict[str, float] = {}  # seconds spent in each call of the last recommend_many
 
     def _call(self, method, request):
@@ -155,12 +156,13 @@ class RecommenderClient:
                                if m.decode() not in exclude.get(user, ())][:candidates]
         flat = [(user, movie) for user, movies in pairs.items() for movie, _ in movies]
         scores = {}
-        if flat:
-            ranked = self._predict(self.ranking_model, user_id=np.array([u for u, _ in flat], dtype=object),
-                                   movie_id=np.array([m for _, m in flat], dtype=object))
+        for start in range(0, len(flat), self.max_rows):  # the server caps rows per request
+            chunk = flat[start:start + self.max_rows]
+            ranked = self._predict(self.ranking_model, user_id=np.array([u for u, _ in chunk], dtype=object),
+                                   movie_id=np.array([m for _, m in chunk], dtype=object))
             like = ranked.get("like_probability")
-            scores = {pair: (float(ranked["rating"][i]), None if like is None else float(like[i]))
-                      for i, pair in enumerate(flat)}
+            scores.update({pair: (float(ranked["rating"][i]), None if like is None else float(like[i]))
+                           for i, pair in enumerate(chunk)})
         unknown = [user for row, user in enumerate(user_ids) if not known[row]]
         popular = self.popular(k + max(len(exclude.get(u, ())) for u in unknown)) if unknown else ([], [])
         answers = {}

@@ -71,6 +71,8 @@ def test_many_users_in_one_call_each(target):
     assert {user: ids(items) for user, items in answers.items()} == {
         "u1": [("m4", "ranking")], "u2": [("m1", "ranking")], "stranger": [("m9", "popular")]}
     assert sorted(client.timings) == ["ranking", "retrieval"]  # one entry per model called
+    client.max_rows = 3  # u1's 4 and u2's 3 candidates: ranked in 3 requests, same answers
+    assert client.recommend_many(["u1", "u2"], k=1) == {user: answers[user] for user in ("u1", "u2")}
     client.close()
 
 
