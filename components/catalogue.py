@@ -8,7 +8,7 @@ still retrievable by their features).
 Output: <uri>/Split-catalogue/data_tfrecord-00000-of-00001.gz, gzipped TFRecords of one
 tf.Example per line of the release's movies file: movie_id, movie_title, movie_year,
 movie_genres (1+ values), movie_tags (0+ values), written in movie-id order. The release
-and its parsers are those of MovieLensExampleGen (components/movielens_formats.py). A
+and its parsers are those of MovieLensExampleGen (components/movielens_tables.py). A
 movies table, even 32M's 87K movies, fits in memory, so this needs no Beam.
 """
 import os
@@ -20,7 +20,8 @@ from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components.movielens_formats import Movie, movie_features, read_tables
+from components.movielens_formats import Movie
+from components.movielens_tables import movie_features, read_tables
 
 SPLIT = "catalogue"
 FILE_NAME = "data_tfrecord-00000-of-00001.gz"

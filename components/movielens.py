@@ -38,10 +38,10 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, channel, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 
-from components.movielens_formats import (  # noqa: F401 (parsers re-exported for callers)
-    ENCODING, GENRES, UNKNOWN_USER, Movie, MovieLensError, Rating, Release, User, check_header,
-    decode, detect_release, parse_movie, parse_rating, parse_user, parse_year, read_table,
-    read_tables, to_example)
+from components.movielens_formats import (  # noqa: F401 (ml-100k parsers re-exported)
+    UNKNOWN_USER, Movie, MovieLensError, Rating, Release, User, check_header, decode, parse_movie,
+    parse_rating, parse_user)
+from components.movielens_tables import read_table, read_tables, to_example  # noqa: F401
 
 SPLITS = ("random", "temporal", "leave_last_n")
 CHUNK_LINES = 20_000  # ratings lines per parallel parsing task

@@ -1,7 +1,7 @@
-"""The MovieLens releases' file formats: detection, per-release parsers, tf.Example building.
+"""The MovieLens releases' file formats: release detection, per-release line parsers, encodings.
 
-    tables = read_tables("/data/ml-1m")   # release detected from the files present
-    tables.release.name, len(tables.movies), len(tables.users or {})
+    release = detect_release("/data/ml-1m")   # from the files present
+    release.parse_rating("1::1193::5::978300760", "ratings.dat:1")  # ("1", "1193", 5.0, 978300760)
 
 | release | ratings | movies | users | tags | encoding |
 | --- | --- | --- | --- | --- | --- |
@@ -11,14 +11,13 @@
 | 20m/25m/32m/latest(-small) | ratings.csv (header) | movies.csv (quoted) | - | tags.csv (optional) | UTF-8 |
 
 Every parser takes one decoded line and `where` ("path:line") and raises MovieLensError
-naming `where`, the problem and a `reason` (used to count bad rows).
+naming `where`, the problem and a `reason` (used to count bad rows). Reading the tables
+and building tf.Examples: components/movielens_tables.py.
 """
-import collections
 import csv
-import logging
 import os
 import re
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
 import tensorflow as tf
 
@@ -34,7 +33,6 @@ OCCUPATIONS_1M = ["other", "academic/educator", "artist", "clerical/admin", "col
                   "scientist", "self-employed", "technician/engineer", "tradesman/craftsman",
                   "unemployed", "writer"]  # ml-1m's users.dat occupation codes 0..20
 AGE_GROUPS_1M = (1, 18, 25, 35, 45, 50, 56)  # ml-1m's age codes: each group's lower bound, 1 = under 18
-MAX_TAGS = 20  # most frequent tags kept per movie
 CSV_HEADERS = {"ratings.csv": "userId,movieId,rating,timestamp", "movies.csv": "movieId,title,genres",
                "tags.csv": "userId,movieId,tag,timestamp"}
 
@@ -276,89 +274,3 @@ def check_header(line: str, path: str) -> None:
     if expected and line.lstrip("\ufeff").strip() != expected:
         raise MovieLensError(f"{path}:1: expected the header {expected!r}, found {line.strip()!r}",
                              "field_count")
-
-
-def read_lines(path: str, encoding: str = ENCODING, header: bool = False):
-    """Yields (where, text) for each non-blank line of `path`, where = 'path:line'."""
-    if not tf.io.gfile.exists(path):
-        raise MovieLensError(f"{path}: file not found; is this a MovieLens directory?", "missing")
-    with tf.io.gfile.GFile(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            if number == 1 and header:
-                check_header(decode(raw, encoding, f"{path}:1"), path)
-            elif raw.strip():
-                yield f"{path}:{number}", decode(raw, encoding, f"{path}:{number}")
-
-
-def read_table(path: str, parse, encoding: str = ENCODING, header: bool = False) -> Dict:
-    """Reads a movies or users file into {id: record}, naming file and line on errors."""
-    table, lines = {}, {}
-    for where, text in read_lines(path, encoding, header):
-        key, record = parse(text, where)
-        if key in table:
-            raise MovieLensError(f"{where}: id {key} again, first at line {lines[key]}", "duplicate")
-        table[key], lines[key] = record, where.rsplit(":", 1)[1]
-    if not table:
-        raise MovieLensError(f"{path}: file is empty", "empty")
-    return table
-
-
-def read_tags(path: str, parse, movies: Dict[str, Movie], encoding: str, header: bool) -> Dict[str, Movie]:
-    """`movies` with each one's MAX_TAGS most frequent tags (lower-cased) from the tags file."""
-    counts: Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
-    unknown = 0
-    for where, text in read_lines(path, encoding, header):
-        movie_id, tag = parse(text, where)
-        if movie_id not in movies:
-            unknown += 1
-        elif tag.strip():
-            counts[movie_id][tag.strip().lower()] += 1
-    if unknown:
-        logging.warning("%s: %d tags name movies missing from the movies file; those tags are unused",
-                        path, unknown)
-    return {movie_id: movie._replace(tags=[tag for tag, _ in sorted(
-        counts[movie_id].items(), key=lambda item: (-item[1], item[0]))[:MAX_TAGS]])
-        for movie_id, movie in movies.items()}
-
-
-class Tables(NamedTuple):
-    release: Release
-    movies: Dict[str, Movie]
-    users: Optional[Dict[str, User]]  # None where the release has no users file
-
-
-def read_tables(data_dir: str) -> Tables:
-    """Detects the release in `data_dir` and reads its movies (with tags) and users."""
-    release = detect_release(data_dir)
-    path = lambda name: os.path.join(data_dir, name)  # noqa: E731
-    movies = read_table(path(release.movies), release.parse_movie, release.encoding, release.header)
-    if release.tags and tf.io.gfile.exists(path(release.tags)):
-        movies = read_tags(path(release.tags), release.parse_tag, movies, release.encoding, release.header)
-    users = (read_table(path(release.users), release.parse_user, release.encoding, release.header)
-             if release.users else None)
-    return Tables(release, movies, users)
-
-
-def _bytes(*values: str) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() for v in values]))
-
-
-def _int64(value: int) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
-
-
-def movie_features(movie_id: str, movie: Movie) -> Dict[str, tf.train.Feature]:
-    """movie_id, movie_title, movie_year, movie_genres (1+ values), movie_tags (0+ values)."""
-    return {"movie_id": _bytes(movie_id), "movie_title": _bytes(movie.title),
-            "movie_year": _int64(movie.year), "movie_genres": _bytes(*movie.genres),
-            "movie_tags": _bytes(*movie.tags)}
-
-
-def to_example(rating: Rating, user: User, movie: Movie) -> tf.train.Example:
-    """One rating joined with its user's and its movie's features."""
-    user_id, movie_id, value, timestamp = rating
-    return tf.train.Example(features=tf.train.Features(feature={
-        "user_id": _bytes(user_id), "rating": tf.train.Feature(float_list=tf.train.FloatList(value=[value])),
-        "timestamp": _int64(timestamp), "user_age": _int64(user.age), "user_gender": _bytes(user.gender),
-        "user_occupation": _bytes(user.occupation), "user_zip": _bytes(user.zip),
-        **movie_features(movie_id, movie)}))

@@ -1,11 +1,13 @@
-"""Unit tests for components/movielens_formats.py: release detection, every release's
-parsers on tiny hand-written fixtures, encodings, and the tf.Example join."""
+"""Unit tests for components/movielens_formats.py and movielens_tables.py: release
+detection, every release's parsers and tables on tiny hand-written fixtures, encodings,
+and the tf.Example join."""
 import pytest
 
 from components.movielens_formats import (
     ML_1M, ML_10M, ML_100K, ML_CSV, UNKNOWN_USER, Movie, MovieLensError, User, detect_release,
     parse_1m_rating, parse_1m_user, parse_10m_rating, parse_csv_movie, parse_csv_rating,
-    parse_dat_movie, parse_year, read_table, read_tables, to_example)
+    parse_dat_movie, parse_year)
+from components.movielens_tables import read_table, read_tables, to_example
 
 # 19 genre flags: unknown, Action, Adventure, Animation, Children's, Comedy, Crime, ...
 TOY_STORY_100K = ("1|Toy Story (1995)|01-Jan-1995||http://us.imdb.com/M/title-exact?Toy%20Story%20(1995)"
