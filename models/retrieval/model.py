@@ -77,20 +77,21 @@ def tables(tft_output: tft.TFTransformOutput, files: List[str], sizes: Dict[str,
     """Reads the transformed train split once into the towers' lookup tables.
 
     Returns:
-      side int64 [users, 4] (USER_SIDE ids by user_id_xf), history (list of int64 arrays,
-      the movies each user rated), year int64 [movies], bags ({feature: list of int64
-      arrays} by movie_id_xf) and counts int64 [movies] (ratings per movie).
+      side int64 [users, 4] (USER_SIDE ids by user_id_xf), history and history_times (per
+      user, the movies they rated and when, as timestamp_xf), year int64 [movies], bags
+      ({feature: list of int64 arrays} by movie_id_xf) and counts int64 [movies].
     """
     n_users, n_movies = sizes[F.USER_ID], sizes[F.MOVIE_ID]
     side = np.zeros([n_users, len(USER_SIDE)], np.int64)
     year = np.zeros([n_movies], np.int64)
     bags = {key: [np.zeros([0], np.int64)] * n_movies for key in MOVIE_BAGS}
     seen_user, seen_movie = np.zeros(n_users, bool), np.zeros(n_movies, bool)
-    users, movies = [], []
+    users, movies, times = [], [], []
     for batch in F.dataset(files, tft_output, 4096, shuffle=False):
         user, movie = batch[F.transformed_name(F.USER_ID)].numpy(), batch[F.transformed_name(F.MOVIE_ID)].numpy()
         users.append(user)
         movies.append(movie)
+        times.append(batch[F.transformed_name(F.TIMESTAMP)].numpy())
         ids, first = np.unique(user, return_index=True)
         new = ~seen_user[ids]
         side[ids[new]] = np.stack([batch[F.transformed_name(k)].numpy()[first[new]] for k in USER_SIDE], 1)
@@ -104,11 +105,11 @@ def tables(tft_output: tft.TFTransformOutput, files: List[str], sizes: Dict[str,
             for movie_xf, row in zip(ids[new], first[new]):
                 bags[key][movie_xf] = rows[row] if row < len(rows) else np.zeros([0], np.int64)
         seen_movie[ids] = True
-    users, movies = np.concatenate(users), np.concatenate(movies)
-    order = np.argsort(users, kind="stable")
-    history = np.split(movies[order], np.cumsum(np.bincount(users, minlength=n_users))[:-1])
-    return {"side": side, "history": history, "year": year, "bags": bags,
-            "counts": np.bincount(movies, minlength=n_movies)}
+    users, movies, times = np.concatenate(users), np.concatenate(movies), np.concatenate(times)
+    order = np.lexsort((times, users))  # by user, then time
+    cuts = np.cumsum(np.bincount(users, minlength=n_users))[:-1]
+    return {"side": side, "history": np.split(movies[order], cuts), "history_times": np.split(times[order], cuts),
+            "year": year, "bags": bags, "counts": np.bincount(movies, minlength=n_movies)}
 
 
 def build(tft_output: tft.TFTransformOutput, train_files: List[str], config: dict) -> RetrievalModel:
@@ -117,7 +118,8 @@ def build(tft_output: tft.TFTransformOutput, train_files: List[str], config: dic
     t = tables(tft_output, train_files, sizes)
     dim, layers = config.get("embedding_dim", C.EMBEDDING_DIM), config.get("layers", C.LAYERS)
     model = RetrievalModel(
-        QueryTower(t["side"], t["history"], sizes, dim, layers, config.get("use_history", C.USE_HISTORY)),
+        QueryTower(t["side"], t["history"], t["history_times"], sizes, dim, layers,
+                   config.get("use_history", C.USE_HISTORY)),
         CandidateTower(sizes, dim, layers), MovieTable(t["year"], t["bags"]), t["counts"], config)
     model.compile(optimizer=tf.keras.optimizers.Adam(config.get("learning_rate", C.LEARNING_RATE)))
     return model

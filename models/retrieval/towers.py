@@ -19,15 +19,15 @@ MOVIE_BAGS = [F.MOVIE_GENRES, F.MOVIE_TITLE, F.MOVIE_TAGS]
 class RaggedTable(tf.Module):
     """Rows of ids, [rows, None], kept as non-trainable variables (saved with the model)."""
 
-    def __init__(self, rows: List[np.ndarray], name: str):
+    def __init__(self, rows: List[np.ndarray], name: str, dtype=np.int64):
         super().__init__(name=name)
         lengths = np.array([len(r) for r in rows], np.int64)
         self.splits = tf.Variable(np.concatenate([[0], np.cumsum(lengths)]), trainable=False)
-        values = np.concatenate(rows).astype(np.int64) if len(rows) else np.zeros([0], np.int64)
+        values = np.concatenate(rows).astype(dtype) if len(rows) else np.zeros([0], dtype)
         self.values = tf.Variable(values, trainable=False, shape=[None])
 
     def gather(self, rows: tf.Tensor) -> tf.RaggedTensor:
-        """int64 [batch] row indices -> int64 ragged [batch, None]."""
+        """int64 [batch] row indices -> ragged [batch, None] of the rows' values."""
         table = tf.RaggedTensor.from_row_splits(self.values, self.splits, validate=False)
         return tf.gather(table, rows)
 
@@ -53,17 +53,20 @@ def _mlp(layers: List[int], dim: int) -> tf.keras.Sequential:
 
 
 class QueryTower(tf.keras.Model):
-    """user_id_xf int64 [batch] (and, in training, movie_id_xf) -> float32 [batch, dim], unit norm.
+    """user_id_xf int64 [batch] (and, in training, timestamp_xf float32 [batch])
+    -> float32 [batch, dim], unit norm.
 
     The user's id embedding, side features and the mean embedding of the movies they
-    rated in training; the movie being predicted is left out of its own history.
+    rated in training. For a training example only the movies rated before it count:
+    leaving just the predicted movie out would tell the model which movie it is.
     """
 
-    def __init__(self, side: np.ndarray, history: List[np.ndarray], sizes: Dict[str, int], dim: int,
-                 layers: List[int], use_history: bool = True):
+    def __init__(self, side: np.ndarray, history: List[np.ndarray], history_times: List[np.ndarray],
+                 sizes: Dict[str, int], dim: int, layers: List[int], use_history: bool = True):
         super().__init__()
         self.side = tf.Variable(side, trainable=False)  # int64 [users, len(USER_SIDE)]
-        self.history = RaggedTable(history, "history")
+        self.history = RaggedTable(history, "history")  # movie_id_xf [users, None]
+        self.history_times = RaggedTable(history_times, "history_times", np.float32)  # timestamp_xf
         self.use_history = use_history
         self.user = tf.keras.layers.Embedding(sizes[F.USER_ID], dim)
         self.side_embeddings = [tf.keras.layers.Embedding(sizes[key], 8) for key in USER_SIDE]
@@ -76,9 +79,9 @@ class QueryTower(tf.keras.Model):
         parts = [self.user(user)] + [emb(side[:, i]) for i, emb in enumerate(self.side_embeddings)]
         if self.use_history:
             history = self.history.gather(user)  # [batch, None]
-            target = inputs.get(F.transformed_name(F.MOVIE_ID))
-            if target is not None:  # training: a movie is not its own evidence
-                history = tf.ragged.boolean_mask(history, tf.not_equal(history, target[:, None]))
+            when = inputs.get(F.transformed_name(F.TIMESTAMP))
+            if when is not None:  # a training example: only what the user rated before it
+                history = tf.ragged.boolean_mask(history, self.history_times.gather(user) < when[:, None])
             watched = tf.ragged.map_flat_values(self.watched, history)  # [batch, None, dim]
             count = tf.cast(tf.maximum(history.row_lengths(), 1), tf.float32)[:, None]
             parts.append(tf.reduce_sum(watched, axis=1) / tf.sqrt(count))
