@@ -53,7 +53,8 @@ def raw_rows(ratings: pd.DataFrame, data_dir: str) -> list:
     for movie, row in items.iterrows():
         date = row[2].strip()
         year = int(date[-4:]) if date[-4:].isdigit() else 0
-        movies[str(movie)] = ([row[1].encode()], [year], [g.encode() for g, flag in zip(GENRES, row.loc[5:]) if flag == "1"])
+        genres = [g.encode() for g, flag in zip(GENRES, row.loc[5:]) if flag == "1"]
+        movies[str(movie)] = ([row[1].encode()], [year], genres)
     people = {str(u): ([int(r[1])], [r[2].encode()], [r[3].encode()], [r[4].encode()]) for u, r in users.iterrows()}
     rows = []
     for user, movie, rating, stamp in ratings[["user_id", "movie_id", "rating", "timestamp"]].itertuples(index=False):
@@ -128,41 +129,61 @@ def biased_mf(tft_output, files, seed: int, dim: int = 32, l2: float = 5e-5) -> 
                         F.dataset(files["test"], tft_output, 4096, shuffle=False))
 
 
-def two_stage(ranker, data, candidates: np.ndarray, key: str) -> dict:
-    """Re-ranks each user's candidates [U, K] by the ranker's `key` output; NDCG/recall@10."""
+def two_stage(ranker, data, candidates: np.ndarray) -> dict:
+    """Re-ranks each user's candidates [U, K] (best first) through the ranker's ids-only signature.
+
+    Returns:
+      NDCG/recall@10 per ordering: by each output ("like_probability", "rating"), and by each
+      output fused with the retrieval order ("..._fused": reciprocal rank fusion, k = 60).
+    """
     users = np.array(list(data.users))[:, None].repeat(candidates.shape[1], axis=1).ravel()
     movies = np.array(list(data.items))[candidates].ravel()
-    scores = np.concatenate([ranker.serve(tf.constant(users[i:i + 20000]), tf.constant(movies[i:i + 20000]))[key]
-                             .numpy() for i in range(0, len(users), 20000)]).reshape(candidates.shape)
-    order = np.argsort(-scores, axis=1, kind="stable")
-    result = metrics.ranking_metrics(np.take_along_axis(candidates, order, axis=1), data.relevant, ks=(10,))
-    return {"ndcg@10": result["ndcg@10"], "recall@10": result["recall@10"]}
+    outputs = [ranker.serve(tf.constant(users[i:i + 20000]), tf.constant(movies[i:i + 20000]))
+               for i in range(0, len(users), 20000)]
+    result = {}
+    for key in ("like_probability", "rating"):
+        scores = np.concatenate([out[key].numpy() for out in outputs]).reshape(candidates.shape)
+        ranks = np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1)  # 0 = the ranker's best
+        fused = 1 / (61 + ranks) + 1 / (61 + np.arange(candidates.shape[1]))[None, :]
+        for name, score in ((key, scores), (key + "_fused", fused)):
+            order = np.argsort(-score, axis=1, kind="stable")
+            found = metrics.ranking_metrics(np.take_along_axis(candidates, order, axis=1), data.relevant, ks=(10,))
+            result[name] = {"ndcg@10": found["ndcg@10"], "recall@10": found["recall@10"]}
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", help="ml-100k directory (default: $MOVIELENS_DIR or the shared copy)")
     parser.add_argument("--seeds", type=int, default=3, help="training runs per model; medians are reported")
-    parser.add_argument("--rerank-by", choices=["like_probability", "rating"], default="like_probability",
-                        help="the ranking output that orders the candidates in 'two_stage'")
+    parser.add_argument("--rerank-by", choices=["like_probability", "rating", "like_probability_fused", "rating_fused"], default=C.RERANK_BY,
+                        help="the ranking output that orders the candidates in 'two_stage' (default: constants)")
     parser.add_argument("--out", default=OUT, help="where the JSON goes")
+    parser.add_argument("--config", default="{}", help='ranking config overrides for both DNN and DCN, '
+                        'as JSON, e.g. \'{"l2": 1e-4}\' (keys: models/ranking/constants.py, lower case)')
+    parser.add_argument("--work-dir", help="keeps the transformed splits; a rerun with it skips Transform")
     args = parser.parse_args()
     data_dir = baselines.find_data_dir(args.data_dir)
     if not data_dir:
         sys.exit("No ml-100k found: pass --data-dir /path/to/ml-100k or set MOVIELENS_DIR.")
+    overrides = json.loads(args.config)
     start = time.monotonic()
     train, test = baselines.stack_split(data_dir)
     val_rows = np.random.default_rng(0).permutation(len(train))[: len(train) // 10]
     val = train.iloc[val_rows]
     splits = {"fit": train.drop(index=train.index[val_rows]), "val": val, "test": test}
-    root = tempfile.mkdtemp(prefix="ranking-bench-")
-    tft_output, files = transform(splits, data_dir, root)
+    root = args.work_dir or tempfile.mkdtemp(prefix="ranking-bench-")
+    if os.path.exists(os.path.join(root, "test.gz")):  # transformed by an earlier run with this work dir
+        tft_output = tft.TFTransformOutput(os.path.join(root, "transform"))
+        files = {name: [os.path.join(root, f"{name}.gz")] for name in splits}
+    else:
+        tft_output, files = transform(splits, data_dir, root)
     print(f"Transform done in {time.monotonic() - start:.0f} s", flush=True)
 
     data = baselines.interactions(train, test, baselines.movie_ids(data_dir))
     candidates = metrics.top_k_masked(baselines.popularity_scores(data.train), data.train, k=100)
     runs = {"global_mean": [], "mf": [], "dnn": [], "dcn": []}
-    reranked = {"like_probability": [], "rating": []}
+    reranked: dict = {}
     mean = M.mean_rating(files["fit"], tft_output)
     runs["global_mean"].append(test_metrics(lambda b: {"rating": tf.fill(tf.shape(b[F.RATING]), mean)},
                                             F.dataset(files["test"], tft_output, 4096, shuffle=False)))
@@ -170,15 +191,16 @@ def main() -> None:
                                   "model_run_dir": os.path.join(root, "run")})
     for seed in range(args.seeds):
         runs["mf"].append(biased_mf(tft_output, files, seed))
-        for name, config in (("dnn", {"cross_layers": 0}), ("dcn", {})):
+        for name, config in (("dnn", {**overrides, "cross_layers": 0}), ("dcn", overrides)):
             tf.keras.utils.set_random_seed(seed)
             model = M.build(tft_output, config, mean)
-            training.fit(model, fn_args, tft_output, C.BATCH_SIZE, C.EPOCHS, M.early_stopping(config))
+            training.fit(model, fn_args, tft_output, config.get("batch_size", C.BATCH_SIZE),
+                         config.get("epochs", C.EPOCHS), M.early_stopping(config))
             runs[name].append(test_metrics(model, F.dataset(files["test"], tft_output, 4096, shuffle=False)))
             print(seed, name, runs[name][-1], flush=True)
         ranker = export.Ranker(model, tft_output, files["fit"])
-        for key in reranked:
-            reranked[key].append(two_stage(ranker, data, candidates, key))
+        for key, value in two_stage(ranker, data, candidates).items():
+            reranked.setdefault(key, []).append(value)
         print(seed, "mf", runs["mf"][-1], "two-stage", {k: v[-1] for k, v in reranked.items()}, flush=True)
 
     def median(values):
@@ -192,7 +214,7 @@ def main() -> None:
         "retrieval": "popularity top-100, the user's training movies masked (stand-in for the two-tower model)",
         "protocol": "ML-100K, STACK.md random 80/20 split (default_rng(42)); 10% of train held out for early "
                     "stopping; medians over seeds; two-stage metrics over test users, binary gains",
-        "config": {"seeds": args.seeds, "dcn": {k: getattr(C, k) for k in (
+        "config": {"seeds": args.seeds, "overrides": overrides, "dcn": {k: getattr(C, k) for k in (
             "EMBEDDING_DIM", "DEEP_LAYERS", "CROSS_LAYERS", "STRUCTURE", "PROJECTION_DIM", "RATING_WEIGHT",
             "LIKED_WEIGHT", "L2", "LEARNING_RATE", "BATCH_SIZE", "PATIENCE")}},
         "seconds": time.monotonic() - start,

@@ -6,7 +6,7 @@ STRUCTURE = "stacked"  # "stacked": cross layers feed the deep network; "paralle
 PROJECTION_DIM = None  # low-rank cross kernels (e.g. 16); None = full rank
 RATING_WEIGHT = 1.0  # loss = RATING_WEIGHT * MSE(rating) + LIKED_WEIGHT * BCE(liked)
 LIKED_WEIGHT = 0.5
-L2 = 1e-5  # L2 penalty on the embeddings
+L2 = 1e-4  # L2 penalty on the embeddings
 BATCH_SIZE = 1024
 EPOCHS = 20  # at most; training stops when the eval RMSE stops improving
 PATIENCE = 2  # epochs without improvement before stopping (0 = train all EPOCHS)
@@ -15,3 +15,4 @@ LEARNING_RATE = 0.005
 # left out: serving_default takes ids only, so it has no timestamp to give the model.
 USER_FEATURES = ("user_id", "user_age", "user_gender", "user_occupation", "user_zip")
 MOVIE_FEATURES = ("movie_id", "movie_year", "movie_genres", "movie_title", "movie_tags")
+RERANK_BY = "like_probability"  # orders retrieved candidates: "like_probability" or "rating" (+ "_fused")
