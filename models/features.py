@@ -112,14 +112,16 @@ def _flat(x):
 
 def dataset(file_patterns: list, tft_output: tft.TFTransformOutput, batch_size: int,
             shuffle: bool = True) -> tf.data.Dataset:
-    """Batches of transformed examples (Transform's gzipped TFRecords), parsed to tensors."""
+    """Batches of transformed examples (Transform's gzipped TFRecords), parsed to tensors;
+    reshuffled every pass when `shuffle`, else in one fixed shuffled order."""
     files = [name for pattern in file_patterns for name in tf.io.gfile.glob(pattern)]
     if not files:
         raise FileNotFoundError(f"No transformed examples match {file_patterns}; did Transform run?")
     spec = tft_output.transformed_feature_spec()
     ds = tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
-    if shuffle:
-        ds = ds.shuffle(100_000, seed=42, reshuffle_each_iteration=True)
+    # Unshuffled reads still go through a fixed shuffle: ExampleGen writes each user's
+    # ratings together, and batches of one user make in-batch negatives meaningless.
+    ds = ds.shuffle(100_000, seed=42, reshuffle_each_iteration=shuffle)
     return (ds.batch(batch_size)
             .map(lambda records: tf.io.parse_example(records, spec), num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))

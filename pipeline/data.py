@@ -19,7 +19,6 @@ SHA256 = {
     "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
     "u.user": "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c",
 }
-REQUIRED = ("u.data", "u.item", "u.user")
 
 OFFLINE_HELP = """\
 Could not download MovieLens 100K from {url}
@@ -39,10 +38,13 @@ def sha256(path: Path) -> str:
 
 
 def check_dir(path: Path) -> Path:
-    """Returns `path` if it holds the ml-100k files, else exits with what is missing."""
-    missing = [name for name in REQUIRED if not (path / name).is_file()]
-    if missing:
-        sys.exit(f"{path} is not an ml-100k directory: {', '.join(missing)} missing.")
+    """Returns `path` if it holds a MovieLens release's files, else exits saying what is missing."""
+    from components.movielens_formats import MovieLensError, detect_release
+
+    try:
+        detect_release(str(path))
+    except MovieLensError as error:
+        sys.exit(str(error))
     return path.resolve()
 
 

@@ -42,8 +42,7 @@ def test_check_dir_missing_item_exits_naming_it(tmp_path):
     (ml / "u.item").unlink()
     with pytest.raises(SystemExit) as exit_info:
         data.check_dir(ml)
-    assert "u.item missing" in str(exit_info.value.code)
-    assert "u.data" not in str(exit_info.value.code)
+    assert "u.item: file not found" in str(exit_info.value.code)
 
 
 # download

@@ -1,8 +1,9 @@
 """preprocessing_fn, run by TF Transform's Beam implementation on a few rows."""
 import numpy as np
 import tensorflow as tf
+import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
-from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
 from models import features as F
 
@@ -22,9 +23,22 @@ def row(user, movie, age, genres, rating, title=b"Heat (1995)", zip_code=b"94110
 
 def transform(rows, tmp_path):
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(SPEC))
-    with tft_beam.Context(temp_dir=str(tmp_path)):
-        (out, _), _ = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(F.preprocessing_fn)
+    with tft_beam.Context(temp_dir=str(tmp_path / "tmp")):
+        (out, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(F.preprocessing_fn)
+        _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "transform"))
+    metadata_io.write_metadata(metadata, str(tmp_path / "transform" / tft.TFTransformOutput.RAW_METADATA_DIR))
     return out
+
+
+class Exported(F.RawFeatureModule):
+    """What the exported models put in front of themselves, exposed for the test."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.string),
+                                  tf.TensorSpec([None], tf.int64), tf.TensorSpec([None, None], tf.string),
+                                  tf.TensorSpec([None, None], tf.string)])
+    def movie_features(self, movie_id, movie_title, movie_year, movie_genres, movie_tags):
+        return self.transform(movie_id=movie_id, movie_title=movie_title, movie_year=movie_year,
+                              movie_genres=movie_genres, movie_tags=movie_tags)
 
 
 def column(out, key):
@@ -58,3 +72,24 @@ def test_title_tokens_drop_year_and_punctuation():
     tokens = tf.sparse.to_dense(F.title_tokens(tf.constant(["Se7en (1995)", "Monty Python's Life of Brian (1979)"])), b"")
     assert tokens.numpy().tolist() == [[b"se7en", b"", b"", b"", b""],
                                        [b"monty", b"python's", b"life", b"of", b"brian"]]
+
+
+def test_exported_signature_transforms_raw_values_as_training_did(tmp_path):
+    rows = [row(b"a", b"10", 20, [b"Drama"], 4.0, tags=[b"noir"]),
+            row(b"b", b"11", 30, [b"Drama", b"Comedy"], 3.0, title=b"Heat Wave (1990)")]
+    trained = transform(rows, tmp_path)
+    module = Exported(None, tft.TFTransformOutput(str(tmp_path / "transform")))
+    tf.saved_model.save(module, str(tmp_path / "model"), signatures={"movie_features": module.movie_features})
+    served = tf.saved_model.load(str(tmp_path / "model")).signatures["movie_features"](
+        movie_id=tf.constant(["10", "11", "99"]), movie_title=tf.constant(["Heat (1995)", "Heat Wave (1990)", "Heat"]),
+        movie_year=tf.constant([1990, 1990, 1990], tf.int64),
+        movie_genres=tf.constant([["Drama", ""], ["Drama", "Comedy"], ["Western", ""]]),
+        movie_tags=tf.constant([["noir"], [""], [""]]))
+    for key in (F.MOVIE_ID, F.MOVIE_YEAR):
+        assert served[F.transformed_name(key)].numpy().tolist()[:2] == column(trained, key)
+    for key in (F.MOVIE_GENRES, F.MOVIE_TITLE, F.MOVIE_TAGS):
+        rows_served = tf.RaggedTensor.from_sparse(served[F.transformed_name(key)]).to_list()
+        assert rows_served[:2] == column(trained, key)
+    # An unseen movie and genre fall in the OOV bucket (vocabulary size: 2 movies, 2 genres).
+    assert served[F.transformed_name(F.MOVIE_ID)].numpy()[2] == 2
+    assert tf.RaggedTensor.from_sparse(served[F.transformed_name(F.MOVIE_GENRES)]).to_list()[2] == [2]
