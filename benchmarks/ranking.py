@@ -156,7 +156,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", help="ml-100k directory (default: $MOVIELENS_DIR or the shared copy)")
     parser.add_argument("--seeds", type=int, default=3, help="training runs per model; medians are reported")
-    parser.add_argument("--rerank-by", choices=["like_probability", "rating", "like_probability_fused", "rating_fused"], default=C.RERANK_BY,
+    parser.add_argument("--rerank-by", default=C.RERANK_BY,
+                        choices=["like_probability", "rating", "like_probability_fused", "rating_fused"],
                         help="the ranking output that orders the candidates in 'two_stage' (default: constants)")
     parser.add_argument("--out", default=OUT, help="where the JSON goes")
     parser.add_argument("--config", default="{}", help='ranking config overrides for both DNN and DCN, '

@@ -122,7 +122,8 @@ def test_saved_model_serves_ids_in_a_process_that_imports_only_tensorflow(transf
     export.run_fn(fn_args)
     users, movies = ["u1", "u2", "u3", "stranger"], ["m1", "m1", "m2", "m3"]
     result = subprocess.run([sys.executable, "-c", FRESH, fn_args.serving_model_dir, json.dumps([users, movies])],
-                            capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-3000:]
     served = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(served) == {"rating", "like_probability"}
