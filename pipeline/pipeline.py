@@ -7,6 +7,8 @@ from components.catalogue import MovieCatalogueGen
 from components.data_gate import DataGate
 from components.index_builder import IndexBuilder
 from components.movielens import MovieLensExampleGen
+from components.retrieval_evaluator import RetrievalEvaluator
+from models.ranking import evaluation as ranking_evaluation
 from pipeline import configs
 
 
@@ -47,8 +49,16 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
             transform_graph=transform.outputs["transform_graph"], schema=schema_gen.outputs["schema"],
             train_args=tfx.proto.TrainArgs(), eval_args=tfx.proto.EvalArgs(), custom_config=config or {})
 
-    def pusher(model, name: str) -> tfx.components.Pusher:
-        return tfx.components.Pusher(model=model, push_destination=tfx.proto.PushDestination(
+    def latest_blessed(producer: str, model_key: str, evaluator: str) -> tfx.dsl.Resolver:
+        return tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model, producer_component_id=producer,
+                                  output_key=model_key),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                           producer_component_id=evaluator, output_key="blessing"))
+
+    def pusher(model, blessing, name: str) -> tfx.components.Pusher:
+        return tfx.components.Pusher(model=model, model_blessing=blessing, push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=f"{serving_dir}/{name}")))
 
     # The two-tower retrieval model (query and candidate towers).
@@ -56,19 +66,41 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
     # ScaNN and brute-force indexes over every movie, behind a raw user_id signature.
     index_builder = IndexBuilder(model=retrieval_trainer.outputs["model"],
                                  examples=example_gen.outputs["examples"],
+                                 catalogue=catalogue_gen.outputs["catalogue"],
                                  num_candidates=num_candidates)
+    # The last retrieval model that was blessed, to compare the new one against.
+    retrieval_baseline = latest_blessed("IndexBuilder", "bruteforce_model", "RetrievalEvaluator").with_id(
+        "LatestBlessedRetrieval")
+    # Recall, NDCG, coverage... on the eval split; blesses only above the floor and the baseline.
+    retrieval_evaluator = RetrievalEvaluator(
+        model=index_builder.outputs["bruteforce_model"], scann_model=index_builder.outputs["scann_model"],
+        examples=example_gen.outputs["examples"], catalogue=catalogue_gen.outputs["catalogue"],
+        baseline_model=retrieval_baseline.outputs["model"], recall_floor=configs.RETRIEVAL_RECALL_FLOOR,
+        max_regression=configs.RETRIEVAL_MAX_REGRESSION)
+    retrieval_blessing = retrieval_evaluator.outputs["blessing"]
     # The DCN ranking model.
     ranking_trainer = trainer(configs.RANKING_RUN_FN, ranking_config).with_id("RankingTrainer")
-    # Pushes into TF Serving's <base>/<model>/<version> layout.
-    pushers = [pusher(index_builder.outputs["scann_model"], "retrieval").with_id("RetrievalPusher"),
-               pusher(index_builder.outputs["bruteforce_model"], "retrieval_bruteforce")
+    # The last ranking model that was blessed, to compare the new one against.
+    ranking_baseline = latest_blessed("RankingTrainer", "model", "RankingEvaluator").with_id("LatestBlessedRanking")
+    # TFMA on the raw eval split: RMSE, MAE, AUC, calibration, by user gender; blesses under the RMSE gates.
+    ranking_evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"], model=ranking_trainer.outputs["model"],
+        baseline_model=ranking_baseline.outputs["model"], example_splits=["eval"],
+        eval_config=ranking_evaluation.eval_config(configs.RANKING_RMSE_CEILING, configs.RANKING_MAX_RMSE_INCREASE),
+    ).with_id("RankingEvaluator")
+    # Pushes blessed models into TF Serving's <base>/<model>/<version> layout.
+    pushers = [pusher(index_builder.outputs["scann_model"], retrieval_blessing, "retrieval")
+               .with_id("RetrievalPusher"),
+               pusher(index_builder.outputs["bruteforce_model"], retrieval_blessing, "retrieval_bruteforce")
                .with_id("BruteForcePusher"),
-               pusher(ranking_trainer.outputs["model"], "ranking").with_id("RankingPusher")]
+               pusher(ranking_trainer.outputs["model"], ranking_evaluator.outputs["blessing"], "ranking")
+               .with_id("RankingPusher")]
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name, pipeline_root=pipeline_root,
         components=[example_gen, catalogue_gen, statistics_gen, schema_gen, example_validator, data_gate,
-                    transform, retrieval_trainer, index_builder, ranking_trainer, *pushers],
+                    transform, retrieval_trainer, index_builder, retrieval_baseline, retrieval_evaluator,
+                    ranking_trainer, ranking_baseline, ranking_evaluator, *pushers],
         metadata_connection_config=(tfx.orchestration.metadata.sqlite_metadata_connection_config(
             metadata_path) if metadata_path else None),
         beam_pipeline_args=beam_pipeline_args or configs.BEAM_PIPELINE_ARGS)

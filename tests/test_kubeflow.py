@@ -18,9 +18,16 @@ EDGES = {  # task -> the tasks it waits for
     "RetrievalTrainer": {"Transform", "ImportSchemaGen"},
     "RankingTrainer": {"Transform", "ImportSchemaGen"},
     "IndexBuilder": {"RetrievalTrainer", "MovieLensExampleGen", "MovieCatalogueGen"},
-    "RetrievalPusher": {"IndexBuilder"},
-    "BruteForcePusher": {"IndexBuilder"},
-    "RankingPusher": {"RankingTrainer"},
+    "LatestBlessedRetrieval-model-resolver": set(),
+    "LatestBlessedRetrieval-model-blessing-resolver": set(),
+    "RetrievalEvaluator": {"IndexBuilder", "MovieLensExampleGen", "MovieCatalogueGen",
+                           "LatestBlessedRetrieval-model-resolver"},
+    "RetrievalPusher": {"IndexBuilder", "RetrievalEvaluator"},
+    "BruteForcePusher": {"IndexBuilder", "RetrievalEvaluator"},
+    "LatestBlessedRanking-model-resolver": set(),
+    "LatestBlessedRanking-model-blessing-resolver": set(),
+    "RankingEvaluator": {"RankingTrainer", "MovieLensExampleGen", "LatestBlessedRanking-model-resolver"},
+    "RankingPusher": {"RankingTrainer", "RankingEvaluator"},
 }
 
 
@@ -31,7 +38,7 @@ def test_compiles_every_component_with_its_edges_image_and_arguments(tmp_path):
     tasks = spec["root"]["dag"]["tasks"]
     assert {name: set(task.get("dependentTasks", [])) for name, task in tasks.items()} == EDGES
     executors = spec["deploymentSpec"]["executors"]
-    assert {e["container"]["image"] for e in executors.values()} == {"gcr.io/p/recsys:1"}
+    assert {e["container"]["image"] for e in executors.values() if "resolver" not in e} == {"gcr.io/p/recsys:1"}
     for beam_component in ("MovieLensExampleGen", "StatisticsGen", "Transform"):
         args = executors[f"{beam_component}_executor"]["container"]["args"]
         assert "--runner=DataflowRunner" in args and "--project=p" in args, beam_component
