@@ -217,7 +217,7 @@ def main() -> None:
                     "stopping; medians over seeds; two-stage metrics over test users, binary gains",
         "config": {"seeds": args.seeds, "overrides": overrides, "dcn": {k: getattr(C, k) for k in (
             "EMBEDDING_DIM", "DEEP_LAYERS", "CROSS_LAYERS", "STRUCTURE", "PROJECTION_DIM", "RATING_WEIGHT",
-            "LIKED_WEIGHT", "L2", "LEARNING_RATE", "BATCH_SIZE", "PATIENCE")}},
+            "LIKED_WEIGHT", "NEGATIVE_WEIGHT", "L2", "LEARNING_RATE", "BATCH_SIZE", "PATIENCE")}},
         "seconds": time.monotonic() - start,
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

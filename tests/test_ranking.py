@@ -72,7 +72,8 @@ def batch(transformed_pair):
 
 def test_model_reads_side_features_and_learns_both_heads(transformed):
     tf.keras.utils.set_random_seed(0)
-    model = M.build(transformed[0], {"embedding_dim": 8, "deep_layers": (16,), "learning_rate": 0.05})
+    model = M.build(transformed[0], {"embedding_dim": 8, "deep_layers": (16,), "learning_rate": 0.05,
+                                     "negative_weight": 0.0})  # every pair of the 9 rows is rated
     assert set(model.cardinalities) == {F.transformed_name(k) for k in F.USER_FEATURES + F.MOVIE_FEATURES}
     assert len(model.crosses) == 2
     data = tf.data.Dataset.from_tensors(batch(transformed))
@@ -90,6 +91,19 @@ def test_plain_deep_network_has_no_cross_layers(transformed):
     model(batch(transformed))
     assert not model.crosses
     assert not any("cross" in w.name for w in model.trainable_weights)
+
+
+def test_in_batch_negatives_teach_the_like_head_which_pairs_were_not_rated():
+    tf.keras.utils.set_random_seed(0)
+    ids = tf.constant([0, 1, 2, 3], tf.int64)  # user i rated (and liked) movie i only
+    rated = {"user_id_xf": ids, "movie_id_xf": ids, F.RATING: tf.fill([4], 5.0)}
+    model = M.RankingModel({"user_id_xf": 4, "movie_id_xf": 4}, dim=8, deep_layers=(16,), negative_weight=1.0)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.02))
+    model.fit(tf.data.Dataset.from_tensors(rated).repeat(300), verbose=0)
+    users, movies = np.meshgrid(np.arange(4), np.arange(4), indexing="ij")
+    logits = model({"user_id_xf": tf.constant(users.ravel()), "movie_id_xf": tf.constant(movies.ravel())})
+    like = tf.reshape(logits["like_logit"], [4, 4]).numpy()
+    assert all(like[i, i] > max(np.delete(like[i], i)) for i in range(4))
 
 
 def test_side_features_are_read_per_id(transformed):
@@ -116,7 +130,7 @@ def test_saved_model_serves_ids_in_a_process_that_imports_only_tensorflow(transf
     tft_output, files = transformed
     fn_args = types.SimpleNamespace(
         custom_config={"embedding_dim": 8, "deep_layers": (16,), "learning_rate": 0.05, "epochs": 60,
-                       "batch_size": 9, "patience": 0},
+                       "batch_size": 9, "patience": 0, "negative_weight": 0.0},
         transform_output=tft_output.transform_savedmodel_dir.rsplit("/", 1)[0], train_files=files,
         eval_files=files, model_run_dir=str(tmp_path / "run"), serving_model_dir=str(tmp_path / "serving"))
     export.run_fn(fn_args)

@@ -6,6 +6,7 @@ STRUCTURE = "stacked"  # "stacked": cross layers feed the deep network; "paralle
 PROJECTION_DIM = None  # low-rank cross kernels (e.g. 16); None = full rank
 RATING_WEIGHT = 1.0  # loss = RATING_WEIGHT * MSE(rating) + LIKED_WEIGHT * BCE(liked)
 LIKED_WEIGHT = 0.5
+NEGATIVE_WEIGHT = 1.0  # like-head loss weight of in-batch unrated pairs (0 = ratings only; model.py)
 L2 = 1e-4  # L2 penalty on the embeddings
 BATCH_SIZE = 1024
 EPOCHS = 20  # at most; training stops when the eval RMSE stops improving

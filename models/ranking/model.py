@@ -33,13 +33,15 @@ class RankingModel(tfrs.Model):
       rating_weight, liked_weight: the two losses' weights.
       rating_bias: initial global bias of the rating head (the training mean).
       l2: L2 penalty on the embeddings.
+      negative_weight: weight of a like-head loss on in-batch negatives (each user with
+        another row's movie, labelled not liked); 0 trains the like head on ratings only.
     """
 
     def __init__(self, cardinalities: Dict[str, int], dim: int = C.EMBEDDING_DIM,
                  deep_layers: Iterable[int] = C.DEEP_LAYERS, cross_layers: int = C.CROSS_LAYERS,
                  structure: str = C.STRUCTURE, projection_dim: Optional[int] = C.PROJECTION_DIM,
                  rating_weight: float = C.RATING_WEIGHT, liked_weight: float = C.LIKED_WEIGHT,
-                 rating_bias: float = 0.0, l2: float = C.L2):
+                 rating_bias: float = 0.0, l2: float = C.L2, negative_weight: float = C.NEGATIVE_WEIGHT):
         super().__init__()
         if structure not in ("stacked", "parallel"):
             raise ValueError(f"ranking config structure={structure!r}: use 'stacked' or 'parallel'")
@@ -59,6 +61,7 @@ class RankingModel(tfrs.Model):
         self.rating_head = tf.keras.layers.Dense(1, bias_initializer=tf.keras.initializers.Constant(rating_bias))
         self.like_head = tf.keras.layers.Dense(1)
         self.weights_ = (rating_weight, liked_weight)
+        self.negative_weight = negative_weight
         self.rating_task = tfrs.tasks.Ranking(loss=tf.keras.losses.MeanSquaredError(),
                                               metrics=[tf.keras.metrics.RootMeanSquaredError("rmse")])
         self.like_task = tfrs.tasks.Ranking(loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
@@ -92,8 +95,24 @@ class RankingModel(tfrs.Model):
         rating = inputs[F.RATING]
         liked = inputs[LIKED] if LIKED in inputs else tf.cast(rating >= F.LIKED_THRESHOLD, tf.float32)
         rating_weight, liked_weight = self.weights_
-        return (rating_weight * self.rating_task(labels=rating, predictions=out["rating"])
+        loss = (rating_weight * self.rating_task(labels=rating, predictions=out["rating"])
                 + liked_weight * self.like_task(labels=liked, predictions=out["like_logit"]))
+        if training and self.negative_weight:  # each user paired with another row's movie: not liked
+            order = tf.random.shuffle(tf.range(tf.shape(rating)[0]))
+            others = {name: _gather(value, order) if name.startswith("movie_") else value
+                      for name, value in inputs.items() if name in self.cardinalities}
+            loss += self.negative_weight * self.like_task(labels=tf.zeros_like(rating),
+                                                          predictions=self(others, training=True)["like_logit"])
+        return loss
+
+
+def _gather(values, order):
+    """Rows `order` of a [B] tensor or of an id SparseTensor [B, None] (ids >= 0)."""
+    if isinstance(values, tf.SparseTensor):
+        rows = tf.gather(tf.sparse.to_dense(values, default_value=-1), order)
+        where = tf.where(rows >= 0)
+        return tf.SparseTensor(where, tf.gather_nd(rows, where), tf.shape(rows, out_type=tf.int64))
+    return tf.gather(values, order)
 
 
 def feature_names(tft_output: tft.TFTransformOutput, config: dict) -> list:
@@ -118,7 +137,7 @@ def build(tft_output: tft.TFTransformOutput, config: dict, rating_bias: float = 
                          config.get("deep_layers", C.DEEP_LAYERS), config.get("cross_layers", C.CROSS_LAYERS),
                          config.get("structure", C.STRUCTURE), config.get("projection_dim", C.PROJECTION_DIM),
                          config.get("rating_weight", C.RATING_WEIGHT), config.get("liked_weight", C.LIKED_WEIGHT),
-                         rating_bias, config.get("l2", C.L2))
+                         rating_bias, config.get("l2", C.L2), config.get("negative_weight", C.NEGATIVE_WEIGHT))
     model.compile(optimizer=tf.keras.optimizers.Adam(config.get("learning_rate", C.LEARNING_RATE)))
     return model
 
