@@ -13,6 +13,11 @@ Training is a softmax over the batch's movies plus, by config, sampled negatives
               "hard" (sampled by popularity; the task keeps the hardest) | "mixed" (half each)
 with the log of each candidate's sampling probability subtracted from its score (logQ
 correction), so popular movies are not over-penalised for being frequent negatives.
+
+The query tower's history is split afresh at every step, per user, by a coin: half the
+movies are the input, and only examples whose movie fell in the other half are trained
+on. The input never depends on which movie is the target (leaving out just the target,
+or keeping only what came before it, both let the model tell the target apart).
 """
 from typing import Dict, List
 
@@ -24,7 +29,7 @@ import tensorflow_transform as tft
 from models import features as F
 from models import training
 from models.retrieval import constants as C
-from models.retrieval.towers import MOVIE_BAGS, USER_SIDE, CandidateTower, MovieTable, QueryTower
+from models.retrieval.towers import HISTORY_KEEP, MOVIE_BAGS, USER_SIDE, CandidateTower, MovieTable, QueryTower, coin
 
 NEGATIVES = ("in_batch", "uniform", "hard", "mixed")
 
@@ -58,6 +63,14 @@ class RetrievalModel(tfrs.Model):
 
     def compute_loss(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         positives = inputs[F.transformed_name(F.MOVIE_ID)]  # [batch]
+        weights = None
+        if training and self.query.use_history:  # see the module docstring
+            user, seed = inputs[F.transformed_name(F.USER_ID)], self.optimizer.iterations
+            history = self.query.history.gather(user)
+            keep = tf.ragged.map_flat_values(lambda m: coin(tf.repeat(user, history.row_lengths()), m, seed) < 0.5,
+                                             history)
+            inputs = {**inputs, HISTORY_KEEP: keep}
+            weights = tf.cast(coin(user, positives, seed) >= 0.5, tf.float32)  # [batch]
         queries = self.query(inputs)  # [batch, dim]
         candidates = self.candidate(inputs)  # [batch, dim]
         ids, n_uniform, n_popular = positives, 0, 0
@@ -69,7 +82,7 @@ class RetrievalModel(tfrs.Model):
         batch = tf.cast(tf.shape(positives)[0], tf.float32)
         probability = (((batch + n_popular) * tf.gather(self.popularity, ids) + n_uniform * tf.gather(self.uniform, ids))
                        / (batch + n_popular + n_uniform))
-        return self.task(queries, candidates, candidate_sampling_probability=probability,
+        return self.task(queries, candidates, sample_weight=weights, candidate_sampling_probability=probability,
                          candidate_ids=ids, compute_metrics=False)
 
 
@@ -77,21 +90,20 @@ def tables(tft_output: tft.TFTransformOutput, files: List[str], sizes: Dict[str,
     """Reads the transformed train split once into the towers' lookup tables.
 
     Returns:
-      side int64 [users, 4] (USER_SIDE ids by user_id_xf), history and history_times (per
-      user, the movies they rated and when, as timestamp_xf), year int64 [movies], bags
-      ({feature: list of int64 arrays} by movie_id_xf) and counts int64 [movies].
+      side int64 [users, 4] (USER_SIDE ids by user_id_xf), history (per user, an int64
+      array of the movies they rated), year int64 [movies], bags ({feature: list of int64
+      arrays} by movie_id_xf) and counts int64 [movies] (ratings per movie).
     """
     n_users, n_movies = sizes[F.USER_ID], sizes[F.MOVIE_ID]
     side = np.zeros([n_users, len(USER_SIDE)], np.int64)
     year = np.zeros([n_movies], np.int64)
     bags = {key: [np.zeros([0], np.int64)] * n_movies for key in MOVIE_BAGS}
     seen_user, seen_movie = np.zeros(n_users, bool), np.zeros(n_movies, bool)
-    users, movies, times = [], [], []
+    users, movies = [], []
     for batch in F.dataset(files, tft_output, 4096, shuffle=False):
         user, movie = batch[F.transformed_name(F.USER_ID)].numpy(), batch[F.transformed_name(F.MOVIE_ID)].numpy()
         users.append(user)
         movies.append(movie)
-        times.append(batch[F.transformed_name(F.TIMESTAMP)].numpy())
         ids, first = np.unique(user, return_index=True)
         new = ~seen_user[ids]
         side[ids[new]] = np.stack([batch[F.transformed_name(k)].numpy()[first[new]] for k in USER_SIDE], 1)
@@ -105,11 +117,11 @@ def tables(tft_output: tft.TFTransformOutput, files: List[str], sizes: Dict[str,
             for movie_xf, row in zip(ids[new], first[new]):
                 bags[key][movie_xf] = rows[row] if row < len(rows) else np.zeros([0], np.int64)
         seen_movie[ids] = True
-    users, movies, times = np.concatenate(users), np.concatenate(movies), np.concatenate(times)
-    order = np.lexsort((times, users))  # by user, then time
-    cuts = np.cumsum(np.bincount(users, minlength=n_users))[:-1]
-    return {"side": side, "history": np.split(movies[order], cuts), "history_times": np.split(times[order], cuts),
-            "year": year, "bags": bags, "counts": np.bincount(movies, minlength=n_movies)}
+    users, movies = np.concatenate(users), np.concatenate(movies)
+    order = np.argsort(users, kind="stable")
+    history = np.split(movies[order], np.cumsum(np.bincount(users, minlength=n_users))[:-1])
+    return {"side": side, "history": history, "year": year, "bags": bags,
+            "counts": np.bincount(movies, minlength=n_movies)}
 
 
 def build(tft_output: tft.TFTransformOutput, train_files: List[str], config: dict) -> RetrievalModel:
@@ -118,8 +130,7 @@ def build(tft_output: tft.TFTransformOutput, train_files: List[str], config: dic
     t = tables(tft_output, train_files, sizes)
     dim, layers = config.get("embedding_dim", C.EMBEDDING_DIM), config.get("layers", C.LAYERS)
     model = RetrievalModel(
-        QueryTower(t["side"], t["history"], t["history_times"], sizes, dim, layers,
-                   config.get("use_history", C.USE_HISTORY)),
+        QueryTower(t["side"], t["history"], sizes, dim, layers, config.get("use_history", C.USE_HISTORY)),
         CandidateTower(sizes, dim, layers), MovieTable(t["year"], t["bags"]), t["counts"], config)
     model.compile(optimizer=tf.keras.optimizers.Adam(config.get("learning_rate", C.LEARNING_RATE)))
     return model

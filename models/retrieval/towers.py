@@ -19,15 +19,15 @@ MOVIE_BAGS = [F.MOVIE_GENRES, F.MOVIE_TITLE, F.MOVIE_TAGS]
 class RaggedTable(tf.Module):
     """Rows of ids, [rows, None], kept as non-trainable variables (saved with the model)."""
 
-    def __init__(self, rows: List[np.ndarray], name: str, dtype=np.int64):
+    def __init__(self, rows: List[np.ndarray], name: str):
         super().__init__(name=name)
         lengths = np.array([len(r) for r in rows], np.int64)
         self.splits = tf.Variable(np.concatenate([[0], np.cumsum(lengths)]), trainable=False)
-        values = np.concatenate(rows).astype(dtype) if len(rows) else np.zeros([0], dtype)
+        values = np.concatenate(rows).astype(np.int64) if len(rows) else np.zeros([0], np.int64)
         self.values = tf.Variable(values, trainable=False, shape=[None])
 
     def gather(self, rows: tf.Tensor) -> tf.RaggedTensor:
-        """int64 [batch] row indices -> ragged [batch, None] of the rows' values."""
+        """int64 [batch] row indices -> int64 ragged [batch, None]."""
         table = tf.RaggedTensor.from_row_splits(self.values, self.splits, validate=False)
         return tf.gather(table, rows)
 
@@ -52,21 +52,28 @@ def _mlp(layers: List[int], dim: int) -> tf.keras.Sequential:
                                [tf.keras.layers.Dense(dim)])
 
 
+HISTORY_KEEP = "history_keep"  # optional query input: ragged bool [batch, None], which history to use
+
+
+def coin(users: tf.Tensor, movies: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """A fair coin per (user, movie, seed), float32 in [0, 1), same shape as `movies`
+    (`users` broadcasts against it); the same arguments always give the same value."""
+    key = tf.strings.join([tf.strings.as_string(users), tf.strings.as_string(movies), tf.strings.as_string(seed)], "/")
+    return tf.cast(tf.strings.to_hash_bucket_fast(key, 1 << 20), tf.float32) / (1 << 20)
+
+
 class QueryTower(tf.keras.Model):
-    """user_id_xf int64 [batch] (and, in training, timestamp_xf float32 [batch])
-    -> float32 [batch, dim], unit norm.
+    """user_id_xf int64 [batch] -> float32 [batch, dim], unit norm.
 
     The user's id embedding, side features and the mean embedding of the movies they
-    rated in training. For a training example only the movies rated before it count:
-    leaving just the predicted movie out would tell the model which movie it is.
+    rated in training (or of the subset HISTORY_KEEP marks, in training).
     """
 
-    def __init__(self, side: np.ndarray, history: List[np.ndarray], history_times: List[np.ndarray],
-                 sizes: Dict[str, int], dim: int, layers: List[int], use_history: bool = True):
+    def __init__(self, side: np.ndarray, history: List[np.ndarray], sizes: Dict[str, int], dim: int,
+                 layers: List[int], use_history: bool = True):
         super().__init__()
         self.side = tf.Variable(side, trainable=False)  # int64 [users, len(USER_SIDE)]
         self.history = RaggedTable(history, "history")  # movie_id_xf [users, None]
-        self.history_times = RaggedTable(history_times, "history_times", np.float32)  # timestamp_xf
         self.use_history = use_history
         self.user = tf.keras.layers.Embedding(sizes[F.USER_ID], dim)
         self.side_embeddings = [tf.keras.layers.Embedding(sizes[key], 8) for key in USER_SIDE]
@@ -79,12 +86,11 @@ class QueryTower(tf.keras.Model):
         parts = [self.user(user)] + [emb(side[:, i]) for i, emb in enumerate(self.side_embeddings)]
         if self.use_history:
             history = self.history.gather(user)  # [batch, None]
-            when = inputs.get(F.transformed_name(F.TIMESTAMP))
-            if when is not None:  # a training example: only what the user rated before it
-                history = tf.ragged.boolean_mask(history, self.history_times.gather(user) < when[:, None])
+            if HISTORY_KEEP in inputs:
+                history = tf.ragged.boolean_mask(history, inputs[HISTORY_KEEP])
             watched = tf.ragged.map_flat_values(self.watched, history)  # [batch, None, dim]
             count = tf.cast(tf.maximum(history.row_lengths(), 1), tf.float32)[:, None]
-            parts.append(tf.reduce_sum(watched, axis=1) / tf.sqrt(count))
+            parts.append(tf.reduce_sum(watched, axis=1) / count)
         return tf.math.l2_normalize(self.mlp(tf.concat(parts, axis=1)), axis=1)
 
 
