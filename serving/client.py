@@ -141,7 +141,8 @@ class RecommenderClient:
         Movies the user rated in the training data never come back (the retrieval model
         drops them), nor do those in `exclude[user]` (e.g. rated since). Each item: rank,
         movie_id, title, score (predicted rating), like_probability (when the ranking
-        model has it), source ("ranking", or "popular" for a user the model does not know).
+        model has it: items are ordered by it, else by score), source ("ranking", or
+        "popular" for a user the model does not know).
         """
         self.timings = {}
         exclude = {user: set(movies) for user, movies in (exclude or {}).items()}
@@ -168,7 +169,11 @@ class RecommenderClient:
         answers = {}
         for user in user_ids:
             if user in pairs:
-                order = sorted(pairs[user], key=lambda m: -scores[(user, m[0])][0])[:k]
+                # Order by like probability where the model has it (benchmarks/ranking.py: it
+                # re-ranks better than the predicted rating), else by the rating.
+                key = lambda m: -(scores[(user, m[0])][1] if scores[(user, m[0])][1] is not None  # noqa: E731
+                                  else scores[(user, m[0])][0])
+                order = sorted(pairs[user], key=key)[:k]
                 items = [{"movie_id": m, "title": t, "score": scores[(user, m)][0],
                           "like_probability": scores[(user, m)][1], "source": "ranking"} for m, t in order]
             else:
