@@ -7,6 +7,6 @@ NEGATIVES = "mixed"  # in_batch | uniform | hard | mixed (see models/retrieval/m
 NUM_SAMPLED = 512  # sampled negatives per batch, on top of the batch's own movies
 NUM_HARD_NEGATIVES = 128  # with negatives="hard": negatives kept per query, the highest-scored
 BATCH_SIZE = 1024
-EPOCHS = 30  # at most; early stopping on the eval loss usually ends sooner
-PATIENCE = 2
-LEARNING_RATE = 0.003
+EPOCHS = 12  # at most; early stopping on the eval loss may end sooner
+PATIENCE = 4
+LEARNING_RATE = 0.01
