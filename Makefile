@@ -8,7 +8,7 @@ SHARED_ML100K := $(abspath ../shared/data/movielens/ml-100k)
 # Use the machine's shared copy of ml-100k when there is one; otherwise the demo downloads it.
 export MOVIELENS_DIR ?= $(if $(wildcard $(SHARED_ML100K)/u.data),$(SHARED_ML100K),)
 
-.PHONY: setup demo test lock clean bench-scale bench-index bench-serving bench-ranking
+.PHONY: setup demo test lock clean bench-scale bench-index bench-serving bench-ranking bench-quality bench-ingest
 
 setup: $(VENV)/.installed
 
@@ -51,3 +51,13 @@ bench-serving: setup
 # (benchmarks/results/ranking.json); about half an hour on 2 cores.
 bench-ranking: setup
 	$(PY) benchmarks/ranking.py
+
+# Retrieval quality on ML-100K: popularity, EASE, two-tower, two-stage, side by side
+# (benchmarks/results/quality.json); runs the pipeline, about 15 minutes on 2 cores.
+bench-quality: setup
+	$(PY) benchmarks/quality.py
+
+# Wall time of the data stages (ExampleGen .. Transform) on ML-100K, 3 runs
+# (benchmarks/results/ingest.json).
+bench-ingest: setup
+	$(PY) benchmarks/ingest.py --runs 3

@@ -1,6 +1,7 @@
 """Retrieval quality on ML-100K, side by side in one run: popularity, EASE (lambda 500),
 the pipeline's two-tower retrieval model, and the two-stage system (retrieval top-100
-re-ranked by the ranking model). Protocol of ../shared/STACK.md on the pipeline's own
+re-ranked by the ranking model: by predicted rating, like probability, or like probability
+fused with the retrieval order). Protocol of ../shared/STACK.md on the pipeline's own
 seeded random 80/20 split: each eval user ranks the whole catalogue with their training
 movies masked; every eval rating is relevant. STACK.md's exact split is also scored for
 the baselines, to show the two splits agree.
@@ -29,6 +30,8 @@ from pipeline import data, local_runner  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "quality.json")
 KEYS = ("recall@10", "ndcg@10", "recall@100")
+RRF_K = 60  # reciprocal rank fusion constant
+ORDERS = ("rating", "like_probability", "fused")  # how the two-stage system orders the 100 candidates
 
 
 def newest(pattern: str) -> str:
@@ -54,7 +57,12 @@ def two_stage(retrieval_dir: str, ranking_dir: str, users: list, relevant: list,
     rows = []
     for user in users:
         movies = retrieve(user_id=tf.constant([user]))["movie_ids"][0]  # [100]
-        scores = rank(user_id=tf.fill(tf.shape(movies), user), movie_id=movies)[rank_by].numpy()
+        ranked = rank(user_id=tf.fill(tf.shape(movies), user), movie_id=movies)
+        if rank_by == "fused":  # reciprocal rank fusion of the retrieval and like-probability orders
+            like_rank = np.argsort(np.argsort(-ranked["like_probability"].numpy(), kind="stable"))
+            scores = 1 / (RRF_K + np.arange(len(like_rank))) + 1 / (RRF_K + like_rank)
+        else:
+            scores = ranked[rank_by].numpy()
         rows.append([index.get(m, -1) for m in movies.numpy()[np.argsort(-scores, kind="stable")]])
     return metrics.ranking_metrics(np.array(rows), relevant, ks=(10, 100))
 
@@ -64,8 +72,9 @@ def main() -> None:
     parser.add_argument("--data-dir", help="ml-100k directory (default: $MOVIELENS_DIR or a cached download)")
     parser.add_argument("--output-dir", default="outputs/bench-quality", help="pipeline outputs")
     parser.add_argument("--reuse", action="store_true", help="score the last run instead of running the pipeline")
-    parser.add_argument("--rank-by", default="rating", choices=["rating", "like_probability"],
-                        help="ranking model output the two-stage system orders by")
+    parser.add_argument("--rank-by", default="fused", choices=ORDERS,
+                        help="two_stage's order: a ranking model output, or that fused with the retrieval order "
+                             "(all three are recorded under two_stage_by)")
     args = parser.parse_args()
     data_dir = data.resolve(args.data_dir)
     start = time.monotonic()
@@ -84,11 +93,14 @@ def main() -> None:
     models["retrieval"] = RE.evaluate(bruteforce, scann_dir, pairs["train"], pairs["eval"], movies)
     index = {m: i for i, m in enumerate(movies["ids"])}
     ranking = os.path.join(newest(f"{root}/RankingTrainer/model/*"), "Format-Serving")
-    models["two_stage"] = two_stage(bruteforce, ranking, *RE.relevance(pairs["eval"], index), index, args.rank_by)
+    by = {order: two_stage(bruteforce, ranking, *RE.relevance(pairs["eval"], index), index, order)
+          for order in ORDERS}
+    models["two_stage"] = by[args.rank_by]
     reference = baseline_metrics(*baselines.stack_split(data_dir), baselines.movie_ids(data_dir))
     result = {"protocol": "pipeline's seeded random 80/20 split; full-catalogue ranking, training movies masked",
               "two_stage_rank_by": args.rank_by,
               "models": {name: {**{k: round(m[k], 4) for k in KEYS}, "all": m} for name, m in models.items()},
+              "two_stage_by": {order: {k: round(m[k], 4) for k in KEYS} for order, m in by.items()},
               "stack_split_baselines": {name: {k: round(m[k], 4) for k in KEYS} for name, m in reference.items()},
               "seconds": round(time.monotonic() - start, 1)}
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
