@@ -47,11 +47,12 @@ def test_pipeline_serves_recommendations_over_grpc(tmp_path):
         server.wait(timeout=30)
 
     ids = [item["movie_id"] for item in items]
-    scores = [item["score"] for item in items]
+    likes = [item["like_probability"] for item in items]
     assert len(ids) == K == len(set(ids))
     assert set(ids) <= catalogue
     assert not set(ids) & rated, "movies the user rated in training must be excluded"
-    assert scores == sorted(scores, reverse=True)
+    assert likes == sorted(likes, reverse=True)  # the client orders by like probability
+    assert all(isinstance(item["score"], float) and item["source"] == "ranking" for item in items)
     assert [item["rank"] for item in items] == list(range(1, K + 1))
     assert all(item["title"].startswith("Synthetic Film") for item in items)
     answer = json.loads(cli.stdout)
