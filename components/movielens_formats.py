@@ -116,12 +116,17 @@ def parse_year(release_date: str, title: str) -> int:
 
 # ml-100k
 
-def parse_rating(line: str, where: str) -> Rating:
-    """One u.data line -> (user_id, movie_id, rating, timestamp)."""
-    user_id, movie_id, rating, timestamp = _fields(line, "\t", 4, where)
+def _split_rating(line: str, where: str, sep: str, half_stars: bool) -> Rating:
+    """'user<sep>movie<sep>rating<sep>timestamp' -> (user_id, movie_id, rating, timestamp)."""
+    user_id, movie_id, rating, timestamp = _fields(line, sep, 4, where)
     _int(user_id, "user id", where)
     _int(movie_id, "movie id", where)
-    return user_id, movie_id, _rating(rating, where, False), _int(timestamp, "timestamp", where)
+    return user_id, movie_id, _rating(rating, where, half_stars), _int(timestamp, "timestamp", where)
+
+
+def parse_rating(line: str, where: str) -> Rating:
+    """One u.data line -> (user_id, movie_id, rating, timestamp)."""
+    return _split_rating(line, where, "\t", half_stars=False)
 
 
 def parse_movie(line: str, where: str) -> Tuple[str, Movie]:
@@ -144,21 +149,14 @@ def parse_user(line: str, where: str) -> Tuple[str, User]:
 
 # ml-1m and ml-10m ('::'-separated .dat files)
 
-def _parse_dat_rating(line: str, where: str, half_stars: bool) -> Rating:
-    user_id, movie_id, rating, timestamp = _fields(line, "::", 4, where)
-    _int(user_id, "user id", where)
-    _int(movie_id, "movie id", where)
-    return user_id, movie_id, _rating(rating, where, half_stars), _int(timestamp, "timestamp", where)
-
-
 def parse_1m_rating(line: str, where: str) -> Rating:
     """One ml-1m ratings.dat line (whole stars) -> (user_id, movie_id, rating, timestamp)."""
-    return _parse_dat_rating(line, where, half_stars=False)
+    return _split_rating(line, where, "::", half_stars=False)
 
 
 def parse_10m_rating(line: str, where: str) -> Rating:
     """One ml-10m ratings.dat line (half stars) -> (user_id, movie_id, rating, timestamp)."""
-    return _parse_dat_rating(line, where, half_stars=True)
+    return _split_rating(line, where, "::", half_stars=True)
 
 
 def parse_dat_movie(line: str, where: str) -> Tuple[str, Movie]:
@@ -193,10 +191,7 @@ def parse_dat_tag(line: str, where: str) -> Tuple[str, str]:
 
 def parse_csv_rating(line: str, where: str) -> Rating:
     """One ratings.csv line 'userId,movieId,rating,timestamp' -> (user_id, movie_id, rating, timestamp)."""
-    user_id, movie_id, rating, timestamp = _fields(line, ",", 4, where)
-    _int(user_id, "user id", where)
-    _int(movie_id, "movie id", where)
-    return user_id, movie_id, _rating(rating, where, True), _int(timestamp, "timestamp", where)
+    return _split_rating(line, where, ",", half_stars=True)
 
 
 def parse_csv_movie(line: str, where: str) -> Tuple[str, Movie]:
