@@ -6,11 +6,14 @@ still retrievable by their features).
     catalogue_gen.outputs["catalogue"]  # Examples, one split "catalogue"
 
 Output: <uri>/Split-catalogue/data_tfrecord-00000-of-00001.gz, gzipped TFRecords of one
-tf.Example per line of the release's movies file: movie_id, movie_title, movie_year,
+tf.Example per movie of the release's movies file: movie_id, movie_title, movie_year,
 movie_genres (1+ values), movie_tags (0+ values), written in movie-id order. The release
-and its parsers are those of MovieLensExampleGen (components/movielens_tables.py). A
-movies table, even 32M's 87K movies, fits in memory, so this needs no Beam.
+and its parsers are those of MovieLensExampleGen (components/movielens_tables.py), so a
+title listed under several ids appears once, under the id its ratings are remapped to; the
+artifact's custom property duplicate_ids_merged counts the ids dropped. A movies table,
+even 32M's 87K movies, fits in memory, so this needs no Beam.
 """
+import logging
 import os
 from typing import Dict, List
 
@@ -21,20 +24,16 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
 from components.movielens_formats import Movie
-from components.movielens_tables import movie_features, read_tables
+from components.movielens_tables import id_order, movie_features, read_tables
 
 SPLIT = "catalogue"
 FILE_NAME = "data_tfrecord-00000-of-00001.gz"
 
 
-def _order(movie_id: str) -> tuple:
-    return (0, int(movie_id), "") if movie_id.isdigit() else (1, 0, movie_id)
-
-
 def write_catalogue(movies: Dict[str, Movie], split_dir: str) -> List[str]:
     """Writes one tf.Example per movie into `split_dir`; returns the ids in written order."""
     tf.io.gfile.makedirs(split_dir)
-    ids = sorted(movies, key=_order)
+    ids = sorted(movies, key=id_order)
     with tf.io.TFRecordWriter(os.path.join(split_dir, FILE_NAME), options="GZIP") as writer:
         for movie_id in ids:
             example = tf.train.Example(features=tf.train.Features(
@@ -48,8 +47,11 @@ def MovieCatalogueGen(input_base: tfx.dsl.components.Parameter[str],
                       catalogue: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Examples]
                       ) -> None:
     """Reads the movies (and tags) of the release in `input_base` into the `catalogue` split."""
-    movies = read_tables(input_base).movies
+    tables = read_tables(input_base)
     catalogue.split_names = artifact_utils.encode_split_names([SPLIT])
-    write_catalogue(movies, artifact_utils.get_split_uri([catalogue], SPLIT))
+    ids = write_catalogue(tables.movies, artifact_utils.get_split_uri([catalogue], SPLIT))
+    catalogue.set_int_custom_property("duplicate_ids_merged", len(tables.aliases))
+    logging.info("MovieCatalogueGen: %d movies (%d duplicate ids merged into the smallest of their title)",
+                 len(ids), len(tables.aliases))
     examples_utils.set_payload_format(catalogue, example_gen_pb2.FORMAT_TF_EXAMPLE)
     examples_utils.set_file_format(catalogue, "tfrecords_gzip")

@@ -22,6 +22,14 @@ undecodable bytes, a duplicate (user, movie)): with max_bad_row_fraction 0 the f
 stops the run with a MovieLensError naming the file, line and problem. Above 0, they are
 counted per reason, logged and written to <examples uri>/bad_rows.json, and the run fails
 only when they exceed that fraction of the rows.
+
+Duplicate titles (one title and year under several ids, e.g. ml-100k's "Chasing Amy (1997)"
+as 246 and 268): merged into the smallest id when the movies are read (read_tables), and
+every rating of another id of the title is remapped to it. A user who rated two ids of one
+title keeps one rating, the later by timestamp (on a tie, the smallest id's); the other is
+collapsed, not counted bad (rating one id twice still is). The counts are logged, written
+to <examples uri>/duplicates.json and set as the examples' custom properties
+duplicate_titles_merged, duplicate_ratings_remapped and duplicate_ratings_collapsed.
 """
 import hashlib
 import json
@@ -41,13 +49,15 @@ from tfx.types.component_spec import ExecutionParameter
 from components.movielens_formats import (  # noqa: F401 (ml-100k parsers re-exported)
     UNKNOWN_USER, Movie, MovieLensError, Rating, Release, User, check_header, decode, parse_movie,
     parse_rating, parse_user)
-from components.movielens_tables import read_table, read_tables, to_example  # noqa: F401
+from components.movielens_tables import id_order, read_table, read_tables, to_example  # noqa: F401
 
 SPLITS = ("random", "temporal", "leave_last_n")
 CHUNK_LINES = 20_000  # ratings lines per parallel parsing task
 NUM_QUANTILES = 1001  # temporal cut's resolution: 0.1% of the ratings
 REPORT_KEY = "_bad_rows_path"  # exec property the executor adds: where bad_rows.json goes
 EXAMPLES_PER_REASON = 5  # bad rows quoted per reason in bad_rows.json
+DUPLICATES_KEY = "_duplicates_path"  # exec property the executor adds: where duplicates.json goes
+DUPLICATES_LOGGED = 20  # merged ids named in the log line (duplicates.json has them all)
 
 
 def is_eval_random(rating: Rating, seed: int, eval_fraction: float) -> bool:
@@ -108,15 +118,17 @@ def check_ratings_file(path: str, release: Release) -> None:
 
 
 class _ParseChunk(beam.DoFn):
-    """(first line, lines) -> (user_id, (rating, line)); bad rows and the row count tagged."""
+    """(first line, lines) -> (user_id, (rating, line, movie id in the file)), the rating's movie
+    id remapped through `aliases`; bad rows, the row count and the remapped count tagged."""
 
     def __init__(self, path: str, release: Release, users: Optional[Dict[str, User]],
-                 movies: Dict[str, Movie], strict: bool):
+                 movies: Dict[str, Movie], aliases: Dict[str, str], strict: bool):
         self.path, self.release, self.users, self.movies, self.strict = path, release, users, movies, strict
+        self.aliases = aliases
 
     def process(self, chunk):
         first, lines = chunk
-        rows = 0
+        rows = remapped = 0
         for number, raw in enumerate(lines, start=first):
             if not raw.strip():
                 continue
@@ -127,7 +139,7 @@ class _ParseChunk(beam.DoFn):
                 if self.users is not None and rating[0] not in self.users:
                     raise MovieLensError(f"{where}: rating by user {rating[0]}, who is not in "
                                          f"{self.release.users}", "unknown_user")
-                if rating[1] not in self.movies:
+                if rating[1] not in self.movies and rating[1] not in self.aliases:
                     raise MovieLensError(f"{where}: rating of movie {rating[1]}, which is not in "
                                          f"{self.release.movies}", "unknown_movie")
             except MovieLensError as error:
@@ -135,29 +147,41 @@ class _ParseChunk(beam.DoFn):
                     raise
                 yield beam.pvalue.TaggedOutput("bad", (error.reason, str(error)))
                 continue
-            yield rating[0], (rating, number)
+            movie_id = self.aliases.get(rating[1], rating[1])
+            remapped += movie_id != rating[1]
+            yield rating[0], ((rating[0], movie_id, rating[2], rating[3]), number, rating[1])
         yield beam.pvalue.TaggedOutput("rows", rows)
+        if remapped:
+            yield beam.pvalue.TaggedOutput("remapped", remapped)
 
 
 class _SplitUser(beam.DoFn):
-    """(user_id, [(rating, line)]) -> ('train' | 'eval', tf.Example); duplicates tagged 'bad'."""
+    """(user_id, [(rating, line, movie id in the file)]) -> ('train' | 'eval', tf.Example);
+    duplicates tagged 'bad', the count of ratings collapsed into another id of their title
+    tagged 'collapsed'."""
 
     def __init__(self, path: str, users, movies, options: Dict[str, Any], strict: bool):
         self.path, self.users, self.movies, self.options, self.strict = path, users, movies, options, strict
 
     def process(self, user_rows, cut):
         user_id, rows = user_rows
-        first_line, kept = {}, []
-        for rating, number in sorted(rows, key=lambda row: row[1]):
-            if rating[1] in first_line:
-                message = (f"{self.path}:{number}: user {user_id} rated movie {rating[1]} again "
-                           f"(first at line {first_line[rating[1]]}); remove one of the two rows")
+        first_line, latest = {}, {}
+        for rating, number, file_id in sorted(rows, key=lambda row: row[1]):
+            if file_id in first_line:
+                message = (f"{self.path}:{number}: user {user_id} rated movie {file_id} again "
+                           f"(first at line {first_line[file_id]}); remove one of the two rows")
                 if self.strict:
                     raise MovieLensError(message, "duplicate")
                 yield beam.pvalue.TaggedOutput("bad", ("duplicate", message))
                 continue
-            first_line[rating[1]] = number
-            kept.append(rating)
+            first_line[file_id] = number
+            # Two ids of one title: the later rating wins; on a tie, the one of the kept id.
+            rank = (rating[3], file_id == rating[1])
+            if rating[1] not in latest or rank > latest[rating[1]][0]:
+                latest[rating[1]] = (rank, rating)
+        if len(first_line) > len(latest):
+            yield beam.pvalue.TaggedOutput("collapsed", len(first_line) - len(latest))
+        kept = [rating for _, rating in latest.values()]
         o = self.options
         flags = eval_flags(kept, o["split"], o["eval_fraction"], o["split_seed"], o["leave_last_n"], cut)
         user = self.users[user_id] if self.users is not None else UNKNOWN_USER
@@ -220,9 +244,40 @@ def report_bad_rows(path: str, rows: int, bad: Dict[str, dict], max_fraction: fl
     return report
 
 
+def report_duplicates(path: str, aliases: Dict[str, str], remapped: int, collapsed: int,
+                      report_path: Optional[str]) -> dict:
+    """Logs and writes the duplicate titles merged and the ratings remapped and collapsed.
+
+    Args:
+        path: the movies file.
+        aliases: {merged id: the id kept for its title}.
+        remapped: ratings of a merged id, now of the kept id.
+        collapsed: ratings dropped because their user also rated another id of the title.
+        report_path: where to write the report as JSON; None writes nothing.
+
+    Returns:
+        The report: counts and the aliases.
+    """
+    report = {"file": path, "titles_merged": len(set(aliases.values())), "ids_merged": len(aliases),
+              "ratings_remapped": remapped, "ratings_collapsed": collapsed,
+              "aliases": dict(sorted(aliases.items(), key=lambda item: id_order(item[0])))}
+    if report_path:
+        with tf.io.gfile.GFile(report_path, "w") as f:
+            json.dump(report, f, indent=1)
+    if aliases:
+        pairs = [f"{merged}->{kept}" for merged, kept in report["aliases"].items()]
+        more = f", ... {len(pairs) - DUPLICATES_LOGGED} more" if len(pairs) > DUPLICATES_LOGGED else ""
+        logging.info("MovieLensExampleGen: merged %d duplicate titles of %s (ids %s%s): %d ratings remapped, "
+                     "%d collapsed", report["titles_merged"], path, ", ".join(pairs[:DUPLICATES_LOGGED]), more,
+                     remapped, collapsed)
+    return report
+
+
 def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, Any],
-                    report_path: Optional[str] = None) -> Dict[str, beam.PCollection]:
-    """The train and eval tf.Examples of the release in `data_dir`, as Beam PCollections."""
+                    report_path: Optional[str] = None,
+                    duplicates_path: Optional[str] = None) -> Dict[str, beam.PCollection]:
+    """The train and eval tf.Examples of the release in `data_dir`, as Beam PCollections;
+    bad rows reported to `report_path`, duplicate titles to `duplicates_path`."""
     tables = read_tables(data_dir)
     release = tables.release
     path = os.path.join(data_dir, release.ratings)
@@ -233,8 +288,9 @@ def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, A
               | "RatingsFile" >> beam.Create([path])
               | "ReadChunks" >> beam.FlatMap(read_chunks, release.header)
               | "Spread" >> beam.Reshuffle()
-              | "Parse" >> beam.ParDo(_ParseChunk(path, release, tables.users, tables.movies, strict))
-              .with_outputs("bad", "rows", main="ratings"))
+              | "Parse" >> beam.ParDo(_ParseChunk(path, release, tables.users, tables.movies, tables.aliases,
+                                                  strict))
+              .with_outputs("bad", "rows", "remapped", main="ratings"))
     cut = 0
     if options["split"] == "temporal":
         cut = beam.pvalue.AsSingleton(
@@ -245,14 +301,21 @@ def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, A
     split = (parsed.ratings
              | "ByUser" >> beam.GroupByKey()
              | "Split" >> beam.ParDo(_SplitUser(path, tables.users, tables.movies, options, strict), cut)
-             .with_outputs("bad", "train", "eval"))
+             .with_outputs("bad", "collapsed", "train", "eval"))
     bad = ((parsed.bad, split.bad) | "AllBad" >> beam.Flatten()
            | "CountBad" >> beam.CombineGlobally(_BadRows()))
     rows = parsed.rows | "CountRows" >> beam.CombineGlobally(sum)
-    _ = (pipeline
-         | "Once" >> beam.Create([None])
+    once = pipeline | "Once" >> beam.Create([None])
+    _ = (once
          | "Report" >> beam.Map(lambda _, r, b: report_bad_rows(path, r, b, max_fraction, report_path),
                                 beam.pvalue.AsSingleton(rows), beam.pvalue.AsSingleton(bad)))
+    remapped = parsed.remapped | "CountRemapped" >> beam.CombineGlobally(sum)
+    collapsed = split.collapsed | "CountCollapsed" >> beam.CombineGlobally(sum)
+    movies_path = os.path.join(data_dir, release.movies)
+    _ = (once
+         | "ReportDuplicates" >> beam.Map(
+             lambda _, r, c: report_duplicates(movies_path, tables.aliases, r, c, duplicates_path),
+             beam.pvalue.AsSingleton(remapped), beam.pvalue.AsSingleton(collapsed)))
     return {"train": split.train, "eval": split.eval}
 
 
@@ -265,12 +328,17 @@ class Executor(BaseExampleGenExecutor):
     def GenerateExamplesByBeam(self, pipeline, exec_properties: Dict[str, Any]):
         options = {key: exec_properties[key] for key in _OPTIONS}
         return generate_splits(pipeline, exec_properties["input_base"], options,
-                               exec_properties.get(REPORT_KEY))
+                               exec_properties.get(REPORT_KEY), exec_properties.get(DUPLICATES_KEY))
 
     def Do(self, input_dict, output_dict, exec_properties: Dict[str, Any]) -> None:
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
-        super().Do(input_dict, output_dict,
-                   {**exec_properties, REPORT_KEY: os.path.join(examples.uri, "bad_rows.json")})
+        duplicates_path = os.path.join(examples.uri, "duplicates.json")
+        super().Do(input_dict, output_dict, {**exec_properties, DUPLICATES_KEY: duplicates_path,
+                                             REPORT_KEY: os.path.join(examples.uri, "bad_rows.json")})
+        with tf.io.gfile.GFile(duplicates_path) as f:
+            duplicates = json.load(f)
+        for key in ("titles_merged", "ratings_remapped", "ratings_collapsed"):
+            examples.set_int_custom_property(f"duplicate_{key}", duplicates[key])
 
 
 _OPTIONS = {"split": str, "eval_fraction": float, "split_seed": int, "leave_last_n": int,

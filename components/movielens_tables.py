@@ -7,11 +7,15 @@
 The movies, users and tags files are small (32M's movies.csv: 87K lines), so they are read
 here, in the driver, and reach the Beam workers as side inputs; ratings are read in Beam
 (components/movielens.py). Parsers and encodings: components/movielens_formats.py.
+
+A title listed under several ids (ml-100k has 18, e.g. "Chasing Amy (1997)" as 246 and 268)
+is one movie: read_tables keeps the smallest id and `tables.aliases` maps the others to it,
+so the catalogue and the ExampleGen (which remaps those ids' ratings) list it once.
 """
 import collections
 import logging
 import os
-from typing import Dict, NamedTuple, Optional
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import tensorflow as tf
 
@@ -46,12 +50,39 @@ def read_table(path: str, parse, encoding: str = ENCODING, header: bool = False)
     return table
 
 
-def read_tags(path: str, parse, movies: Dict[str, Movie], encoding: str, header: bool) -> Dict[str, Movie]:
-    """`movies` with each one's MAX_TAGS most frequent tags (lower-cased) from the tags file."""
+def id_order(movie_id: str) -> tuple:
+    """Sort key of movie ids: numeric ids by value, then any others by text."""
+    return (0, int(movie_id), "") if movie_id.isdigit() else (1, 0, movie_id)
+
+
+def merge_duplicates(movies: Dict[str, Movie]) -> Tuple[Dict[str, Movie], Dict[str, str]]:
+    """Merges movies listed under several ids: same title and same year (0 = none) -> one movie.
+
+    Args:
+        movies: {movie_id: Movie} as read from the movies file.
+
+    Returns:
+        `movies` less every id but the smallest of each group, and {dropped id: kept id}.
+    """
+    groups: Dict[tuple, list] = collections.defaultdict(list)
+    for movie_id, movie in movies.items():
+        groups[(movie.title, movie.year)].append(movie_id)
+    aliases = {}
+    for ids in groups.values():
+        canonical, *others = sorted(ids, key=id_order)
+        aliases.update(dict.fromkeys(others, canonical))
+    return {key: movie for key, movie in movies.items() if key not in aliases}, aliases
+
+
+def read_tags(path: str, parse, movies: Dict[str, Movie], encoding: str, header: bool,
+              aliases: Optional[Dict[str, str]] = None) -> Dict[str, Movie]:
+    """`movies` with each one's MAX_TAGS most frequent tags (lower-cased) from the tags file;
+    tags of an id in `aliases` count for the id it maps to."""
     counts: Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     unknown = 0
     for where, text in read_lines(path, encoding, header):
         movie_id, tag = parse(text, where)
+        movie_id = (aliases or {}).get(movie_id, movie_id)
         if movie_id not in movies:
             unknown += 1
         elif tag.strip():
@@ -68,18 +99,22 @@ class Tables(NamedTuple):
     release: Release
     movies: Dict[str, Movie]
     users: Optional[Dict[str, User]]  # None where the release has no users file
+    aliases: Dict[str, str] = {}  # duplicate movie id -> the id it was merged into
 
 
 def read_tables(data_dir: str) -> Tables:
-    """Detects the release in `data_dir` and reads its movies (with tags) and users."""
+    """Detects the release in `data_dir` and reads its movies (duplicates merged, with tags)
+    and users."""
     release = detect_release(data_dir)
     path = lambda name: os.path.join(data_dir, name)  # noqa: E731
-    movies = read_table(path(release.movies), release.parse_movie, release.encoding, release.header)
+    movies, aliases = merge_duplicates(
+        read_table(path(release.movies), release.parse_movie, release.encoding, release.header))
     if release.tags and tf.io.gfile.exists(path(release.tags)):
-        movies = read_tags(path(release.tags), release.parse_tag, movies, release.encoding, release.header)
+        movies = read_tags(path(release.tags), release.parse_tag, movies, release.encoding, release.header,
+                           aliases)
     users = (read_table(path(release.users), release.parse_user, release.encoding, release.header)
              if release.users else None)
-    return Tables(release, movies, users)
+    return Tables(release, movies, users, aliases)
 
 
 def _bytes(*values: str) -> tf.train.Feature:

@@ -29,12 +29,12 @@ def release_100k(tmp_path, ratings=GOOD):
     return write(tmp_path / "ml", {"u.data": ratings, "u.item": MOVIES, "u.user": USERS})
 
 
-def run(data_dir, out_dir, report=None, **options):
+def run(data_dir, out_dir, report=None, duplicates=None, **options):
     """Runs generate_splits; returns {split: [feature dict per example]} sorted by (user, movie)."""
     options = {"split": "random", "eval_fraction": 0.2, "split_seed": 42, "leave_last_n": 1,
                "max_bad_row_fraction": 0.0, **options}
     with beam.Pipeline(options=PipelineOptions(["--direct_running_mode=in_memory"])) as pipeline:
-        for name, examples in generate_splits(pipeline, data_dir, options, report).items():
+        for name, examples in generate_splits(pipeline, data_dir, options, report, duplicates).items():
             _ = (examples | f"Serialize{name}" >> beam.Map(lambda e: e.SerializeToString())
                  | f"Write{name}" >> beam.io.WriteToTFRecord(os.path.join(out_dir, name)))
     splits = {}
