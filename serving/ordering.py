@@ -1,0 +1,60 @@
+"""How retrieved candidates are ordered: the one policy the client and the benchmarks share.
+
+  ranking    by the ranking model's score, higher first (the default);
+  retrieval  the retrieval model's own order (its scores, higher first);
+  fused      reciprocal rank fusion of both orders: 1 / (60 + rank) from each, ranks from 1.
+
+Ties keep the retrieval order. The ranking model's score is its `score` output (the
+listwise re-ranking score) where it has one, else `like_probability`, else `rating`
+(`ranking_output`). numpy only: importable without TensorFlow.
+"""
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+ORDERS = ("ranking", "retrieval", "fused")
+RANKING_OUTPUTS = ("score", "like_probability", "rating")  # preferred first
+RRF_K = 60
+
+
+def ranking_output(outputs: Mapping[str, object]) -> Optional[str]:
+    """The ranking model output to order by: the first of RANKING_OUTPUTS it has (None: none)."""
+    return next((name for name in RANKING_OUTPUTS if name in outputs), None)
+
+
+def ranks(scores: Sequence[float]) -> np.ndarray:
+    """1-based rank of each score, higher first; ties by position."""
+    positions = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    result = np.empty(len(positions), dtype=np.int64)
+    result[positions] = np.arange(1, len(positions) + 1)
+    return result
+
+
+def sort_keys(retrieval_scores: Sequence[float], ranking_scores: Sequence[float], how: str) -> np.ndarray:
+    """The value each candidate is ordered by under `how`, higher first."""
+    if how == "ranking":
+        return np.asarray(ranking_scores, dtype=np.float64)
+    if how == "retrieval":
+        return np.asarray(retrieval_scores, dtype=np.float64)
+    if how == "fused":
+        return 1.0 / (RRF_K + ranks(retrieval_scores)) + 1.0 / (RRF_K + ranks(ranking_scores))
+    raise ValueError(f"Unknown order {how!r}; use one of {ORDERS}")
+
+
+def order(candidates: Sequence, retrieval_scores: Sequence[float], ranking_scores: Sequence[float],
+          how: str = "ranking") -> np.ndarray:
+    """Indices into `candidates`, best first, under `how` (see the module docstring).
+
+    Args:
+      candidates: the retrieved items (only their count matters).
+      retrieval_scores: the retrieval model's score of each, higher is better.
+      ranking_scores: the ranking model's score of each (see `ranking_output`), higher is better.
+      how: "ranking", "retrieval" or "fused".
+    """
+    if not len(retrieval_scores) == len(ranking_scores) == len(candidates):
+        raise ValueError(f"{len(candidates)} candidates, {len(retrieval_scores)} retrieval scores and "
+                         f"{len(ranking_scores)} ranking scores: one of each per candidate")
+    keys = sort_keys(retrieval_scores, ranking_scores, how)
+    retrieval_rank = ranks(retrieval_scores)
+    return np.lexsort((retrieval_rank, -keys))  # by key, higher first; ties: retrieval order
+
