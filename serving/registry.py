@@ -1,12 +1,16 @@
 """Model versions on disk -> loaded servables, kept current like TF Serving's model manager.
 
 A `ModelRegistry` holds, per configured model, the versions its `model_version_policy`
-asks for (latest N, all, or specific), loaded from `<base_path>/<version>/`. `poll()`
-rescans the base paths: a new version is loaded beside the serving ones and swapped in
-with one reference assignment, so requests never wait and never see a half-loaded model;
-a version that fails to load is reported (END with its error) and never replaces a
-working one. `reload()` applies a new ModelServerConfig (models added, removed, policies
-and version labels changed).
+asks for (latest N, all, or specific), loaded from `<base_path>/<version>/`. A version
+is a directory named by a non-negative integer that holds a `saved_model.pb` (or
+`.pbtxt`); anything else in a base path is ignored. `poll()` rescans the base paths: a
+new version is loaded beside the serving ones and swapped in with one reference
+assignment, so requests never wait and never see a half-loaded model. Failures stay
+their own: a version that fails to load is reported (END with its error) and never
+replaces a working one, and a model whose base path cannot be read keeps serving what it
+has while the other models update. `reload()` applies a new ModelServerConfig all or
+nothing: it is validated whole (serving/config.py) and its version labels checked
+before anything is swapped in.
 """
 import os
 import threading
@@ -20,66 +24,56 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from serving.config import read_config, under_root, validate, write_config  # noqa: F401  (re-exported)
+from serving.errors import ServableError, op_message
+
 State = get_model_status_pb2.ModelVersionStatus.State
 UNKNOWN_ERROR = 2  # tensorflow.error.Code.UNKNOWN
-
-
-class ServableError(Exception):
-    """A request the server answers with a gRPC status code instead of a result."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
+MAX_VERSION = 2**63 - 1
+SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 
 
 class Servable:
-    """One loaded version of one model: its signatures and their SignatureDefs."""
+    """One loaded version of one model: its callable signatures and every SignatureDef."""
 
     def __init__(self, name: str, version: int, path: str):
         import scann  # noqa: F401  registers ScaNN's TF ops (here, so clients need not load them)
         self.name, self.version, self.path = name, version, path
-        saved_model = saved_model_pb2.SavedModel()
-        with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-            saved_model.ParseFromString(f.read())
         self.model = tf.saved_model.load(path)
         self.signatures = dict(self.model.signatures)
-        self.signature_defs = {name: definition for name, definition
-                               in saved_model.meta_graphs[0].signature_def.items() if name in self.signatures}
+        saved_model = saved_model_pb2.SavedModel()  # TF Serving's metadata lists every SignatureDef
+        if os.path.isfile(os.path.join(path, "saved_model.pb")):
+            with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+                saved_model.ParseFromString(f.read())
+        else:
+            text_format.Parse(_read(os.path.join(path, "saved_model.pbtxt")), saved_model)
+        self.signature_defs = dict(saved_model.meta_graphs[0].signature_def)
 
     def signature(self, name: str):
-        """(concrete function, SignatureDef) of signature `name`; FAILED_PRECONDITION if absent."""
+        """The concrete function of signature `name`; FAILED_PRECONDITION if absent (as Predict)."""
         if name not in self.signatures:
-            raise ServableError(grpc.StatusCode.FAILED_PRECONDITION,
-                                f"Serving signature name: \"{name}\" not found in signature def")
-        return self.signatures[name], self.signature_defs[name]
+            raise ServableError(grpc.StatusCode.FAILED_PRECONDITION, f"Serving signature key \"{name}\" not found.")
+        return self.signatures[name]
 
 
-def read_config(path: str) -> model_server_config_pb2.ModelServerConfig:
-    """A TF Serving model_config_list file, relative base_paths made absolute against its directory."""
-    config = model_server_config_pb2.ModelServerConfig()
-    with open(path) as f:
-        text_format.Parse(f.read(), config)
-    base = os.path.dirname(os.path.abspath(path))
-    for model in config.model_config_list.config:
-        model.base_path = os.path.normpath(os.path.join(base, model.base_path))
-    return config
+def version_dirs(base_path: str, root: Optional[str] = None) -> List[int]:
+    """Version numbers under `base_path`, newest first; OSError if it cannot be listed.
 
-
-def write_config(path: str, models: Dict[str, str]) -> str:
-    """Writes a model_config_list file serving {name: base_path}; returns `path`."""
-    config = model_server_config_pb2.ModelServerConfig()
-    for name, base_path in models.items():
-        config.model_config_list.config.add(name=name, base_path=base_path, model_platform="tensorflow")
-    with open(path, "w") as f:
-        f.write(text_format.MessageToString(config))
-    return path
-
-
-def version_dirs(base_path: str) -> List[int]:
-    """Numeric version directories under `base_path`, newest first."""
-    names = os.listdir(base_path) if os.path.isdir(base_path) else []
-    return sorted((int(d) for d in names if d.isdigit() and os.path.isdir(os.path.join(base_path, d))),
-                  reverse=True)
+    Only directories named by an integer in [0, 2**63) that hold a SavedModel file (and,
+    with `root`, resolve under it) count; a dangling link or an unreadable entry does not.
+    """
+    versions = []
+    for name in os.listdir(base_path):
+        if not (name.isascii() and name.isdigit()) or int(name) > MAX_VERSION:
+            continue
+        path = os.path.join(base_path, name)
+        try:
+            if (os.path.isdir(path) and under_root(path, root)
+                    and any(os.path.isfile(os.path.join(path, f)) for f in SAVED_MODEL_FILES)):
+                versions.append(int(name))
+        except OSError:
+            continue
+    return sorted(set(versions), reverse=True)
 
 
 def _read(path: str) -> str:
@@ -88,69 +82,102 @@ def _read(path: str) -> str:
 
 
 def _stamp(path: str) -> Tuple[int, int]:
-    """(file count, newest mtime) of a version directory: changes when its files do."""
-    times = [os.stat(os.path.join(d, f)).st_mtime_ns for d, _, files in os.walk(path) for f in files]
+    """(entries, newest mtime) of a version directory: changes when its files do; links not followed."""
+    times = []
+    for folder, _, files in os.walk(path):
+        for name in files:
+            try:
+                times.append(os.lstat(os.path.join(folder, name)).st_mtime_ns)
+            except OSError:
+                times.append(-1)
     return len(times), max(times, default=0)
 
 
 class ModelRegistry:
-    """The servable versions of every configured model, kept current by `poll()`."""
+    """The servable versions of every configured model, kept current by `poll()`.
 
-    def __init__(self, config: model_server_config_pb2.ModelServerConfig):
+    Args:
+      config: the ModelServerConfig to serve.
+      root: when set, every base path (and version directory) must resolve under it.
+    """
+
+    def __init__(self, config: model_server_config_pb2.ModelServerConfig, root: Optional[str] = None):
+        self.root = root
         self._update_lock = threading.Lock()  # one update (poll or reload) at a time
         self._models: Dict[str, model_server_config_pb2.ModelConfig] = {}
         self._served: Dict[str, Dict[int, Servable]] = {}  # replaced whole, never mutated
         self._labels: Dict[str, Dict[str, int]] = {}
         self._states: Dict[str, Dict[int, Tuple[int, str, int]]] = {}  # version -> (state, error, code)
-        self._failed: Dict[Tuple[str, int], Tuple[int, int]] = {}  # (model, version) -> stamp at failure
+        self._failed: Dict[Tuple[str, int], tuple] = {}  # (model, version) -> (stamp, state) at failure
         self._stop = threading.Event()
         self.reload(config)
-        empty = [name for name in self._models if not self._served.get(name)]
-        if empty:
-            raise FileNotFoundError(
-                f"Model(s) {empty}: no loadable version directory (<base_path>/<number>/saved_model.pb) "
-                f"under {[self._models[n].base_path for n in empty]}; run the pipeline to push one.")
 
     # ---- updates ------------------------------------------------------------------------
     def reload(self, config: model_server_config_pb2.ModelServerConfig) -> None:
-        """Serves exactly the models of `config`; ServableError if a version label is unservable."""
-        if config.WhichOneof("config") != "model_config_list":
-            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT,
-                                "ServerModelConfig type not supported by HandleReloadConfigRequest. "
-                                "Only ModelConfigList is currently supported")
-        models = {m.name: m for m in config.model_config_list.config}
-        for model in models.values():
-            if not os.path.isabs(model.base_path):
-                raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"Expected model {model.name} to have "
-                                    f"an absolute path or URI; got base_path()={model.base_path}")
+        """Serves exactly the models of `config`, or, on any error, keeps serving as before.
+
+        Raises:
+          ServableError: INVALID_ARGUMENT for an invalid config (serving/config.py),
+            FAILED_PRECONDITION for a version label on a version that is not available.
+        """
+        models = validate(config, self.root)
         with self._update_lock:
-            self._models = models
-            self._served = {name: v for name, v in self._served.items() if name in models}
-            for model in models.values():
-                self._update(model)
-            labels = {name: dict(m.version_labels) for name, m in models.items()}
-            for name, named in labels.items():
-                for label, version in named.items():
-                    if version not in self._served.get(name, {}):
-                        raise ServableError(grpc.StatusCode.FAILED_PRECONDITION,
-                                            f"Request to assign label to version {version} of model {name}, "
-                                            "which is not currently available for inference")
-            self._labels = labels
+            states = {name: dict(versions) for name, versions in self._states.items()}
+            try:
+                served = {name: self._versions(model, self._served.get(name, {})) for name, model in models.items()}
+                unavailable = {name: self._why_empty(name, models[name].base_path)
+                               for name in models if name not in self._models and not served[name]}
+                if unavailable:  # as TF Serving, which waits for new models; but here nothing is applied
+                    raise ServableError(grpc.StatusCode.UNKNOWN, f"{len(unavailable)} model(s) did not become "
+                                        f"available, so the config was not applied: {unavailable}")
+                labels = {name: dict(m.version_labels) for name, m in models.items()}
+                for name, named in labels.items():
+                    for label, version in named.items():
+                        if version not in served[name]:
+                            raise ServableError(grpc.StatusCode.FAILED_PRECONDITION,
+                                                f"Request to assign label to version {version} of model {name}, "
+                                                "which is not currently available for inference")
+            except (ServableError, OSError) as error:
+                self._states = states  # undo what loading reported; nothing was swapped in
+                if isinstance(error, OSError):
+                    raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"Cannot scan a base path: {error}")
+                raise
+            for name, versions in self._served.items():
+                for version in set(versions) - set(served.get(name, {})):
+                    self._states[name][version] = (State.END, "", 0)
+            self._models, self._served, self._labels = models, served, labels
+
+    def _why_empty(self, name: str, base_path: str) -> str:
+        failed = [(v, message) for v, (state, message, _) in self._states.get(name, {}).items() if message]
+        if failed:
+            return max(failed)[1]
+        return (f"no version directory (<base_path>/<number>/saved_model.pb) under {base_path}; "
+                "run the pipeline to push one")
 
     def poll(self) -> None:
-        """Loads new version directories, unloads removed ones, per each model's policy."""
+        """Loads new version directories and unloads removed ones, model by model."""
         with self._update_lock:
-            for model in list(self._models.values()):
-                self._update(model)
+            for name, model in list(self._models.items()):
+                current = self._served.get(name, {})
+                try:
+                    served = self._versions(model, current)
+                except OSError as error:  # base path unreadable: this model keeps what it serves
+                    print(f"Model {name}: cannot scan {model.base_path} ({error}); still serving "
+                          f"versions {sorted(current)}", flush=True)
+                    continue
+                for version in set(current) - set(served):
+                    self._states[name][version] = (State.END, "", 0)
+                self._served = {**self._served, name: served}  # the atomic swap
 
-    def _update(self, model: model_server_config_pb2.ModelConfig) -> None:
+    def _versions(self, model: model_server_config_pb2.ModelConfig,
+                  current: Dict[int, Servable]) -> Dict[int, Servable]:
+        """The versions `model`'s policy serves now, loading those not in `current`."""
         policy = model.model_version_policy
         choice = policy.WhichOneof("policy_choice") or "latest"
         wanted = max(policy.latest.num_versions, 1) if choice == "latest" else None
-        current = self._served.get(model.name, {})
-        states = self._states.setdefault(model.name, {})
+        self._states.setdefault(model.name, {})
         served: Dict[int, Servable] = {}
-        for version in version_dirs(model.base_path):
+        for version in version_dirs(model.base_path, self.root):
             if wanted is not None and len(served) >= wanted:
                 break
             if choice == "specific" and version not in policy.specific.versions:
@@ -158,23 +185,23 @@ class ModelRegistry:
             servable = current.get(version) or self._load(model.name, version, model.base_path)
             if servable is not None:
                 served[version] = servable
-        for version in set(current) - set(served):
-            states[version] = (State.END, "", 0)
-        self._served = {**self._served, model.name: served}  # the atomic swap
+        return served
 
     def _load(self, name: str, version: int, base_path: str) -> Optional[Servable]:
         path = os.path.join(base_path, str(version))
-        stamp = _stamp(path)
-        if self._failed.get((name, version)) == stamp:
-            return None  # failed before and unchanged since
         states = self._states[name]
-        states[version] = (State.LOADING, "", 0)
         try:
+            stamp = _stamp(path)
+            failed = self._failed.get((name, version))
+            if failed and failed[0] == stamp:
+                states[version] = failed[1]
+                return None  # failed before and unchanged since
+            states[version] = (State.LOADING, "", 0)
             servable = Servable(name, version, path)
         except Exception as error:  # any broken directory: report it, keep serving the rest
-            self._failed[(name, version)] = stamp
             code = getattr(error, "error_code", UNKNOWN_ERROR)
-            states[version] = (State.END, f"Failed to load {path}: {str(error).splitlines()[0]}", code)
+            states[version] = (State.END, f"Failed to load {path}: {op_message(str(error))}", code)
+            self._failed[(name, version)] = (_stamp(path), states[version])
             print(f"Model {name} version {version} failed to load: {states[version][1]}", flush=True)
             return None
         states[version] = (State.AVAILABLE, "", 0)
@@ -195,8 +222,11 @@ class ModelRegistry:
                         if text != last:
                             last = text
                             self.reload(read_config(config_file))
+                except Exception as error:  # a bad config edit: keep serving the previous config
+                    print(f"Config file not applied, still serving the previous config: {error}", flush=True)
+                try:
                     self.poll()
-                except Exception as error:  # a bad config edit or a vanished path: keep serving
+                except Exception as error:  # never stop polling
                     print(f"Model update failed, still serving the previous state: {error}", flush=True)
         thread = threading.Thread(target=loop, name="model-poller", daemon=True)
         thread.start()
@@ -225,10 +255,8 @@ class ModelRegistry:
         return versions[version]
 
     def status(self, name: str, version: Optional[int] = None) -> List[Tuple[int, int, str, int]]:
-        """[(version, state, error message, error code)] of a model, newest first."""
-        if not name:
-            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, "Missing model name in request.")
-        states = self._states.get(name, {}).copy() if name in self._models else None  # copy: atomic
+        """[(version, state, error message, error code)] of a model, newest first; NOT_FOUND if none."""
+        states = self._states.get(name, {}).copy() if name in self._models else {}  # copy: atomic
         if not states:
             raise ServableError(grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {name}")
         if version is not None and version not in states:

@@ -1,81 +1,148 @@
-"""numpy <-> TensorProto, fast paths for the dtypes the models use, and request checks.
+"""numpy <-> TensorProto as TF Serving writes and reads them, and the request checks.
 
-`tf.make_tensor_proto` and `tf.make_ndarray` cost a few hundred microseconds per call in
-Python; these write and read `tensor_content` / `string_val` directly, which is the same
-wire format TF Serving produces and accepts, and fall back to TensorFlow for the rest.
+Numeric tensors are written in their typed fields (`float_val`, `int64_val`,
+`bool_val`, ...), as TF Serving 2.16's Predict answers (`Tensor::AsProtoField`); both
+forms are read: `tensor_content` of exactly the declared size, or typed values, where,
+as TensorFlow's `Tensor::FromProto` does, none means zeros, fewer than the shape holds
+are filled with the last, and more are cut to the shape. numpy only: the client imports
+this without TensorFlow.
 """
 import math
 
 import grpc
 import numpy as np
-import tensorflow as tf
-from tensorflow.core.framework import tensor_pb2, types_pb2
 
-from serving.registry import ServableError
+from serving.errors import ServableError
+from serving.protos import tensor_pb2, types_pb2
 
-_NUMERIC = {np.dtype(np.float32): types_pb2.DT_FLOAT, np.dtype(np.float64): types_pb2.DT_DOUBLE,
-            np.dtype(np.int32): types_pb2.DT_INT32, np.dtype(np.int64): types_pb2.DT_INT64,
-            np.dtype(np.bool_): types_pb2.DT_BOOL}
-_FROM_ENUM = {enum: dtype for dtype, enum in _NUMERIC.items()}
+T = types_pb2
+_TYPES = {  # numpy dtype: (DataType, the TensorProto field its values go in)
+    np.dtype(np.float32): (T.DT_FLOAT, "float_val"), np.dtype(np.float64): (T.DT_DOUBLE, "double_val"),
+    np.dtype(np.int32): (T.DT_INT32, "int_val"), np.dtype(np.int16): (T.DT_INT16, "int_val"),
+    np.dtype(np.int8): (T.DT_INT8, "int_val"), np.dtype(np.uint8): (T.DT_UINT8, "int_val"),
+    np.dtype(np.uint16): (T.DT_UINT16, "int_val"), np.dtype(np.int64): (T.DT_INT64, "int64_val"),
+    np.dtype(np.uint32): (T.DT_UINT32, "uint32_val"), np.dtype(np.uint64): (T.DT_UINT64, "uint64_val"),
+    np.dtype(np.bool_): (T.DT_BOOL, "bool_val"), np.dtype(np.float16): (T.DT_HALF, "half_val"),
+    np.dtype(np.complex64): (T.DT_COMPLEX64, "scomplex_val"),
+    np.dtype(np.complex128): (T.DT_COMPLEX128, "dcomplex_val")}
+_BY_ENUM = {enum: (dtype, field) for dtype, (enum, field) in _TYPES.items()}
+EXCLUDE_INPUT = "exclude"  # the input --max_exclusions limits
+
+
+def dtype_name(enum: int) -> str:
+    """TensorFlow's name of a DataType enum: "float", "string", "int64", ..."""
+    try:
+        return T.DataType.Name(enum)[3:].lower()
+    except ValueError:
+        return f"unknown dtype {enum}"
+
+
+def _raw(array: np.ndarray) -> np.ndarray:
+    """The flat values as the typed field holds them (half: bits; complex: (re, im) pairs)."""
+    flat = array.ravel()
+    if flat.dtype == np.float16:
+        return flat.view(np.uint16)
+    return flat.view(flat.real.dtype) if flat.dtype.kind == "c" else flat
 
 
 def to_proto(value) -> tensor_pb2.TensorProto:
-    """A TensorProto of `value` (numpy array or scalar; str/bytes/object arrays become DT_STRING)."""
+    """A TensorProto of `value` (array or scalar; str / bytes / object arrays become DT_STRING)."""
     array = np.asarray(value)
     if array.dtype.kind in "OSU":
-        proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING)
+        proto = tensor_pb2.TensorProto(dtype=T.DT_STRING)
         proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode() for v in array.ravel())
-    elif array.dtype.newbyteorder("<") in _NUMERIC and array.dtype.byteorder in "=<|":
-        proto = tensor_pb2.TensorProto(dtype=_NUMERIC[array.dtype.newbyteorder("<")],
-                                       tensor_content=np.ascontiguousarray(array).tobytes())
     else:
-        return tf.make_tensor_proto(array)
+        dtype = array.dtype.newbyteorder("=")
+        if dtype not in _TYPES:
+            raise ValueError(f"Cannot send a {array.dtype} tensor; convert it to one of "
+                             f"{sorted(str(d) for d in _TYPES)}")
+        enum, field = _TYPES[dtype]
+        proto = tensor_pb2.TensorProto(dtype=enum)
+        getattr(proto, field).extend(_raw(np.ascontiguousarray(array, dtype)).tolist())
     for size in array.shape:
         proto.tensor_shape.dim.add(size=size)
     return proto
 
 
+def _fill(values: np.ndarray, count: int, dtype) -> np.ndarray:
+    """`count` values from typed ones: none -> zeros, fewer -> last repeated, more -> cut."""
+    if len(values) == 0:
+        return np.full(count, b"", dtype) if dtype == object else np.zeros(count, dtype)
+    if len(values) < count:
+        return np.concatenate([values, np.repeat(values[-1:], count - len(values))])
+    return values[:count]
+
+
 def from_proto(proto: tensor_pb2.TensorProto) -> np.ndarray:
-    """The numpy array of a TensorProto; strings come back as an object array of bytes."""
+    """The numpy array of a TensorProto (either encoding); strings as an object array of bytes.
+
+    Raises:
+      ValueError: a shape that is not fully defined, tensor_content of the wrong size, or a
+        dtype numpy cannot hold.
+    """
     shape = [d.size for d in proto.tensor_shape.dim]
+    if proto.tensor_shape.unknown_rank or any(size < 0 for size in shape):
+        raise ValueError(f"needs a fully defined shape, got {shape}")
     count = math.prod(shape)
-    if proto.dtype == types_pb2.DT_STRING and len(proto.string_val) == count:
+    if proto.dtype == T.DT_STRING:
+        if proto.tensor_content:
+            raise ValueError("string tensors travel in string_val, not tensor_content")
         array = np.empty(count, dtype=object)
-        array[:] = list(proto.string_val)
+        array[:] = _fill(np.array(list(proto.string_val) or [], dtype=object), count, object)
         return array.reshape(shape)
-    dtype = _FROM_ENUM.get(proto.dtype)
-    if dtype is not None and len(proto.tensor_content) == count * dtype.itemsize and proto.tensor_content:
+    if proto.dtype not in _BY_ENUM:
+        raise ValueError(f"tensors of dtype {dtype_name(proto.dtype)} are not supported")
+    dtype, field = _BY_ENUM[proto.dtype]
+    if proto.tensor_content:
+        if len(proto.tensor_content) != count * dtype.itemsize:
+            raise ValueError(f"tensor_content holds {len(proto.tensor_content)} bytes; shape {shape} of "
+                             f"{dtype_name(proto.dtype)} needs {count * dtype.itemsize}")
         return np.frombuffer(proto.tensor_content, dtype).reshape(shape)
-    return tf.make_ndarray(proto)
+    values = np.array(list(getattr(proto, field))).astype(_raw(np.zeros(0, dtype)).dtype)
+    if dtype.kind == "c":
+        values = values[:len(values) // 2 * 2]
+    return _fill(values.view(dtype), count, dtype).reshape(shape)
 
 
 class Limits:
-    """Per-request limits: rows in a batch, elements in one tensor."""
+    """Per-request limits: rows in a batch, elements in one tensor, strings in `exclude`."""
 
-    def __init__(self, max_batch_size: int = 10_000, max_tensor_elements: int = 10_000_000):
+    def __init__(self, max_batch_size: int = 10_000, max_tensor_elements: int = 10_000_000,
+                 max_exclusions: int = 10_000):
         self.max_batch_size, self.max_tensor_elements = max_batch_size, max_tensor_elements
+        self.max_exclusions = max_exclusions
 
 
-def to_array(key: str, proto, spec: tf.TensorSpec, limits: Limits) -> np.ndarray:
-    """A request TensorProto as an array for `spec`; INVALID_ARGUMENT when it cannot be one."""
-    def invalid(message):
-        return ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"input {key!r}: {message}")
-    if proto.dtype != spec.dtype.as_datatype_enum:
-        try:
-            sent = tf.dtypes.as_dtype(proto.dtype).name
-        except TypeError:
-            sent = f"dtype {proto.dtype}"
-        raise invalid(f"Expects arg to be {spec.dtype.name} but {sent} is provided")
+def to_array(key: str, proto: tensor_pb2.TensorProto, spec, limits: Limits) -> np.ndarray:
+    """A request's input as an array for `spec` (a tf.TensorSpec), or a ServableError.
+
+    Wrong dtype, shape or contents: INVALID_ARGUMENT. More rows than --max_batch_size or
+    elements than the tensor limit: RESOURCE_EXHAUSTED. An `exclude` input with more
+    non-empty strings than --max_exclusions: INVALID_ARGUMENT.
+    """
+    def error(message, code=grpc.StatusCode.INVALID_ARGUMENT):
+        return ServableError(code, f"input {key!r}: {message}")
+    wanted = spec.dtype.as_datatype_enum
+    if proto.dtype != wanted:
+        raise error(f"Expects arg to be {dtype_name(wanted)} but {dtype_name(proto.dtype)} is provided")
     dims = [d.size for d in proto.tensor_shape.dim]
     if proto.tensor_shape.unknown_rank or any(d < 0 for d in dims):
-        raise invalid(f"needs a fully defined shape, got {dims}")
+        raise error(f"needs a fully defined shape, got {dims}")
     if math.prod(dims) > limits.max_tensor_elements:
-        raise invalid(f"{math.prod(dims)} elements, more than the server's limit {limits.max_tensor_elements}")
+        raise error(f"{math.prod(dims)} elements, more than the server's limit {limits.max_tensor_elements}",
+                    grpc.StatusCode.RESOURCE_EXHAUSTED)
     if dims and dims[0] > limits.max_batch_size:
-        raise invalid(f"batch of {dims[0]} is larger than the maximum batch size {limits.max_batch_size}")
+        raise error(f"batch of {dims[0]} is larger than the server's --max_batch_size {limits.max_batch_size}; "
+                    "send it in smaller requests", grpc.StatusCode.RESOURCE_EXHAUSTED)
     if not spec.shape.is_compatible_with(dims):
-        raise invalid(f"shape {dims} is not compatible with the signature's {spec.shape}")
+        raise error(f"shape {dims} is not compatible with the signature's {spec.shape}")
     try:
-        return from_proto(proto)
-    except Exception as error:  # contents that do not fill the declared shape, bad encodings
-        raise invalid(f"cannot read its values: {str(error).splitlines()[0]}")
+        array = from_proto(proto)
+    except ValueError as parse_error:
+        raise error(f"tensor parsing error: {parse_error}")
+    if key == EXCLUDE_INPUT and array.dtype == object:
+        count = int(np.count_nonzero(array.ravel() != b""))
+        if count > limits.max_exclusions:
+            raise error(f"{count} exclusions, more than the server's --max_exclusions {limits.max_exclusions}; "
+                        "send fewer (or start the server with a larger --max_exclusions)")
+    return array

@@ -124,3 +124,23 @@ def broken_copy(source, target, how: str) -> None:
     else:
         shutil.rmtree(os.path.join(staging, "variables"))
     os.rename(staging, target)
+
+
+class TopK(tf.Module):
+    """serving_default(x float [None], k int32 []) -> values: the k largest of x. k < 0 makes
+    TensorFlow's TopKV2 op fail with INVALID_ARGUMENT "Need k >= 0, got -1"."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x"), tf.TensorSpec([], tf.int32, name="k")])
+    def serve(self, x, k):
+        return {"values": tf.math.top_k(x, k=k).values}
+
+
+def dangling_copy(source, target) -> None:
+    """A version at `target` that cannot load: `source` with its variables' data file replaced by a
+    symbolic link to nowhere, renamed into place when complete."""
+    staging = f"{target}.tmp"
+    shutil.copytree(source, staging)
+    (data,) = [f for f in os.listdir(os.path.join(staging, "variables")) if f.startswith("variables.data")]
+    os.remove(os.path.join(staging, "variables", data))
+    os.symlink("/nonexistent/variables.data", os.path.join(staging, "variables", data))
+    os.rename(staging, target)

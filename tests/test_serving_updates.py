@@ -1,13 +1,16 @@
 """Model updates while serving: new versions swap in under load, broken ones never do,
-config file edits are picked up. Loopback only; every wait is bounded."""
+config file edits are picked up, a broken entry or a refused reload stops nothing else.
+Loopback only; every wait is bounded."""
 import os
 import threading
 import time
 
 import grpc
 import tensorflow as tf
-from serving_fakes import broken_copy, predict_request, save_scale
-from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc
+from serving_fakes import broken_copy, code_of, dangling_copy, predict_request, save_scale
+from tensorflow_serving.apis import (get_model_status_pb2, model_management_pb2, model_service_pb2_grpc,
+                                     prediction_service_pb2_grpc)
+from tensorflow_serving.config import model_server_config_pb2
 
 from serving import health
 from serving import server as S
@@ -111,6 +114,80 @@ def test_config_file_edits_add_and_remove_models(tmp_path):
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         response = stub.Predict(predict_request(name="triple"), timeout=10)
         assert tf.make_ndarray(response.outputs["y"]).tolist() == [3.0, 7.5]
+    finally:
+        channel.close()
+        server.registry.stop()
+        server.stop(None)
+
+
+def statuses(channel, name="double"):
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = name
+    stub = model_service_pb2_grpc.ModelServiceStub(channel)
+    return [(s.version, s.state, s.status.error_message) for s in stub.GetModelStatus(request, timeout=10)
+            .model_version_status]
+
+
+def test_broken_entries_never_stop_start_up_and_the_valid_version_serves(tmp_path):
+    save_scale(tmp_path / "double" / "1", 1.0)
+    dangling_copy(tmp_path / "double" / "1", tmp_path / "double" / "2")  # newest, cannot load
+    os.symlink("/nonexistent", tmp_path / "double" / "1" / "stray-link")  # a dangling link in a good version
+    os.symlink("/nonexistent", tmp_path / "double" / "3")  # a dangling link as a version
+    (tmp_path / "double" / "4").write_text("a file, not a version")
+    for name in ("-1", "99999999999999999999", "junk", "5"):  # 5: a directory without saved_model.pb
+        (tmp_path / "double" / name).mkdir()
+    server, channel, _ = start(tmp_path, ["double"])
+    try:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        assert stub.Predict(predict_request(), timeout=10).model_spec.version.value == 1
+        (two, state, error), one = statuses(channel)
+        assert (two, state, one) == (2, END, (1, AVAILABLE, "")) and "Failed to load" in error
+    finally:
+        channel.close()
+        server.registry.stop()
+        server.stop(None)
+
+
+def test_one_models_broken_version_never_stops_the_other_updates(tmp_path):
+    save_scale(tmp_path / "a" / "1", 1.0)
+    save_scale(tmp_path / "b" / "1", 1.0)
+    server, channel, _ = start(tmp_path, ["a", "b"])
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    try:
+        dangling_copy(tmp_path / "a" / "1", tmp_path / "a" / "2")
+        os.symlink("/nonexistent", tmp_path / "a" / "3")
+        save_scale(tmp_path / "b" / "2", 3.0)
+        wait_for(lambda: stub.Predict(predict_request(name="b"), timeout=10).model_spec.version.value == 2)
+        wait_for(lambda: [v for v, _, _ in statuses(channel, "a")] == [2, 1])
+        assert [(v, s) for v, s, _ in statuses(channel, "a")] == [(2, END), (1, AVAILABLE)]
+        assert stub.Predict(predict_request(name="a"), timeout=10).model_spec.version.value == 1
+        save_scale(tmp_path / "a" / "5", 5.0)  # and a's own updates go on
+        wait_for(lambda: stub.Predict(predict_request(name="a"), timeout=10).model_spec.version.value == 5)
+    finally:
+        channel.close()
+        server.registry.stop()
+        server.stop(None)
+
+
+def test_a_refused_reload_changes_nothing_and_updates_go_on(tmp_path):
+    save_scale(tmp_path / "double" / "1", 1.0)
+    server, channel, _ = start(tmp_path, ["double"], allow_reload=True)
+    models = model_service_pb2_grpc.ModelServiceStub(channel)
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+    def reload(**base_paths):
+        config = model_server_config_pb2.ModelServerConfig()
+        for name, path in {"double": str(tmp_path / "double"), **base_paths}.items():
+            config.model_config_list.config.add(name=name, base_path=path, model_platform="tensorflow")
+        request = model_management_pb2.ReloadConfigRequest(config=config)
+        return lambda: models.HandleReloadConfigRequest(request, timeout=60)
+    try:
+        assert code_of(reload(host="/proc")) == grpc.StatusCode.UNKNOWN  # process ids are no versions
+        assert server.registry.ready("host") is None and health.check(channel) == health.SERVING
+        assert [(v, s) for v, s, _ in statuses(channel)] == [(1, AVAILABLE)]
+        assert code_of(lambda: statuses(channel, "host")) == grpc.StatusCode.NOT_FOUND
+        save_scale(tmp_path / "double" / "2", 2.0)  # polling still works
+        wait_for(lambda: stub.Predict(predict_request(), timeout=10).model_spec.version.value == 2)
     finally:
         channel.close()
         server.registry.stop()

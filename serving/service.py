@@ -1,0 +1,224 @@
+"""TF Serving's gRPC API over a ModelRegistry: the servicer behind serving/server.py.
+
+Implements TF Serving 2.16's PredictionService (Predict, Classify, Regress,
+GetModelMetadata) and ModelService (GetModelStatus, HandleReloadConfigRequest) with its
+status codes (tests/test_serving_parity.py holds the table, case by case, with TF
+Serving's source file for each). Inference calls pass an `Admission` limit; health,
+status and metadata calls never wait behind them.
+"""
+import contextlib
+import threading
+from typing import Optional, Sequence
+
+import grpc
+import tensorflow as tf
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
+                                     model_management_pb2, model_pb2, model_service_pb2_grpc, predict_pb2,
+                                     prediction_service_pb2_grpc, regression_pb2)
+
+from serving.batching import Batcher
+from serving.errors import ServableError, status_of
+from serving.registry import ModelRegistry, Servable
+from serving.tensors import Limits, to_array, to_proto
+
+DEFAULT_SIGNATURE = "serving_default"
+SIGNATURE_DEF_FIELD = "signature_def"
+RELOAD_FLAG = "--allow_reload_config"
+
+
+def _spec(servable: Servable, signature_name: str = ""):
+    spec = model_pb2.ModelSpec(name=servable.name, signature_name=signature_name)
+    spec.version.value = servable.version
+    return spec
+
+
+class Admission:
+    """At most `running` inference calls at once and `waiting` more queued; RESOURCE_EXHAUSTED past that.
+
+    Only Predict, Classify and Regress pass through here, so health checks and model
+    status stay answerable whatever the inference queue holds.
+    """
+
+    def __init__(self, running: int, waiting: int):
+        self.running, self.limit = running, running + waiting
+        self._slots = threading.Semaphore(running)
+        self._lock = threading.Lock()
+        self._admitted = 0
+
+    @contextlib.contextmanager
+    def __call__(self, context):
+        with self._lock:
+            if self._admitted >= self.limit:
+                raise ServableError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    f"Server busy: {self.running} inference requests running and "
+                                    f"{self.limit - self.running} waiting (see --grpc_max_threads); retry with backoff")
+            self._admitted += 1
+        try:
+            remaining = context.time_remaining()
+            if not self._slots.acquire(timeout=None if remaining is None else max(remaining, 0.0)):
+                raise ServableError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded waiting for a worker")
+            try:
+                yield
+            finally:
+                self._slots.release()
+        finally:
+            with self._lock:
+                self._admitted -= 1
+
+
+class ModelServer(prediction_service_pb2_grpc.PredictionServiceServicer,
+                  model_service_pb2_grpc.ModelServiceServicer):
+    """Answers TF Serving's gRPC API from a ModelRegistry."""
+
+    def __init__(self, registry: ModelRegistry, limits: Optional[Limits] = None, batcher: Optional[Batcher] = None,
+                 admission: Optional[Admission] = None, allow_reload: bool = False):
+        self.registry, self.limits, self.batcher = registry, limits or Limits(), batcher
+        self.admission, self.allow_reload = admission, allow_reload
+
+    def _answer(self, context, method, request, inference: bool = False):
+        try:
+            with self.admission(context) if inference and self.admission else contextlib.nullcontext():
+                remaining = context.time_remaining()
+                if remaining is not None and remaining <= 0:
+                    raise ServableError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded before the request ran")
+                return method(request)
+        except Exception as error:  # every failure becomes a status code, as TF Serving's
+            code, message = status_of(error)
+            context.abort(code, message)
+
+    # ---- PredictionService ------------------------------------------------------------------
+    def Predict(self, request, context):
+        return self._answer(context, self._predict, request, inference=True)
+
+    def _predict(self, request):
+        servable = self.registry.servable(request.model_spec)
+        name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        function = servable.signature(name)
+        expected = function.structured_input_signature[1]
+        if set(request.inputs) != set(expected):
+            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"input size does not match signature: {len(request.inputs)}!={len(expected)}. "
+                                f"Sent extra: {sorted(set(request.inputs) - set(expected))}. "
+                                f"Missing but required: {sorted(set(expected) - set(request.inputs))}.")
+        outputs_known = sorted(function.structured_outputs)
+        for i, key in enumerate(request.output_filter):
+            if key not in outputs_known:
+                raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"output tensor alias not found in "
+                                    f"signature: {key} Outputs expected to be in the set {outputs_known}.")
+            if key in request.output_filter[:i]:
+                raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"duplicate output tensor alias: {key}")
+        inputs = {key: to_array(key, proto, expected[key], self.limits) for key, proto in request.inputs.items()}
+
+        def call(arrays):
+            tensors = {key: tf.constant(value, dtype=expected[key].dtype) for key, value in arrays.items()}
+            return {key: value.numpy() for key, value in function(**tensors).items()}
+        batchable = self.batcher and all(spec.shape.rank and spec.shape[0] is None for spec in expected.values())
+        outputs = self.batcher.run((id(servable), name), call, inputs) if batchable else call(inputs)
+        response = predict_pb2.PredictResponse(model_spec=_spec(servable, name))
+        for key in list(request.output_filter) or list(outputs):
+            response.outputs[key].CopyFrom(to_proto(outputs[key]))
+        return response
+
+    def Classify(self, request, context):
+        return self._answer(context, lambda r: self._infer(r, "classify"), request, inference=True)
+
+    def Regress(self, request, context):
+        return self._answer(context, lambda r: self._infer(r, "regress"), request, inference=True)
+
+    def _infer(self, request, kind: str):
+        """Classify or Regress: tf.Examples in, through a classify / regress signature."""
+        servable = self.registry.servable(request.model_spec)
+        name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        definition = servable.signature_defs.get(name)
+        if definition is None:
+            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"No signature was found with the name: {name}")
+        method = f"tensorflow/serving/{kind}"
+        if definition.method_name != method:
+            noun = "classification" if kind == "classify" else "regression"
+            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"Expected {noun} signature method_name "
+                                f"to be {method}. Was: {definition.method_name}")
+        function = servable.signature(name)
+        examples = self._examples(request.input)
+        (key,) = function.structured_input_signature[1]
+        outputs = function(**{key: tf.constant(examples, tf.string)})
+        if kind == "regress":
+            values = outputs["outputs"].numpy().reshape(len(examples))
+            response = regression_pb2.RegressionResponse(model_spec=_spec(servable, name))
+            response.result.regressions.extend(regression_pb2.Regression(value=v) for v in values)
+            return response
+        scores = outputs["scores"].numpy() if "scores" in outputs else None
+        classes = outputs["classes"].numpy() if "classes" in outputs else None
+        response = classification_pb2.ClassificationResponse(model_spec=_spec(servable, name))
+        for row in range(len(examples)):
+            result = response.result.classifications.add()
+            for column in range((scores if scores is not None else classes).shape[1]):
+                result.classes.add(label=classes[row, column].decode() if classes is not None else "",
+                                   score=scores[row, column] if scores is not None else 0.0)
+        return response
+
+    def _examples(self, input_proto) -> Sequence[bytes]:
+        kind = input_proto.WhichOneof("kind")
+        if kind == "example_list":
+            examples = [e.SerializeToString() for e in input_proto.example_list.examples]
+        elif kind == "example_list_with_context":
+            lists = input_proto.example_list_with_context
+            examples = []
+            for example in lists.examples:
+                merged = tf.train.Example()
+                merged.CopyFrom(lists.context)
+                merged.MergeFrom(example)
+                examples.append(merged.SerializeToString())
+        else:
+            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, "Input is empty")
+        if not examples:
+            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, "Input is empty")
+        if len(examples) > self.limits.max_batch_size:
+            raise ServableError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"Input has {len(examples)} examples, more "
+                                f"than the server's --max_batch_size {self.limits.max_batch_size}; send fewer")
+        return examples
+
+    def GetModelMetadata(self, request, context):
+        return self._answer(context, self._metadata, request)
+
+    def _metadata(self, request):
+        if not request.HasField("model_spec"):
+            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
+        if not request.metadata_field:
+            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT,
+                                "GetModelMetadataRequest must specify at least one metadata_field")
+        for field in request.metadata_field:
+            if field != SIGNATURE_DEF_FIELD:
+                raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"Metadata field {field} is not supported")
+        servable = self.registry.servable(request.model_spec)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for name, definition in servable.signature_defs.items():
+            signature_map.signature_def[name].CopyFrom(definition)
+        response = get_model_metadata_pb2.GetModelMetadataResponse(model_spec=_spec(servable))
+        response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_map)
+        return response
+
+    # ---- ModelService --------------------------------------------------------------------------
+    def GetModelStatus(self, request, context):
+        return self._answer(context, self._status, request)
+
+    def _status(self, request):
+        if not request.HasField("model_spec"):
+            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
+        spec = request.model_spec  # as TF Serving: a version label asks about every version
+        version = spec.version.value if spec.WhichOneof("version_choice") == "version" else None
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for number, state, message, code in self.registry.status(spec.name, version):
+            status = response.model_version_status.add(version=number, state=state)
+            status.status.error_code, status.status.error_message = code, message
+        return response
+
+    def HandleReloadConfigRequest(self, request, context):
+        return self._answer(context, self._reload, request)
+
+    def _reload(self, request):
+        if not self.allow_reload:
+            raise ServableError(grpc.StatusCode.PERMISSION_DENIED,
+                                f"HandleReloadConfigRequest is disabled on this server: it would let any client "
+                                f"choose which files to load; start the server with {RELOAD_FLAG} to allow it")
+        self.registry.reload(request.config)
+        return model_management_pb2.ReloadConfigResponse()
