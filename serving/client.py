@@ -1,30 +1,43 @@
 """Composing gRPC client: retrieval (top-N candidates) -> ranking -> top-k, with titles.
 
-Talks TF Serving's gRPC API only (tensorflow-serving-api stubs), so it works against
-TF Serving itself or serving/server.py. One channel, a deadline on every call, retries
-with exponential backoff on UNAVAILABLE only; many users in one pair of calls; users the
-retrieval model does not know get the most popular movies, marked `"source": "popular"`.
+Talks TF Serving's gRPC API only, so it works against TF Serving itself or
+serving/server.py, and never imports TensorFlow (serving/protos.py): the CLI answers in
+about a second. The retrieval model's `retrieve(user_id, exclude, k)` signature drops
+the user's training movies and `exclude` and returns `candidates` movies; the ranking
+model scores them, and serving/ordering.py orders them (`--order`). One channel, a
+deadline on every call, retries with exponential backoff on UNAVAILABLE only; many
+users in one retrieval call; users the retrieval model does not know get the most
+popular movies, marked `"source": "popular"`.
 
-    python -m serving.client --user 196 -k 10
-    python -m serving.client --user 196 -k 10 --json --exclude 50 181
+    python -m serving.client --user 196 -k 10   # the command line: serving/cli.py
+    python -m serving.client --user 196 -k 10 --json --exclude 50 181 --order fused
 """
-import argparse
-import json
 import random
-import sys
 import time
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import grpc
 import numpy as np
-from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
-                                     prediction_service_pb2_grpc)
 
-from serving import health
+from serving import health, ordering
+from serving.protos import get_model_status_pb2, model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
 from serving.tensors import from_proto, to_proto
 
-SIGNATURE = "serving_default"
-POPULAR_SIGNATURE = "popular"
+SIGNATURE, RETRIEVE_SIGNATURE, POPULAR_SIGNATURE = "serving_default", "retrieve", "popular"
+TLS_HINT = ("check that --tls_ca is the CA that signed the server's certificate and --server_name a name in it, "
+            "or drop --tls_ca for a plaintext server")
+CLOSED_HINTS = {True: "a server started with --ssl_client_ca_file needs --tls_cert and --tls_key signed by a CA "
+                      "it trusts", False: "if it serves TLS, pass --tls_ca with the CA that signed its certificate"}
+
+
+def explain(error: grpc.RpcError, tls: bool) -> str:
+    """A failed call's details; for a failed TLS handshake, saying so and what to check."""
+    details = error.details() or str(error.code())
+    if "handshake" in details.lower():
+        return f"TLS handshake failed ({details}); {TLS_HINT}"
+    if error.code() == grpc.StatusCode.UNAVAILABLE and "socket closed" in details.lower():
+        return f"TLS handshake failed: the server closed the connection ({details}); {CLOSED_HINTS[tls]}"
+    return details
 
 
 class RecommenderClient:
@@ -35,24 +48,31 @@ class RecommenderClient:
       retrieval_model, ranking_model: model names in the server's model config.
       timeout: deadline of every call, in seconds.
       retries: extra attempts of a call that failed with UNAVAILABLE (backoff 50 ms, doubling).
-      root_certificates: PEM CA certificate(s) to speak TLS; None for plaintext.
+      root_certificates: PEM CA certificate(s) to speak TLS; None for plaintext (or the
+        system's CAs when a client certificate is given).
       server_name: the name the server's certificate holds, when `target` differs from it.
+      certificate_chain, private_key: PEM client certificate and key, for servers that verify clients.
     """
 
     def __init__(self, target: str = "127.0.0.1:8500", retrieval_model: str = "retrieval",
                  ranking_model: str = "ranking", timeout: float = 5.0, retries: int = 3,
-                 root_certificates: Optional[bytes] = None, server_name: Optional[str] = None):
-        if root_certificates is None:
+                 root_certificates: Optional[bytes] = None, server_name: Optional[str] = None,
+                 certificate_chain: Optional[bytes] = None, private_key: Optional[bytes] = None):
+        self.target, self.tls = target, root_certificates is not None or certificate_chain is not None
+        if not self.tls:
             self.channel = grpc.insecure_channel(target)
         else:
             options = [("grpc.ssl_target_name_override", server_name)] if server_name else None
-            self.channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates), options)
+            credentials = grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
+            self.channel = grpc.secure_channel(target, credentials, options)
         self.predictions = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
         self.retrieval_model, self.ranking_model = retrieval_model, ranking_model
         self.timeout, self.retries, self.backoff = timeout, retries, 0.05
         self.max_rows = 10_000  # rows per ranking request (the server's --max_batch_size)
         self.timings: Dict[str, float] = {}  # seconds spent in each call of the last recommend_many
+        self.ordered_by: Optional[str] = None  # what the last recommend_many ordered by
+        self._has_retrieve = True  # exports before the `retrieve` signature: serving_default instead
 
     def _call(self, method, request):
         for attempt in range(self.retries + 1):
@@ -67,9 +87,10 @@ class RecommenderClient:
         """Blocks until the server's health service says SERVING; TimeoutError after `timeout` s.
 
         Against a server without the health service (TF Serving), waits for both models
-        to report an AVAILABLE version instead.
+        to report an AVAILABLE version instead. A TLS handshake that fails three times in a
+        row raises ConnectionError: waiting would not mend it.
         """
-        deadline = time.monotonic() + timeout
+        deadline, handshake_failures = time.monotonic() + timeout, 0
         while True:
             try:
                 if health.check(self.channel, "", self.timeout) == health.SERVING:
@@ -77,11 +98,14 @@ class RecommenderClient:
             except grpc.RpcError as error:
                 if error.code() == grpc.StatusCode.UNIMPLEMENTED:
                     return self._wait_for_models(deadline, timeout)
+                handshake_failures = handshake_failures + 1 if "TLS handshake" in explain(error, self.tls) else 0
+                if handshake_failures >= 3:  # a server restarting may close a connection, but not thrice
+                    raise ConnectionError(f"{self.target}: {explain(error, self.tls)}") from None
                 if error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                     raise
             if time.monotonic() > deadline:
-                raise TimeoutError(f"Server not serving after {timeout:.0f} s; is it running and are "
-                                   "the models pushed?")
+                raise TimeoutError(f"Server {self.target} not serving after {timeout:.0f} s; is it running and "
+                                   "are the models pushed?")
             time.sleep(0.2)
 
     def _wait_for_models(self, deadline: float, timeout: float) -> None:
@@ -108,123 +132,120 @@ class RecommenderClient:
         for key, value in inputs.items():
             request.inputs[key].CopyFrom(to_proto(value))
         start = time.perf_counter()
-        response = self._call(self.predictions.Predict, request)
-        self.timings[model] = self.timings.get(model, 0.0) + time.perf_counter() - start
+        try:
+            response = self._call(self.predictions.Predict, request)
+        finally:
+            self.timings[model] = self.timings.get(model, 0.0) + time.perf_counter() - start
         return {key: from_proto(proto) for key, proto in response.outputs.items()}
 
-    def retrieve(self, user_id: str) -> Tuple[List[str], np.ndarray, List[str]]:
-        """Candidate movie ids, retrieval scores and titles for one user, best first."""
-        out = self._predict(self.retrieval_model, user_id=np.array([user_id], dtype=object))
-        keep = np.isfinite(out["scores"][0])  # -inf marks 'no movie left to offer'
-        ids, titles = ([v.decode() for v in out[key][0][keep]] for key in ("movie_ids", "titles"))
-        return ids, out["scores"][0][keep], titles
+    def _retrieve(self, user_ids: Sequence[str], candidates: int, exclude: Dict[str, set]) -> dict:
+        """The retrieval model's outputs for all users: `retrieve` (exclusions applied by the
+        model, `candidates` per user), or serving_default for exports without it."""
+        users = np.array(list(user_ids), dtype=object)
+        if self._has_retrieve:
+            width = max((len(exclude.get(u, ())) for u in user_ids), default=0)
+            banned = np.full((len(users), width), b"", dtype=object)
+            for row, user in enumerate(user_ids):
+                movies = sorted(exclude.get(user, ()))
+                banned[row, :len(movies)] = [m.encode() for m in movies]
+            try:
+                return self._predict(self.retrieval_model, RETRIEVE_SIGNATURE, user_id=users, exclude=banned,
+                                     k=np.array(candidates, np.int32))
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.FAILED_PRECONDITION:  # no such signature: an older export
+                    raise
+                self._has_retrieve = False
+        return self._predict(self.retrieval_model, user_id=users)
 
-    def rank(self, user_id: str, movie_ids: List[str]) -> np.ndarray:
-        """Predicted ratings float32 [len(movie_ids)] of the movies for the user."""
-        users = np.array([user_id] * len(movie_ids), dtype=object)
-        return self._predict(self.ranking_model, user_id=users, movie_id=np.array(movie_ids, dtype=object))["rating"]
-
-    def popular(self, k: int) -> Tuple[List[str], List[str]]:
-        """The k most-rated movies' ids and titles (the retrieval model's `popular` signature)."""
+    def popular(self, k: int) -> List[tuple]:
+        """The k most-rated movies' (id, title) (the retrieval model's `popular` signature)."""
         out = self._predict(self.retrieval_model, POPULAR_SIGNATURE, k=np.array(k, np.int32))
-        return [v.decode() for v in out["movie_ids"]], [v.decode() for v in out["titles"]]
+        return [(m.decode(), t.decode()) for m, t in zip(out["movie_ids"], out["titles"])]
 
-    def recommend(self, user_id: str, k: int = 10, candidates: int = 100,
-                  exclude: Iterable[str] = ()) -> List[dict]:
+    def recommend(self, user_id: str, k: int = 10, candidates: int = 100, exclude: Iterable[str] = (),
+                  order: str = "ranking") -> List[dict]:
         """Top-k movies for one user; see `recommend_many`."""
-        return self.recommend_many([user_id], k, candidates, {user_id: exclude})[user_id]
+        return self.recommend_many([user_id], k, candidates, {user_id: exclude}, order)[user_id]
 
     def recommend_many(self, user_ids: Sequence[str], k: int = 10, candidates: int = 100,
-                       exclude: Optional[Dict[str, Iterable[str]]] = None) -> Dict[str, List[dict]]:
-        """Top-k movies for each user: one retrieval call for all, one ranking call for all.
+                       exclude: Optional[Dict[str, Iterable[str]]] = None,
+                       order: str = "ranking") -> Dict[str, List[dict]]:
+        """Top-k movies for each user: one retrieval call for all, ranking calls of `max_rows` pairs.
 
         Movies the user rated in the training data never come back (the retrieval model
-        drops them), nor do those in `exclude[user]` (e.g. rated since). Each item: rank,
-        movie_id, title, score (predicted rating), like_probability (when the ranking
-        model has it: items are ordered by it, else by score), source ("ranking", or
-        "popular" for a user the model does not know).
+        drops them), nor do those in `exclude[user]` (e.g. rated since). `order` is one of
+        serving.ordering.ORDERS. Each item: rank, movie_id, title, score (what it was
+        ordered by), rating (predicted), retrieval_score, like_probability (None where the
+        ranking model lacks it), source ("ranking", or "popular" for a user the retrieval
+        model does not know: those items have no scores).
         """
-        self.timings = {}
-        exclude = {user: set(movies) for user, movies in (exclude or {}).items()}
-        out = self._predict(self.retrieval_model, user_id=np.array(list(user_ids), dtype=object))
+        if order not in ordering.ORDERS:
+            raise ValueError(f"Unknown order {order!r}; use one of {ordering.ORDERS}")
+        self.timings, self.ordered_by = {}, None
+        exclude = {user: {str(m) for m in movies} for user, movies in (exclude or {}).items()}
+        out = self._retrieve(user_ids, candidates, exclude)
         known = out.get("known_user", np.ones(len(user_ids), bool))  # older models: all known
-        pairs: Dict[str, List[Tuple[str, str]]] = {}
+        found: Dict[str, List[tuple]] = {}  # user -> [(movie, title, retrieval score)], retrieval order
         for row, user in enumerate(user_ids):
             if known[row]:
-                keep = np.isfinite(out["scores"][row])  # -inf marks 'no movie left to offer'
-                found = zip(out["movie_ids"][row][keep], out["titles"][row][keep])
-                pairs[user] = [(m.decode(), t.decode()) for m, t in found
-                               if m.decode() not in exclude.get(user, ())][:candidates]
-        flat = [(user, movie) for user, movies in pairs.items() for movie, _ in movies]
-        scores = {}
+                rows = zip(out["movie_ids"][row], out["titles"][row], out["scores"][row])
+                found[user] = [(m.decode(), t.decode(), float(s)) for m, t, s in rows  # -inf: nothing left
+                               if np.isfinite(s) and m.decode() not in exclude.get(user, ())][:candidates]
+        flat = [(user, movie) for user, movies in found.items() for movie, _, _ in movies]
+        ranked: Dict[tuple, Dict[str, float]] = {}
         for start in range(0, len(flat), self.max_rows):  # the server caps rows per request
             chunk = flat[start:start + self.max_rows]
-            ranked = self._predict(self.ranking_model, user_id=np.array([u for u, _ in chunk], dtype=object),
-                                   movie_id=np.array([m for _, m in chunk], dtype=object))
-            like = ranked.get("like_probability")
-            scores.update({pair: (float(ranked["rating"][i]), None if like is None else float(like[i]))
+            outputs = self._predict(self.ranking_model, user_id=np.array([u for u, _ in chunk], dtype=object),
+                                    movie_id=np.array([m for _, m in chunk], dtype=object))
+            ranked.update({pair: {name: float(values[i]) for name, values in outputs.items()}
                            for i, pair in enumerate(chunk)})
+        if ranked:
+            name = ordering.ranking_output(next(iter(ranked.values())))
+            if name is None:
+                raise ValueError(f"Ranking model {self.ranking_model!r} has none of the outputs "
+                                 f"{ordering.RANKING_OUTPUTS}; is it a ranking model?")
+            self.ordered_by = {"ranking": name, "retrieval": "retrieval_score",
+                               "fused": f"fused ranks of retrieval_score and {name}"}[order]
         unknown = [user for row, user in enumerate(user_ids) if not known[row]]
-        popular = self.popular(k + max(len(exclude.get(u, ())) for u in unknown)) if unknown else ([], [])
-        answers = {}
-        for user in user_ids:
-            if user in pairs:
-                # Order by like probability where the model has it (benchmarks/ranking.py: it
-                # re-ranks better than the predicted rating), else by the rating.
-                key = lambda m: -(scores[(user, m[0])][1] if scores[(user, m[0])][1] is not None  # noqa: E731
-                                  else scores[(user, m[0])][0])
-                order = sorted(pairs[user], key=key)[:k]
-                items = [{"movie_id": m, "title": t, "score": scores[(user, m)][0],
-                          "like_probability": scores[(user, m)][1], "source": "ranking"} for m, t in order]
-            else:
-                items = [{"movie_id": m, "title": t, "score": None, "like_probability": None, "source": "popular"}
-                         for m, t in zip(*popular) if m not in exclude.get(user, ())][:k]
-            answers[user] = [{"rank": r + 1, **item} for r, item in enumerate(items)]
-        return answers
+        popular = self.popular(k + max(len(exclude.get(u, ())) for u in unknown)) if unknown else []
+        return {user: self._items(user, found.get(user), ranked, popular, exclude.get(user, ()), k, order)
+                for user in user_ids}
+
+    @staticmethod
+    def _items(user, movies, ranked, popular, excluded, k, order) -> List[dict]:
+        if movies is None:
+            items = [{"movie_id": m, "title": t, "score": None, "rating": None, "retrieval_score": None,
+                      "like_probability": None, "source": "popular"} for m, t in popular if m not in excluded][:k]
+        else:
+            outputs = [ranked[(user, movie)] for movie, _, _ in movies]
+            retrieval = [score for _, _, score in movies]
+            ranking = [o[ordering.ranking_output(o)] for o in outputs]
+            keys = ordering.sort_keys(retrieval, ranking, order)
+            items = [{"movie_id": movies[i][0], "title": movies[i][1], "score": float(keys[i]),
+                      "rating": outputs[i].get("rating"), "retrieval_score": retrieval[i],
+                      "like_probability": outputs[i].get("like_probability"), "source": "ranking"}
+                     for i in ordering.order(movies, retrieval, ranking, order)[:k]]
+        return [{"rank": r + 1, **item} for r, item in enumerate(items)]
 
     def close(self) -> None:
         self.channel.close()
 
 
-def format_table(user_id: str, items: List[dict]) -> str:
-    note = " (unknown user: most popular movies)" if items and items[0]["source"] == "popular" else ""
-    lines = [f"Recommendations for user {user_id}{note}:", f"{'rank':>4}  {'movie':>6}  {'score':>5}  title"]
-    lines += [f"{i['rank']:>4}  {i['movie_id']:>6}  {'' if i['score'] is None else format(i['score'], '5.2f'):>5}"
-              f"  {i['title']}" for i in items]
+def format_table(user_id: str, items: List[dict], ordered_by: Optional[str] = None) -> str:
+    """A plain-text table of one user's recommendations."""
+    if items and items[0]["source"] == "popular":
+        note = " (unknown user: most popular movies)"
+    else:
+        note = f", ordered by {ordered_by}" if ordered_by else ""
+    lines = [f"Recommendations for user {user_id}{note}:",
+             f"{'rank':>4}  {'movie':>6}  {'score':>8}  {'rating':>6}  title"]
+    for i in items:
+        score = "" if i["score"] is None else format(i["score"], ".4g")
+        rating = "" if i["rating"] is None else format(i["rating"], "6.2f")
+        lines.append(f"{i['rank']:>4}  {i['movie_id']:>6}  {score:>8}  {rating:>6}  {i['title']}")
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Recommend movies through TF Serving's gRPC API.")
-    parser.add_argument("--user", required=True, help="raw MovieLens user id, e.g. 196")
-    parser.add_argument("-k", type=int, default=10, help="number of recommendations")
-    parser.add_argument("--candidates", type=int, default=100, help="retrieved movies to re-rank")
-    parser.add_argument("--exclude", nargs="*", default=[], help="movie ids never to recommend (already rated)")
-    parser.add_argument("--server", default="127.0.0.1:8500", help="host:port of the gRPC API")
-    parser.add_argument("--retrieval_model", default="retrieval",
-                        help="retrieval model name (retrieval_bruteforce on stock TF Serving)")
-    parser.add_argument("--ranking_model", default="ranking", help="ranking model name")
-    parser.add_argument("--timeout", type=float, default=5.0, help="deadline of each call, seconds")
-    parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the models")
-    parser.add_argument("--tls_ca", help="PEM CA certificate: speak TLS, trusting this CA")
-    parser.add_argument("--server_name", help="name in the server's certificate, if not the --server host")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    args = parser.parse_args()
-    ca = open(args.tls_ca, "rb").read() if args.tls_ca else None
-    client = RecommenderClient(args.server, args.retrieval_model, args.ranking_model, timeout=args.timeout,
-                               root_certificates=ca, server_name=args.server_name)
-    try:
-        client.wait_until_ready(args.wait)
-        items = client.recommend(args.user, args.k, args.candidates, args.exclude)
-    except (grpc.RpcError, TimeoutError) as error:
-        detail = error.details() if isinstance(error, grpc.RpcError) else error
-        sys.exit(f"serving.client: {detail}")
-    finally:
-        client.close()
-    popular = bool(items) and items[0]["source"] == "popular"
-    print(json.dumps({"user_id": args.user, "fallback": "popular" if popular else None, "recommendations": items})
-          if args.json else format_table(args.user, items))
-
-
 if __name__ == "__main__":
+    from serving.cli import main  # the command line: python -m serving.client --user 196
     main()

@@ -48,44 +48,67 @@ def save_examples_model(path) -> str:
 
 
 class FakeRetrieval(tf.Module):
-    """Knows users u1, u2; offers m1..m4 with scores 4..1, except m4 for u2 (-inf: u2 rated it).
-    `legacy`: an older export, without the known_user output."""
+    """A catalogue m1..m120 scored 1000 - N for movie mN (m1 best), like the real model's signatures:
+    serving_default(user_id) -> the top 100, retrieve(user_id, exclude, k) -> the top k without
+    `exclude`, popular(k) -> m9, m8, ... Knows users u1, u2; u2 rated m4 (never offered to u2).
+    `legacy`: an export from before `retrieve` and known_user (serving_default and popular only)."""
+
+    MOVIES = 120
 
     def __init__(self, legacy: bool = False):
         super().__init__()
         self.legacy = legacy
+        self.ids = tf.constant([f"m{i}" for i in range(1, self.MOVIES + 1)])
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
-    def serve(self, user_id):
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
+                                  tf.TensorSpec([None, None], tf.string, name="exclude"),
+                                  tf.TensorSpec([], tf.int32, name="k")])
+    def retrieve(self, user_id, exclude, k):
         batch = tf.shape(user_id)[0]
-        scores = tf.tile(tf.constant([[4.0, 3.0, 2.0, 1.0]]), [batch, 1])
-        scores = tf.where((user_id == "u2")[:, None] & (tf.range(4) == 3)[None, :], -np.inf, scores)
-        ids = tf.tile(tf.constant([["m1", "m2", "m3", "m4"]]), [batch, 1])
+        ids = tf.tile(self.ids[None, :], [batch, 1])
+        scores = 1000.0 - tf.cast(tf.tile(tf.range(1, self.MOVIES + 1)[None, :], [batch, 1]), tf.float32)
+        rated = tf.where(user_id == "u2", "m4", "")[:, None]
+        banned = tf.concat([rated, exclude], axis=1)
+        drop = tf.reduce_any(tf.equal(ids[:, :, None], banned[:, None, :]), axis=2)
+        scores, best = tf.math.top_k(tf.where(drop, float("-inf"), scores), k=tf.minimum(k, self.MOVIES))
+        ids = tf.gather(ids, best, batch_dims=1)
         outputs = {"movie_ids": ids, "scores": scores, "titles": "T" + ids}
         if not self.legacy:
             outputs["known_user"] = (user_id == "u1") | (user_id == "u2")
         return outputs
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+    def serve(self, user_id):
+        return self.retrieve(user_id, tf.zeros([tf.size(user_id), 0], tf.string), 100)
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="k")])
     def popular(self, k):
         ids = tf.constant(["m9", "m8", "m7", "m6", "m5"])[:k]
         return {"movie_ids": ids, "titles": "T" + ids}
 
+    def save(self, path) -> str:
+        signatures = {"serving_default": self.serve, "popular": self.popular}
+        if not self.legacy:
+            signatures["retrieve"] = self.retrieve
+        return save_module(self, path, **signatures)
+
 
 class FakeRanking(tf.Module):
-    """rating = the movie's digit for u1, 10 - digit for others; like_probability = rating / 10
-    (`legacy`: an older export, rating only)."""
+    """For movie mN: score = N (highest N first), like_probability = (121 - N) / 128 (m1 first),
+    rating = 3N mod 7 (m2, m4, m1, m3 among m1..m4). `outputs`: which of them it returns
+    (older exports lack score, the oldest like_probability too)."""
 
-    def __init__(self, legacy: bool = False):
+    def __init__(self, outputs=("score", "like_probability", "rating")):
         super().__init__()
-        self.legacy = legacy
+        self.outputs = tuple(outputs)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
                                   tf.TensorSpec([None], tf.string, name="movie_id")])
     def serve(self, user_id, movie_id):
-        digit = tf.strings.to_number(tf.strings.substr(movie_id, 1, 1))
-        rating = tf.where(user_id == "u1", digit, 10.0 - digit)
-        return {"rating": rating} if self.legacy else {"rating": rating, "like_probability": rating / 10}
+        number = tf.strings.to_number(tf.strings.substr(movie_id, 1, -1))
+        values = {"score": number, "like_probability": (121.0 - number) / 128.0,
+                  "rating": tf.math.floormod(3.0 * number, 7.0)}
+        return {name: values[name] for name in self.outputs}
 
 
 def save_module(module, path, **signatures) -> str:

@@ -1,11 +1,17 @@
 """serving/client.py over real gRPC against fake retrieval and ranking models (serving_fakes).
 
-FakeRetrieval offers m1..m4 (u2 rated m4); FakeRanking rates movie mN at N for u1 and
-10 - N for others. So u1's top 2 are m4, m3; u2's (m4 excluded) m1, m2; unknown users
-get the popular list m9, m8, ...
+FakeRetrieval offers m1..m120, m1 best (retrieval score 1000 - N), u2 rated m4;
+FakeRanking gives movie mN score N, like_probability (121 - N) / 128 and rating 3N mod 7. So
+among u1's first 4 candidates the ranking score orders m4, m3, m2, m1, like probability
+m1..m4, rating m2, m4, m1, m3; unknown users get the popular list m9, m8, ...
 """
 import datetime
 import ipaddress
+import json
+import os
+import subprocess
+import sys
+import time
 
 import grpc
 import pytest
@@ -18,18 +24,20 @@ from serving_fakes import FakeRanking, FakeRetrieval, code_of, save_module
 from serving import server as S
 from serving.client import RecommenderClient, format_table
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory):
     base = tmp_path_factory.mktemp("models")
-    retrieval, ranking = FakeRetrieval(), FakeRanking()
-    save_module(retrieval, base / "retrieval" / "1", serving_default=retrieval.serve, popular=retrieval.popular)
-    save_module(ranking, base / "ranking" / "1", serving_default=ranking.serve)
-    old_retrieval, old_ranking = FakeRetrieval(legacy=True), FakeRanking(legacy=True)
-    save_module(old_retrieval, base / "old_retrieval" / "1", serving_default=old_retrieval.serve)
-    save_module(old_ranking, base / "old_ranking" / "1", serving_default=old_ranking.serve)
+    FakeRetrieval().save(base / "retrieval" / "1")
+    FakeRetrieval(legacy=True).save(base / "old_retrieval" / "1")
+    for name, outputs in {"ranking": ("score", "like_probability", "rating"),
+                          "old_ranking": ("like_probability", "rating"), "oldest_ranking": ("rating",)}.items():
+        ranking = FakeRanking(outputs)
+        save_module(ranking, base / name / "1", serving_default=ranking.serve)
     return S.write_config(str(base / "models.config"), {name: name for name in (
-        "retrieval", "ranking", "old_retrieval", "old_ranking")})
+        "retrieval", "old_retrieval", "ranking", "old_ranking", "oldest_ranking")})
 
 
 @pytest.fixture(scope="module")
@@ -40,55 +48,86 @@ def target(config):
     server.stop(None)
 
 
-def ids(items):
-    return [(item["movie_id"], item["source"]) for item in items]
-
-
-def test_recommend_reranks_and_excludes(target):
-    client = RecommenderClient(target)
+@pytest.fixture
+def client(target):
+    client = RecommenderClient(target, timeout=10)
     client.wait_until_ready(30)
-    u1 = client.recommend("u1", k=2)
-    assert ids(u1) == [("m4", "ranking"), ("m3", "ranking")]
-    assert [(i["rank"], i["title"], i["score"], i["like_probability"]) for i in u1] == [
-        (1, "Tm4", 4.0, pytest.approx(0.4)), (2, "Tm3", 3.0, pytest.approx(0.3))]
-    assert ids(client.recommend("u2", k=2)) == [("m1", "ranking"), ("m2", "ranking")]  # m4 rated
-    assert ids(client.recommend("u1", k=2, exclude=["m4"])) == [("m3", "ranking"), ("m2", "ranking")]
-    assert ids(client.recommend("u1", k=2, candidates=2)) == [("m2", "ranking"), ("m1", "ranking")]
+    yield client
     client.close()
 
 
-def test_unknown_user_gets_popular_movies_and_says_so(target):
-    client = RecommenderClient(target)
+def ids(items):
+    return [item["movie_id"] for item in items]
+
+
+def test_default_order_is_the_ranking_models_score_with_every_figure(client):
+    items = client.recommend("u1", k=2, candidates=4)
+    assert items[0] == {"rank": 1, "movie_id": "m4", "title": "Tm4", "score": 4.0, "rating": 5.0,
+                        "retrieval_score": 996.0, "like_probability": 117 / 128, "source": "ranking"}
+    assert ids(items) == ["m4", "m3"] and client.ordered_by == "score"
+    assert ids(client.recommend("u1", k=4, candidates=4, order="retrieval")) == ["m1", "m2", "m3", "m4"]
+    assert [i["score"] for i in client.recommend("u1", k=2, candidates=4, order="retrieval")] == [999.0, 998.0]
+    fused = client.recommend("u1", k=4, candidates=4, order="fused")
+    # Retrieval ranks 1..4, ranking ranks 4..1: m1 and m4 get 1/61 + 1/64, m2 and m3 1/62 + 1/63;
+    # ties keep the retrieval order.
+    assert ids(fused) == ["m1", "m4", "m2", "m3"]
+    assert [i["score"] for i in fused] == pytest.approx([1 / 61 + 1 / 64] * 2 + [1 / 62 + 1 / 63] * 2)
+    with pytest.raises(ValueError, match="Unknown order"):
+        client.recommend("u1", order="best")
+
+
+def test_older_ranking_exports_order_by_like_probability_then_rating(target):
+    for model, expected, by in (("old_ranking", ["m1", "m2"], "like_probability"),
+                                ("oldest_ranking", ["m2", "m4"], "rating")):
+        client = RecommenderClient(target, ranking_model=model)
+        items = client.recommend("u1", k=2, candidates=4)
+        assert ids(items) == expected and client.ordered_by == by
+        assert items[0]["like_probability"] == (120 / 128 if model == "old_ranking" else None)
+        client.close()
+
+
+def test_exclusions_go_to_the_retrieval_model_so_k_movies_still_come_back(client):
+    first_100 = [f"m{i}" for i in range(1, 101)]
+    items = client.recommend("u1", k=10, candidates=100, exclude=first_100, order="retrieval")
+    assert ids(items) == [f"m{i}" for i in range(101, 111)]  # the model filled past the exclusions
+    ranked = client.recommend("u1", k=10, exclude=first_100[:95])  # m96..m120 left; by score, highest N
+    assert ids(ranked) == [f"m{i}" for i in range(120, 110, -1)]
+    assert "m4" not in ids(client.recommend("u2", k=120, candidates=120))  # u2 rated it
+
+
+def test_unknown_user_gets_popular_movies_and_says_so(client):
     items = client.recommend("stranger", k=2, exclude=["m9"])
-    assert ids(items) == [("m8", "popular"), ("m7", "popular")]
+    assert [(i["movie_id"], i["source"], i["score"]) for i in items] == [("m8", "popular", None),
+                                                                          ("m7", "popular", None)]
     assert "unknown user: most popular movies" in format_table("stranger", items)
-    client.close()
 
 
-def test_many_users_in_one_call_each(target):
-    client = RecommenderClient(target)
-    answers = client.recommend_many(["u1", "u2", "stranger"], k=1)
-    assert {user: ids(items) for user, items in answers.items()} == {
-        "u1": [("m4", "ranking")], "u2": [("m1", "ranking")], "stranger": [("m9", "popular")]}
+def test_many_users_in_one_retrieval_call_and_chunked_ranking(client):
+    answers = client.recommend_many(["u1", "u2", "stranger"], k=1, candidates=4)
+    assert {user: ids(items) for user, items in answers.items()} == {"u1": ["m4"], "u2": ["m5"], "stranger": ["m9"]}
     assert sorted(client.timings) == ["ranking", "retrieval"]  # one entry per model called
-    client.max_rows = 3  # u1's 4 and u2's 3 candidates: ranked in 3 requests, same answers
-    assert client.recommend_many(["u1", "u2"], k=1) == {user: answers[user] for user in ("u1", "u2")}
-    client.close()
+    client.max_rows = 3  # u1's 4 and u2's 4 candidates: ranked in 3 requests, same answers
+    assert client.recommend_many(["u1", "u2"], k=1, candidates=4) == {u: answers[u] for u in ("u1", "u2")}
+    fused = client.recommend_many(["u1", "u2"], k=2, candidates=4, order="fused", exclude={"u1": ["m1"]})
+    assert ids(fused["u1"]) == ["m2", "m5"] and ids(fused["u2"]) == ["m1", "m5"]
 
 
-def test_older_exports_without_optional_outputs(target):
-    client = RecommenderClient(target, retrieval_model="old_retrieval", ranking_model="old_ranking")
-    items = client.recommend("stranger", k=1)  # no known_user: every user goes to ranking
-    assert [(i["movie_id"], i["source"], i["like_probability"]) for i in items] == [("m1", "ranking", None)]
+def test_a_retrieval_export_without_retrieve_still_works(target):
+    client = RecommenderClient(target, retrieval_model="old_retrieval")
+    items = client.recommend("stranger", k=1, candidates=4, exclude=["m1"])  # no known_user: all ranked
+    assert [(i["movie_id"], i["source"]) for i in items] == [("m5", "ranking")]  # m2..m5 retrieved, m5 best
     client.close()
 
 
 class Unavailable(grpc.RpcError):
-    def __init__(self, code):
-        self._code = code
+    def __init__(self, code, details=""):
+        self._code, self._details = code, details
 
     def code(self):
         return self._code
+
+    def details(self):
+        return self._details
 
 
 def test_retries_on_unavailable_only():
@@ -139,10 +178,101 @@ def test_tls(config):
     try:
         client = RecommenderClient(f"127.0.0.1:{port}", root_certificates=certificate, timeout=10)
         client.wait_until_ready(30)
-        assert ids(client.recommend("u1", k=1)) == [("m4", "ranking")]
+        assert ids(client.recommend("u1", k=1, candidates=4)) == ["m4"]
         client.close()
         plaintext = RecommenderClient(f"127.0.0.1:{port}", retries=0, timeout=5)
         assert code_of(lambda: plaintext.recommend("u1", k=1)) == grpc.StatusCode.UNAVAILABLE
+        with pytest.raises(ConnectionError, match="TLS handshake failed.*pass --tls_ca"):
+            plaintext.wait_until_ready(30)
         plaintext.close()
+        wrong_ca = RecommenderClient(f"127.0.0.1:{port}", root_certificates=self_signed()[0], retries=0)
+        with pytest.raises(ConnectionError, match="TLS handshake failed.*--tls_ca is the CA"):
+            wrong_ca.wait_until_ready(30)
+        wrong_ca.close()
     finally:
         server.stop(None)
+
+
+def test_client_certificates_are_required_and_verified_when_the_server_has_a_client_ca(config, tmp_path):
+    certificate, key = self_signed()
+    client_certificate, client_key = self_signed()
+    port = S.free_port()
+    server = S.serve(config, port, poll_seconds=0, tls=(certificate, key), client_ca=client_certificate)
+    target = f"127.0.0.1:{port}"
+    try:
+        client = RecommenderClient(target, root_certificates=certificate, certificate_chain=client_certificate,
+                                   private_key=client_key, timeout=10)
+        client.wait_until_ready(30)
+        assert ids(client.recommend("u1", k=1, candidates=4)) == ["m4"]
+        client.close()
+        stranger_certificate, stranger_key = self_signed()  # not signed by the client CA
+        for chain, private in ((None, None), (stranger_certificate, stranger_key)):
+            refused = RecommenderClient(target, root_certificates=certificate, certificate_chain=chain,
+                                        private_key=private, retries=0)
+            with pytest.raises(ConnectionError, match="TLS handshake failed.*--tls_cert and --tls_key"):
+                refused.wait_until_ready(30)
+            refused.close()
+        for name, pem in (("ca.pem", certificate), ("cert.pem", client_certificate), ("key.pem", client_key)):
+            (tmp_path / name).write_bytes(pem)
+        tls = ["--tls_ca", str(tmp_path / "ca.pem")]
+        answer = cli(target, "--user", "u1", "-k", "1", "--candidates", "4", "--json", *tls,
+                     "--tls_cert", str(tmp_path / "cert.pem"), "--tls_key", str(tmp_path / "key.pem"))
+        assert answer.returncode == 0 and json.loads(answer.stdout)["recommendations"][0]["movie_id"] == "m4"
+        refused = cli(target, "--user", "u1", "--wait", "20", *tls)
+        assert refused.returncode == 1 and "TLS handshake failed" in refused.stderr
+        assert "is it running" not in refused.stderr
+    finally:
+        server.stop(None)
+
+
+def cli(target, *args):
+    return subprocess.run([sys.executable, "-m", "serving.client", "--server", target, *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_answers_quickly_with_every_field(target):
+    start = time.monotonic()
+    answer = cli(target, "--user", "u1", "-k", "2", "--candidates", "4", "--json", "--order", "fused")
+    seconds = time.monotonic() - start
+    assert answer.returncode == 0, answer.stderr
+    result = json.loads(answer.stdout)
+    assert (result["order"], result["ordered_by"], result["fallback"]) == (
+        "fused", "fused ranks of retrieval_score and score", None)
+    assert [sorted(item) for item in result["recommendations"]] == [sorted(
+        ["rank", "movie_id", "title", "score", "rating", "retrieval_score", "like_probability", "source"])] * 2
+    assert ids(result["recommendations"]) == ["m1", "m4"]
+    table = cli(target, "--user", "u1", "-k", "2", "--candidates", "4")
+    assert table.returncode == 0 and "ordered by score" in table.stdout and "rating" in table.stdout
+    assert seconds < 10, f"the CLI took {seconds:.1f} s (no TensorFlow import: about 1 s when idle)"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-k", "0"], "-k must be at least 1"),
+    (["-k", "-3"], "-k must be at least 1"),
+    (["-k", "10", "--candidates", "5"], "--candidates (5) must be at least -k (10)"),
+    (["--candidates", "0", "-k", "1"], "--candidates (0) must be at least -k (1)"),
+    (["--order", "best"], "invalid choice"),
+    (["--tls_cert", "c.pem"], "--tls_cert and --tls_key go together"),
+])
+def test_cli_usage_errors(args, message):
+    answer = cli("127.0.0.1:1", "--user", "u1", *args)
+    assert answer.returncode == 2 and message in answer.stderr
+
+
+def test_client_never_imports_tensorflow():
+    check = ("import sys, serving.client, serving.cli, serving.ordering; "
+             "loaded = [m for m in sys.modules if m == 'tensorflow' or m.startswith('tensorflow.python')]; "
+             "assert not loaded, loaded; print('ok')")
+    answer = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert answer.returncode == 0 and answer.stdout.strip() == "ok", answer.stderr
+
+
+def test_tensorflow_imported_after_the_client_still_works():
+    check = ("import numpy as np, serving.client as c; import tensorflow as tf; "
+             "from tensorflow_serving.apis import predict_pb2; "
+             "r = predict_pb2.PredictRequest(); r.inputs['x'].CopyFrom(tf.make_tensor_proto(np.ones(2, np.float32))); "
+             "r2 = c.predict_pb2.PredictRequest(); r2.CopyFrom(r); "
+             "assert tf.make_ndarray(r2.inputs['x']).tolist() == [1.0, 1.0]; "
+             "assert float(tf.reduce_sum(tf.ones(3))) == 3.0; print('ok')")
+    answer = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert answer.returncode == 0 and answer.stdout.strip() == "ok", answer.stderr[-2000:]
