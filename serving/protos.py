@@ -8,7 +8,9 @@ module for `tensorflow` (the real one's `__path__`, nothing executed) while the 
 modules import, then takes every `tensorflow` / `tensorflow.*` entry it added out of
 `sys.modules` again: a later `import tensorflow` runs the real package as usual, and
 protobuf hands it the same message classes (the descriptors are registered once, by
-file). With TensorFlow already loaded, these are the ordinary imports.
+file). With TensorFlow already loaded, these are the ordinary imports. (A thread that
+imports TensorFlow during those few hundred milliseconds would find the stand-in: import
+the client before starting threads that import TensorFlow.)
 """
 import importlib
 import importlib.util
