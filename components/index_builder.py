@@ -15,7 +15,7 @@ their lists are not personal, and clients fall back to `popular`. The brute-forc
 uses stock TF ops only; the ScaNN one needs `import scann` in the process that loads it.
 """
 import os
-from typing import Dict
+from typing import Dict, List
 
 import numpy as np
 import tensorflow as tf
@@ -23,6 +23,7 @@ import tensorflow_recommenders as tfrs
 from tfx import v1 as tfx
 
 from models import features as F
+from models.retrieval.towers import RaggedTable
 
 SCANN_OPTIONS = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
 MAX_EXCLUDE = 100  # extra exclusions `retrieve` is guaranteed to fill past
@@ -48,43 +49,68 @@ def read_examples(uri: str, split: str, spec: Dict[str, tf.io.FixedLenFeature],
             .map(lambda records: dense(tf.io.parse_example(records, spec))))
 
 
-def history(train: tf.data.Dataset) -> Dict[bytes, bytes]:
-    """{user_id: 'movie|movie|...'}: the movies each user rated in the train split."""
+def history(train: tf.data.Dataset) -> Dict[bytes, List[bytes]]:
+    """{user_id: [movie, ...]}: the movies each user rated in the train split (sorted)."""
     seen: Dict[bytes, set] = {}
     for batch in train:
         for user, movie in zip(batch[F.USER_ID].numpy(), batch[F.MOVIE_ID].numpy()):
             seen.setdefault(user, set()).add(movie)
-    return {user: b"|".join(sorted(movies)) for user, movies in seen.items()}
+    return {user: sorted(movies) for user, movies in seen.items()}
 
 
-def _table(mapping: Dict[bytes, bytes], default: bytes) -> tf.lookup.StaticHashTable:
+def _table(keys: list, values, default) -> tf.lookup.StaticHashTable:
     return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-        tf.constant(list(mapping), tf.string), tf.constant(list(mapping.values()), tf.string)), default)
+        tf.constant(keys, tf.string), tf.constant(values)), default)
 
 
 class Retriever(tf.Module):
-    """Query tower + index + exclusions (see the module docstring)."""
+    """Query tower + index + exclusions (see the module docstring).
 
-    def __init__(self, towers, index, titles: Dict[bytes, bytes], seen: Dict[bytes, bytes],
-                 popular: np.ndarray, n: int):
+    The query of every user with training ratings is computed once, here, and looked
+    up per request; a user the model does not know gets the query of an unknown id.
+    Seen and excluded movies are dropped by sorted keys (row * movies + movie index),
+    so a request costs memory and time linear in its rows x (index k + history +
+    exclusions), whatever the users' history lengths.
+    """
+
+    def __init__(self, towers, index, ids: np.ndarray, titles: np.ndarray, seen: Dict[bytes, List[bytes]],
+                 popular: np.ndarray, n: int, batch: int = 1024):
         super().__init__()
-        self.towers, self.index, self.n = towers, index, n
-        self.titles = _table(titles, b"")
-        self.seen = _table(seen, b"")
+        self.index, self.n = index, n
+        users = sorted(seen)
+        queries = [towers.embed_users(tf.constant(users[i:i + batch]))["embeddings"]
+                   for i in range(0, len(users), batch)] + [towers.embed_users(tf.constant([b""]))["embeddings"]]
+        self.queries = tf.Variable(tf.concat(queries, 0), trainable=False)  # [users + 1, dim], last: unknown
+        self.user_row = _table(users, np.arange(len(users), dtype=np.int64), tf.constant(len(users), tf.int64))
+        self.movie_index = _table(list(ids), np.arange(len(ids), dtype=np.int64), tf.constant(-1, tf.int64))
+        self.num_movies = len(ids)
+        position = {movie: i for i, movie in enumerate(ids)}
+        rows = [np.array([position[m] for m in seen[user] if m in position], np.int64) for user in users]
+        self.seen = RaggedTable(rows + [np.zeros([0], np.int64)], "seen")
+        self.titles = _table(list(ids), titles.tolist(), tf.constant(b""))
         self.popular_ids = tf.constant(popular.tolist(), tf.string)
+
+    def _dropped(self, ids: tf.Tensor, banned: tf.RaggedTensor) -> tf.Tensor:
+        """bool [B, k]: which of ids [B, k] are among the row's banned catalogue indices [B, None]."""
+        rows = tf.range(tf.shape(ids, out_type=tf.int64)[0])
+        keys = tf.sort(tf.concat([tf.repeat(rows, banned.row_lengths()) * self.num_movies + banned.flat_values,
+                                  [tf.int64.max]], 0))  # the sentinel keeps the search in range
+        wanted = rows[:, None] * self.num_movies + self.movie_index.lookup(ids)  # [B, k]
+        found = tf.gather(keys, tf.searchsorted(keys, tf.reshape(wanted, [-1]), out_type=tf.int64))
+        return tf.reshape(tf.equal(found, tf.reshape(wanted, [-1])), tf.shape(ids))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
                                   tf.TensorSpec([None, None], tf.string, name="exclude"),
                                   tf.TensorSpec([], tf.int32, name="k")])
     def retrieve(self, user_id, exclude, k):
-        scores, ids = self.index(self.towers.embed_users(user_id)["embeddings"])  # [batch, index k]
-        rated = self.seen.lookup(user_id)
-        banned = tf.concat([tf.strings.split(rated, "|").to_tensor(""), exclude], axis=1)  # [batch, h]
-        drop = tf.reduce_any(tf.equal(ids[:, :, None], banned[:, None, :]), axis=2)
+        row = self.user_row.lookup(user_id)
+        scores, ids = self.index(tf.gather(self.queries, row))  # [batch, index k]
+        excluded = tf.ragged.boolean_mask(self.movie_index.lookup(exclude), tf.not_equal(exclude, ""))
+        drop = self._dropped(ids, tf.concat([self.seen.gather(row), excluded], axis=1))
         scores, best = tf.math.top_k(tf.where(drop, float("-inf"), scores), k=tf.minimum(k, self.n))
         ids = tf.gather(ids, best, batch_dims=1)
         return {"movie_ids": ids, "scores": scores, "titles": self.titles.lookup(ids),
-                "known_user": tf.not_equal(rated, "")}
+                "known_user": row < tf.cast(tf.shape(self.queries)[0] - 1, tf.int64)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
     def serve(self, user_id):
@@ -98,8 +124,6 @@ class Retriever(tf.Module):
     def save(self, path: str, scann: bool) -> None:
         tf.saved_model.save(self, path, options=SCANN_OPTIONS if scann else None, signatures={
             "serving_default": self.serve, "retrieve": self.retrieve, "popular": self.popular})
-
-
 def embed_catalogue(towers, movies: tf.data.Dataset) -> tuple:
     """Every catalogue movie through the candidate tower: ids [m], titles [m], embeddings [m, dim]."""
     ids, titles, embeddings = [], [], []
@@ -110,17 +134,17 @@ def embed_catalogue(towers, movies: tf.data.Dataset) -> tuple:
     return np.array(ids, dtype=object), np.array(titles, dtype=object), tf.concat(embeddings, 0)
 
 
-def build_retrievers(towers, movies: tf.data.Dataset, seen: Dict[bytes, bytes], n: int,
+def build_retrievers(towers, movies: tf.data.Dataset, seen: Dict[bytes, List[bytes]], n: int,
                      scann: dict) -> dict:
     """{'scann': Retriever, 'bruteforce': Retriever} over every movie of `movies`, both
     indexed and called once (TFRS indexes must be called before saving)."""
     ids, titles, embeddings = embed_catalogue(towers, movies)
     counts: Dict[bytes, int] = {}
     for rated in seen.values():
-        for movie in rated.split(b"|"):
+        for movie in rated:
             counts[movie] = counts.get(movie, 0) + 1
     popular = np.array(sorted(ids, key=lambda m: (-counts.get(m, 0), m)), dtype=object)
-    most_seen = max((v.count(b"|") + 1 for v in seen.values()), default=0)
+    most_seen = max((len(v) for v in seen.values()), default=0)
     k = min(len(ids), n + most_seen + MAX_EXCLUDE)  # room to drop every exclusion and keep n
     # Defaults from benchmarks/index.py: sqrt(n) leaves, a fifth of them searched, 500
     # candidates reordered (recall@10 0.98 at 24x brute force's speed on 1M items); and
@@ -137,7 +161,7 @@ def build_retrievers(towers, movies: tf.data.Dataset, seen: Dict[bytes, bytes], 
     retrievers = {}
     for name, index in indexes.items():
         index.index(embeddings, tf.constant(ids.tolist(), tf.string))
-        retrievers[name] = Retriever(towers, index, dict(zip(ids, titles)), seen, popular, min(n, len(ids)))
+        retrievers[name] = Retriever(towers, index, ids, titles, seen, popular, min(n, len(ids)))
         retrievers[name].serve(tf.constant(list(seen)[:1] or [b""]))
     return retrievers
 

@@ -1,4 +1,7 @@
 """ScaNN and brute-force retrievers over fake towers with embeddings chosen by hand."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scann  # noqa: F401
@@ -18,8 +21,8 @@ class FakeTowers(tf.Module):
     def __init__(self):
         super().__init__()
         self.users = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-            tf.constant(list(USERS)), tf.range(len(USERS), dtype=tf.int64)), -1)
-        self.user_vectors = tf.constant(list(USERS.values()))
+            tf.constant(list(USERS)), tf.range(len(USERS), dtype=tf.int64)), len(USERS))
+        self.user_vectors = tf.constant(list(USERS.values()) + [[0.0, 0.0]])  # unknown ids: zeros
         self.movies = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
             tf.constant(list(MOVIES)), tf.range(len(MOVIES), dtype=tf.int64)), -1)
         self.movie_vectors = tf.constant(list(MOVIES.values()))
@@ -39,7 +42,7 @@ def dataset(columns):
 
 def test_history_from_train_examples():
     train = dataset({"user_id": [b"u1", b"u1", b"u2"], "movie_id": [b"m2", b"m1", b"m2"]})
-    assert index_builder.history(train) == {b"u1": b"m1|m2", b"u2": b"m2"}
+    assert index_builder.history(train) == {b"u1": [b"m1", b"m2"], b"u2": [b"m2"]}
 
 
 def catalogue():
@@ -51,7 +54,7 @@ def catalogue():
 @pytest.mark.parametrize("kind", ["scann", "bruteforce"])
 def test_retriever_ranks_by_dot_product_and_excludes_rated_movies(kind, tmp_path):
     # u1 rated m1 and m4; u2 rated m2 and m3.
-    retrievers = index_builder.build_retrievers(FakeTowers(), catalogue(), seen={b"u1": b"m1|m4", b"u2": b"m2|m3"},
+    retrievers = index_builder.build_retrievers(FakeTowers(), catalogue(), seen={b"u1": [b"m1", b"m4"], b"u2": [b"m2", b"m3"]},
                                                 n=2, scann={})
     path = str(tmp_path / kind)
     retrievers[kind].save(path, scann=kind == "scann")
@@ -70,3 +73,48 @@ def test_retriever_ranks_by_dot_product_and_excludes_rated_movies(kind, tmp_path
     popular = signatures["popular"](k=tf.constant(3))
     assert popular["movie_ids"].numpy().tolist() == [b"m1", b"m2", b"m3"]
     assert popular["titles"].numpy().tolist() == [b"One", b"Two", b"Three"]
+
+
+class ManyTowers(tf.Module):
+    """Towers over movies "0".."n-1": movie i at angle i, every user at angle 0."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def embed_users(self, user_id):
+        return {"embeddings": tf.tile([[1.0, 0.0]], [tf.size(user_id), 1])}
+
+    @tf.function
+    def embed_movies(self, movie_id, movie_title, movie_year, movie_genres, movie_tags):
+        angle = tf.strings.to_number(movie_id) / 1000.0
+        return {"embeddings": tf.stack([tf.cos(angle), tf.sin(angle)], axis=1)}
+
+
+HEAVY = """
+import resource, sys
+import tensorflow as tf
+retrieve = tf.saved_model.load(sys.argv[1]).signatures["retrieve"]
+users, width = tf.constant(["heavy"] * 1000), int(sys.argv[2])
+retrieve(user_id=users[:1], exclude=tf.zeros([1, 0], tf.string), k=tf.constant(100))  # warm up
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out = retrieve(user_id=users, exclude=tf.fill([1000, width], "1999"), k=tf.constant(100))
+ids = out["movie_ids"].numpy()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, ids[0, 0].decode(), len(set(ids[0])))
+"""
+
+
+def test_heaviest_request_costs_memory_linear_in_history(tmp_path):
+    # 3,000 movies; one user saw 2,000 of them. The old pairwise drop needed a bool tensor of
+    # [1000 rows, 2,200 candidates, 2,000 + exclusions]: over 4 GB for this request.
+    ids = [str(i).encode() for i in range(3000)]
+    movies = tf.data.Dataset.from_tensor_slices({"movie_id": ids, "movie_title": ids, "movie_year": [1990] * 3000,
+                                                 "movie_genres": [[b"Drama"]] * 3000,
+                                                 "movie_tags": [[b""]] * 3000}).batch(512)
+    seen = {b"heavy": ids[:2000]}
+    retriever = index_builder.build_retrievers(ManyTowers(), movies, seen, n=100, scann={})["bruteforce"]
+    retriever.save(str(tmp_path / "model"), scann=False)
+    for width in (1, 100):  # each row also excludes movie 1999 (seen) `width` times
+        result = subprocess.run([sys.executable, "-c", HEAVY, str(tmp_path / "model"), str(width)],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        megabytes, best, distinct = result.stdout.split()
+        assert int(megabytes) < 150, f"{megabytes} MB for 1000 rows of a 2,000-movie history"
+        assert best == "2000" and distinct == "100"  # the nearest unseen movie first, 100 distinct

@@ -3,6 +3,11 @@
 The Trainer saves both towers, with the Transform graph inside, as one SavedModel with
 two signatures that take raw features:
   embed_users(user_id: string [batch]) -> embeddings float32 [batch, dim]
+  embed_history(user_id: string [batch], history: string [batch, None] ('' pads))
+      -> embeddings float32 [batch, dim]: the query with `history` pooled in place of
+         the user's training movies (movies the model does not know are ignored)
+  movie_embeddings() -> movie_id string [movies], embeddings float32 [movies, dim]:
+      every movie of the train split through the candidate tower
   embed_movies(movie_id, movie_title: string [batch], movie_year: int64 [batch],
                movie_genres, movie_tags: string [batch, None] ('' pads))
       -> embeddings float32 [batch, dim]
@@ -29,7 +34,7 @@ import tensorflow_transform as tft
 from models import features as F
 from models import training
 from models.retrieval import constants as C
-from models.retrieval.towers import HISTORY_KEEP, MOVIE_BAGS, USER_SIDE, CandidateTower, MovieTable, QueryTower, coin
+from models.retrieval.towers import HISTORY, HISTORY_KEEP, MOVIE_BAGS, USER_SIDE, CandidateTower, MovieTable, QueryTower, coin
 
 NEGATIVES = ("in_batch", "uniform", "hard", "mixed")
 
@@ -143,6 +148,22 @@ class Towers(F.RawFeatureModule):
     def embed_users(self, user_id):
         return {"embeddings": self.model.query(self.transform(user_id=user_id))}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
+                                  tf.TensorSpec([None, None], tf.string, name="history")])
+    def embed_history(self, user_id, history):
+        known = self.tft_output.vocabulary_size_by_name(F.vocabulary_name(F.MOVIE_ID))
+        ragged = tf.ragged.boolean_mask(history, history != "")
+        movies = self.transform(movie_id=ragged.flat_values)[F.transformed_name(F.MOVIE_ID)]
+        movies = ragged.with_flat_values(movies)
+        inputs = {**self.transform(user_id=user_id), HISTORY: tf.ragged.boolean_mask(movies, movies < known)}
+        return {"embeddings": self.model.query(inputs)}
+
+    @tf.function(input_signature=[])
+    def movie_embeddings(self):
+        ids = tf.constant(self.tft_output.vocabulary_by_name(F.vocabulary_name(F.MOVIE_ID)))
+        inputs = self.model.movies.gather(tf.range(tf.size(ids, out_type=tf.int64)))
+        return {"movie_id": ids, "embeddings": self.model.candidate(inputs)}
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="movie_id"),
                                   tf.TensorSpec([None], tf.string, name="movie_title"),
                                   tf.TensorSpec([None], tf.int64, name="movie_year"),
@@ -154,18 +175,25 @@ class Towers(F.RawFeatureModule):
         return {"embeddings": self.model.candidate(inputs)}
 
 
-def run_fn(fn_args) -> None:
-    """TFX Trainer entry point: trains on the transformed train split with early stopping
-    on the eval loss, saves the towers to fn_args.serving_model_dir."""
-    config = fn_args.custom_config or {}
-    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+def train(tft_output: tft.TFTransformOutput, fn_args, config: dict) -> Towers:
+    """Builds and trains the model on fn_args.train_files (early stopping on the eval loss
+    of fn_args.eval_files; train_stats.json into fn_args.model_run_dir); returns the towers."""
     model = build(tft_output, fn_args.train_files, config)
     stop = tf.keras.callbacks.EarlyStopping("val_loss", patience=config.get("patience", C.PATIENCE),
                                             restore_best_weights=True)
     training.fit(model, fn_args, tft_output, config.get("batch_size", C.BATCH_SIZE),
                  config.get("epochs", C.EPOCHS), callbacks=[stop])
-    towers = Towers(model, tft_output)
+    return Towers(model, tft_output)
+
+
+def run_fn(fn_args) -> None:
+    """TFX Trainer entry point: trains on the transformed train split with early stopping
+    on the eval loss, saves the towers to fn_args.serving_model_dir."""
+    config = fn_args.custom_config or {}
+    towers = train(tft.TFTransformOutput(fn_args.transform_output), fn_args, config)
     tf.saved_model.save(towers, fn_args.serving_model_dir,
                         signatures={"serving_default": towers.embed_users,
                                     "embed_users": towers.embed_users,
+                                    "embed_history": towers.embed_history,
+                                    "movie_embeddings": towers.movie_embeddings,
                                     "embed_movies": towers.embed_movies})

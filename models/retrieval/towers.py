@@ -53,6 +53,7 @@ def _mlp(layers: List[int], dim: int) -> tf.keras.Sequential:
 
 
 HISTORY_KEEP = "history_keep"  # optional query input: ragged bool [batch, None], which history to use
+HISTORY = "history"  # optional query input: ragged movie_id_xf [batch, None], pooled instead of the stored one
 
 
 def coin(users: tf.Tensor, movies: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -66,7 +67,8 @@ class QueryTower(tf.keras.Model):
     """user_id_xf int64 [batch] -> float32 [batch, dim], unit norm.
 
     The user's id embedding, side features and the mean embedding of the movies they
-    rated in training (or of the subset HISTORY_KEEP marks, in training).
+    rated in training (or of the subset HISTORY_KEEP marks, in training; or of the
+    movies HISTORY gives, in place of the stored ones).
     """
 
     def __init__(self, side: np.ndarray, history: List[np.ndarray], sizes: Dict[str, int], dim: int,
@@ -85,7 +87,7 @@ class QueryTower(tf.keras.Model):
         side = tf.gather(self.side, user)
         parts = [self.user(user)] + [emb(side[:, i]) for i, emb in enumerate(self.side_embeddings)]
         if self.use_history:
-            history = self.history.gather(user)  # [batch, None]
+            history = inputs[HISTORY] if HISTORY in inputs else self.history.gather(user)  # [batch, None]
             if HISTORY_KEEP in inputs:
                 history = tf.ragged.boolean_mask(history, inputs[HISTORY_KEEP])
             watched = tf.ragged.map_flat_values(self.watched, history)  # [batch, None, dim]
