@@ -21,6 +21,7 @@ RETRIEVAL_CONFIG: dict = {}  # overrides of models/retrieval/constants.py, e.g. 
 RANKING_CONFIG: dict = {}  # overrides of models/ranking/constants.py
 RANKING_RMSE_CEILING = 1.1  # ranking is pushed only at eval RMSE <= this (ML-100K global mean: 1.13)...
 RANKING_MAX_RMSE_INCREASE = 0.01  # ...and at most this above the last blessed ranking model's RMSE
+RANKING_MIN_NDCG_GAIN = 0.0  # ...and its order's NDCG@10 at least retrieval's own plus this
 
 # Beam's DirectRunner in this process; see README for Dataflow, Flink and Spark.
 BEAM_PIPELINE_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]

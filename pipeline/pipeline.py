@@ -8,6 +8,7 @@ from components.data_gate import DataGate
 from components.index_builder import IndexBuilder
 from components.movielens import MovieLensExampleGen
 from components.retrieval_evaluator import RetrievalEvaluator
+from components.two_stage_evaluator import TwoStageEvaluator
 from models.ranking import evaluation as ranking_evaluation
 from pipeline import configs
 
@@ -43,11 +44,12 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
         preprocessing_fn=configs.PREPROCESSING_FN)
     transform.add_upstream_node(data_gate)
 
-    def trainer(run_fn: str, config: Optional[dict]) -> tfx.components.Trainer:
+    def trainer(run_fn: str, config: Optional[dict], base_model=None) -> tfx.components.Trainer:
         return tfx.components.Trainer(
             run_fn=run_fn, examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"], schema=schema_gen.outputs["schema"],
-            train_args=tfx.proto.TrainArgs(), eval_args=tfx.proto.EvalArgs(), custom_config=config or {})
+            base_model=base_model, train_args=tfx.proto.TrainArgs(), eval_args=tfx.proto.EvalArgs(),
+            custom_config=config or {})
 
     def latest_blessed(producer: str, model_key: str, evaluator: str) -> tfx.dsl.Resolver:
         return tfx.dsl.Resolver(
@@ -78,15 +80,25 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
         baseline_model=retrieval_baseline.outputs["model"], recall_floor=configs.RETRIEVAL_RECALL_FLOOR,
         max_regression=configs.RETRIEVAL_MAX_REGRESSION)
     retrieval_blessing = retrieval_evaluator.outputs["blessing"]
-    # The DCN ranking model.
-    ranking_trainer = trainer(configs.RANKING_RUN_FN, ranking_config).with_id("RankingTrainer")
+    # The DCN rating model and the listwise re-ranker: trained on the candidates of a retrieval model
+    # like the served one (its config) fitted without the movies held out as positives.
+    ranking_trainer = trainer(configs.RANKING_RUN_FN, {"num_candidates": num_candidates,
+                                                       "retrieval": retrieval_config or {}, **(ranking_config or {})},
+                              base_model=retrieval_trainer.outputs["model"]).with_id("RankingTrainer")
     # The last ranking model that was blessed, to compare the new one against.
     ranking_baseline = latest_blessed("RankingTrainer", "model", "RankingEvaluator").with_id("LatestBlessedRanking")
     # TFMA on the raw eval split: RMSE, MAE, AUC, calibration, by user gender; blesses under the RMSE gates.
-    ranking_evaluator = tfx.components.Evaluator(
+    rating_evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=ranking_trainer.outputs["model"],
         baseline_model=ranking_baseline.outputs["model"], example_splits=["eval"],
         eval_config=ranking_evaluation.eval_config(configs.RANKING_RMSE_CEILING, configs.RANKING_MAX_RMSE_INCREASE),
+    ).with_id("RatingEvaluator")
+    # The served order (retrieval's candidates by the ranking score) against retrieval's own; blesses
+    # the ranking model only when it is better and TFMA blessed its ratings.
+    ranking_evaluator = TwoStageEvaluator(
+        ranking_model=ranking_trainer.outputs["model"], retrieval_model=index_builder.outputs["bruteforce_model"],
+        examples=example_gen.outputs["examples"], catalogue=catalogue_gen.outputs["catalogue"],
+        rating_blessing=rating_evaluator.outputs["blessing"], min_ndcg_gain=configs.RANKING_MIN_NDCG_GAIN,
     ).with_id("RankingEvaluator")
     # Pushes blessed models into TF Serving's <base>/<model>/<version> layout.
     pushers = [pusher(index_builder.outputs["scann_model"], retrieval_blessing, "retrieval")
@@ -100,7 +112,7 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
         pipeline_name=pipeline_name, pipeline_root=pipeline_root,
         components=[example_gen, catalogue_gen, statistics_gen, schema_gen, example_validator, data_gate,
                     transform, retrieval_trainer, index_builder, retrieval_baseline, retrieval_evaluator,
-                    ranking_trainer, ranking_baseline, ranking_evaluator, *pushers],
+                    ranking_trainer, ranking_baseline, rating_evaluator, ranking_evaluator, *pushers],
         metadata_connection_config=(tfx.orchestration.metadata.sqlite_metadata_connection_config(
             metadata_path) if metadata_path else None),
         beam_pipeline_args=beam_pipeline_args or configs.BEAM_PIPELINE_ARGS)

@@ -16,7 +16,7 @@ EDGES = {  # task -> the tasks it waits for
     "DataGate": {"StatisticsGen", "ImportSchemaGen", "ExampleValidator"},
     "Transform": {"MovieLensExampleGen", "ImportSchemaGen", "DataGate"},
     "RetrievalTrainer": {"Transform", "ImportSchemaGen"},
-    "RankingTrainer": {"Transform", "ImportSchemaGen"},
+    "RankingTrainer": {"Transform", "ImportSchemaGen", "RetrievalTrainer"},
     "IndexBuilder": {"RetrievalTrainer", "MovieLensExampleGen", "MovieCatalogueGen"},
     "LatestBlessedRetrieval-model-resolver": set(),
     "LatestBlessedRetrieval-model-blessing-resolver": set(),
@@ -26,7 +26,9 @@ EDGES = {  # task -> the tasks it waits for
     "BruteForcePusher": {"IndexBuilder", "RetrievalEvaluator"},
     "LatestBlessedRanking-model-resolver": set(),
     "LatestBlessedRanking-model-blessing-resolver": set(),
-    "RankingEvaluator": {"RankingTrainer", "MovieLensExampleGen", "LatestBlessedRanking-model-resolver"},
+    "RatingEvaluator": {"RankingTrainer", "MovieLensExampleGen", "LatestBlessedRanking-model-resolver"},
+    "RankingEvaluator": {"RankingTrainer", "IndexBuilder", "MovieLensExampleGen", "MovieCatalogueGen",
+                         "RatingEvaluator"},
     "RankingPusher": {"RankingTrainer", "RankingEvaluator"},
 }
 

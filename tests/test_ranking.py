@@ -14,6 +14,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, sche
 
 from models import features as F
 from models.ranking import export, model as M
+from models.retrieval import model as retrieval
 
 STRINGS = (F.USER_ID, F.MOVIE_ID, F.USER_GENDER, F.USER_OCCUPATION, F.USER_ZIP, F.MOVIE_TITLE)
 INTS = (F.USER_AGE, F.MOVIE_YEAR, F.TIMESTAMP)
@@ -128,19 +129,28 @@ print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))
 
 def test_saved_model_serves_ids_in_a_process_that_imports_only_tensorflow(transformed, tmp_path):
     tft_output, files = transformed
+    retrieval_config = {"embedding_dim": 8, "layers": [8], "epochs": 2, "batch_size": 9, "negatives": "in_batch"}
+    transform_output = tft_output.transform_savedmodel_dir.rsplit("/", 1)[0]
+    retrieval.run_fn(types.SimpleNamespace(
+        custom_config=retrieval_config, transform_output=transform_output, train_files=files, eval_files=files,
+        model_run_dir=str(tmp_path / "retrieval_run"), serving_model_dir=str(tmp_path / "retrieval")))
     fn_args = types.SimpleNamespace(
         custom_config={"embedding_dim": 8, "deep_layers": (16,), "learning_rate": 0.05, "epochs": 60,
-                       "batch_size": 9, "patience": 0, "negative_weight": 0.0},
-        transform_output=tft_output.transform_savedmodel_dir.rsplit("/", 1)[0], train_files=files,
-        eval_files=files, model_run_dir=str(tmp_path / "run"), serving_model_dir=str(tmp_path / "serving"))
+                       "batch_size": 9, "patience": 0, "negative_weight": 0.0, "holdout": 0.5,
+                       "retrieval": retrieval_config, "ease_lambdas": (1.0,)},
+        transform_output=transform_output, train_files=files, eval_files=files, base_model=str(tmp_path / "retrieval"),
+        model_run_dir=str(tmp_path / "run"), serving_model_dir=str(tmp_path / "serving"))
     export.run_fn(fn_args)
+    listwise = json.load(open(tmp_path / "run" / "listwise.json"))
+    assert listwise["lists"] >= 2 and listwise["ease_lambda"] == 1.0
     users, movies = ["u1", "u2", "u3", "stranger"], ["m1", "m1", "m2", "m3"]
     result = subprocess.run([sys.executable, "-c", FRESH, fn_args.serving_model_dir, json.dumps([users, movies])],
                             capture_output=True, text=True, timeout=300,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-3000:]
     served = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(served) == {"rating", "like_probability"}
+    assert set(served) == {"rating", "like_probability", "score"}
+    assert all(np.isfinite(served["score"]))
     assert served["rating"][0] > 4 and served["rating"][1] < 2 and served["rating"][2] < 2  # as trained
     assert served["like_probability"][0] > 0.5 > served["like_probability"][1]
     assert all(np.isfinite(served["rating"]))  # the unknown user gets default features

@@ -16,4 +16,16 @@ LEARNING_RATE = 0.005
 # left out: serving_default takes ids only, so it has no timestamp to give the model.
 USER_FEATURES = ("user_id", "user_age", "user_gender", "user_occupation", "user_zip")
 MOVIE_FEATURES = ("movie_id", "movie_year", "movie_genres", "movie_title", "movie_tags")
-RERANK_BY = "like_probability"  # orders retrieved candidates: "like_probability" or "rating" (+ "_fused")
+# The listwise re-ranker (models/ranking/candidates.py, relations.py): what orders the
+# retrieval model's candidates in serving.
+NUM_CANDIDATES = 100  # candidates per training list (the pipeline passes the number it serves)
+HOLDOUT = 0.2  # share of each training user's movies held out as the lists' positives
+HOLDOUT_SEED = 7
+EASE_LAMBDAS = (30.0, 100.0, 300.0, 1000.0, 3000.0)  # EASE's L2 weight: the best on the held-out movies
+NEIGHBOURS = 200  # EASE weights kept per movie
+LIST_CROSS_LAYERS = 1
+LIST_DEEP_LAYERS = ()  # none: one Cross layer, then the score (chosen on validation lists)
+LIST_BATCH_SIZE = 32  # lists per step
+LIST_EPOCHS = 40  # at most; stops when the loss on a tenth of the lists stops improving
+LIST_PATIENCE = 4
+LIST_LEARNING_RATE = 0.01

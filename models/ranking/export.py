@@ -2,15 +2,22 @@
 
 Signatures:
   serving_default(user_id: string [B], movie_id: string [B])
-      -> rating float32 [B], like_probability float32 [B]
+      -> score float32 [B]: the listwise re-ranker's score, what orders a user's
+         candidates (higher first). It compares each movie with the user's other rows
+         in the same request (their list): send all of a user's candidates in one
+         request. rating float32 [B]: the predicted rating; like_probability float32 [B]
     Clients send ids only: the model holds tables (tf.lookup.StaticHashTable) from each
-    user_id and movie_id seen in training to that user's and movie's transformed features;
-    an unknown id gets the features Transform makes of ""/0 raw values.
+    user_id and movie_id seen in training to that user's and movie's transformed features,
+    and the relation features' tables (models/ranking/relations.py) over the whole train
+    split; an unknown id gets the features Transform makes of ""/0 raw values.
   evaluate(examples: string [B], serialized raw tf.Examples as ExampleGen writes them)
       -> the same two outputs, from the examples' own features (TFMA reads this one).
   transformed_labels(examples: string [B]) -> liked float32 [B] (rating >= 4), the
     like head's label for TFMA (a preprocessing function in its ModelSpec).
 """
+import json
+import os
+import types
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -20,7 +27,11 @@ import tensorflow_transform as tft
 from models import features as F
 from models import training
 from models.ranking import constants as C
+from models.ranking import candidates
 from models.ranking import model as M
+from models.ranking import relations as R
+from models.retrieval import model as retrieval
+from models.retrieval.model import tables
 
 EXAMPLES = tf.TensorSpec([None], tf.string, name="examples")
 
@@ -70,8 +81,10 @@ def _table(keys: List[str], values: list, default) -> tf.lookup.StaticHashTable:
 class Ranker(F.RawFeatureModule):
     """The trained model behind the ids-only and the tf.Example signatures."""
 
-    def __init__(self, model: M.RankingModel, tft_output: tft.TFTransformOutput, train_files: list):
+    def __init__(self, model: M.RankingModel, tft_output: tft.TFTransformOutput, train_files: list,
+                 listwise: M.ListwiseRanker, relations: R.Relations):
         super().__init__(model, tft_output)
+        self.listwise, self.relations = listwise, relations
         defaults = self._defaults()
         self.tables = {}  # id key -> {transformed feature name: table from the raw id}
         for id_key, prefix in ((F.USER_ID, "user_"), (F.MOVIE_ID, "movie_")):
@@ -100,7 +113,9 @@ class Ranker(F.RawFeatureModule):
                 if value.dtype == tf.string:  # a multi-valued feature's ids, space-separated
                     value = tf.strings.to_number(tf.strings.split(value), tf.int64).to_sparse()
                 features[name] = value
-        return self._predict(features)
+        pairs = self.relations(features[F.transformed_name(F.USER_ID)], features[F.transformed_name(F.MOVIE_ID)])
+        _, user = tf.unique(user_id)  # each user's rows are one list
+        return {**self._predict(features), "score": self.listwise.score(M.standardise_groups(pairs, user))}
 
     def _parse(self, examples):
         return tf.io.parse_example(examples, self.tft_output.raw_feature_spec())
@@ -122,11 +137,58 @@ def save(ranker: Ranker, path: str) -> None:
 
 
 def run_fn(fn_args) -> None:
-    """TFX Trainer entry point: trains on the transformed train split, stopping when the eval
-    RMSE stops improving, and saves the serving model to fn_args.serving_model_dir."""
+    """TFX Trainer entry point. Trains the rating model on the transformed train split
+    (stopping when the eval RMSE stops improving) and the listwise re-ranker (see
+    `train_listwise`), and saves both behind one serving model. `fn_args.base_model` is
+    the retrieval Trainer's model: the serving features read its embeddings."""
     config = fn_args.custom_config or {}
+    if not fn_args.base_model:
+        raise ValueError("The ranking Trainer needs the retrieval Trainer's model as base_model: the "
+                         "re-ranker's features read its embeddings (see pipeline/pipeline.py)")
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     model = M.build(tft_output, config, M.mean_rating(fn_args.train_files, tft_output))
     training.fit(model, fn_args, tft_output, config.get("batch_size", C.BATCH_SIZE),
                  config.get("epochs", C.EPOCHS), callbacks=M.early_stopping(config))
-    save(Ranker(model, tft_output, fn_args.train_files), fn_args.serving_model_dir)
+    listwise, relations = train_listwise(tf.saved_model.load(fn_args.base_model), tft_output, fn_args, config)
+    save(Ranker(model, tft_output, fn_args.train_files, listwise, relations), fn_args.serving_model_dir)
+
+
+def train_listwise(towers, tft_output: tft.TFTransformOutput, fn_args, config: dict
+                   ) -> Tuple[M.ListwiseRanker, R.Relations]:
+    """The listwise re-ranker and the relation features it reads in serving.
+
+    A share of each training user's movies is held out; a retrieval model with the served
+    one's config is trained on the rest; its candidates for each user are the training
+    lists, labelled by the held-out movies (models/ranking/candidates.py). The serving
+    features are then built from the whole train split and `towers`, the served retrieval
+    model. What it chose and learned goes to fn_args.model_run_dir/listwise.json.
+    """
+    options = {"holdout": C.HOLDOUT, "holdout_seed": C.HOLDOUT_SEED, "num_candidates": C.NUM_CANDIDATES,
+               "ease_lambdas": C.EASE_LAMBDAS, "neighbours": C.NEIGHBOURS}
+    options.update({key: config[key] for key in options if key in config})
+    sizes = {key: F.vocabulary_size(tft_output, key) for key in (F.USER_ID, F.MOVIE_ID, F.MOVIE_GENRES)}
+    t = tables(tft_output, fn_args.train_files, sizes)
+    user_ids, movie_ids = (np.array(tft_output.vocabulary_by_name(F.vocabulary_name(key)), dtype=object)
+                           for key in (F.USER_ID, F.MOVIE_ID))
+    genres = R.genre_matrix(t["bags"][F.MOVIE_GENRES], sizes[F.MOVIE_GENRES])
+    kept, held = candidates.holdout(t["history"], options["holdout"], options["holdout_seed"])
+    run_dir = os.path.join(fn_args.model_run_dir, "holdout_retrieval")
+    tf.io.gfile.makedirs(run_dir)
+    train_files = [candidates.held_out_examples(fn_args.train_files, tft_output, held,
+                                                os.path.join(run_dir, "train.gz"))]
+    holdout_towers = retrieval.train(tft_output, types.SimpleNamespace(
+        train_files=train_files, eval_files=fn_args.eval_files, model_run_dir=run_dir), config.get("retrieval", {}))
+    lists = candidates.training_lists(holdout_towers, user_ids, movie_ids, kept, held, genres, options)
+    listwise, history = M.fit_listwise(lists["features"], lists["labels"], config)
+    queries = towers.embed_users(user_id=tf.constant(list(user_ids)))["embeddings"].numpy()
+    embeddings = towers.movie_embeddings()["embeddings"].numpy()
+    relations = R.Relations(*candidates.pairs(t["history"]), sizes[F.USER_ID], sizes[F.MOVIE_ID],
+                            candidates.pad_rows(queries, sizes[F.USER_ID]),
+                            candidates.pad_rows(embeddings, sizes[F.MOVIE_ID]), genres, lists["lambda"],
+                            options["neighbours"])
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "listwise.json"), "w") as f:
+        json.dump({"lists": int(len(lists["users"])), "positives": float(lists["labels"].sum()),
+                   "ease_lambda": lists["lambda"], "ease_recall@20_by_lambda": lists["lambda_recall"],
+                   "feature_means": R.describe(lists["features"]),
+                   "history": {k: [float(v) for v in vs] for k, vs in history.items()}}, f, indent=1)
+    return listwise, relations

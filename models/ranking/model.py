@@ -8,7 +8,9 @@ training mean) and the like logit (rating >= 4, binary cross-entropy). With
 cross_layers=0 it is a plain deep network of the same size, to measure what the cross
 layers add. run_fn (models/ranking/export.py's Ranker) saves the serving model.
 """
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Optional, Tuple
+
+import numpy as np
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
@@ -155,3 +157,82 @@ def early_stopping(config: dict) -> list:
     patience = config.get("patience", C.PATIENCE)
     return [tf.keras.callbacks.EarlyStopping("val_rmse", patience=patience, restore_best_weights=True)] \
         if patience else []
+
+
+class ListwiseRanker(tfrs.Model):
+    """A DCN-v2 over each candidate's relation features, trained listwise.
+
+    Each feature is standardised within the user's list (what matters to the order is
+    how a candidate compares with the others; raw levels shift between the training
+    lists, built from part of each history, and serving, which sees all of it). The
+    standardised features are crossed with `tfrs.layers.dcn.Cross` and read by a deep
+    network that gives one score per candidate. The loss is the softmax cross-entropy of
+    each list against its labels (normalised to sum to 1).
+
+    Args:
+      cross_layers, deep_layers: the DCN's Cross layers and ReLU widths.
+    """
+
+    def __init__(self, cross_layers: int = C.LIST_CROSS_LAYERS, deep_layers: Iterable[int] = C.LIST_DEEP_LAYERS):
+        super().__init__()
+        self.crosses = [tfrs.layers.dcn.Cross(kernel_initializer="glorot_uniform") for _ in range(cross_layers)]
+        self.deep = tf.keras.Sequential([tf.keras.layers.Dense(n, activation="relu") for n in deep_layers]
+                                        + [tf.keras.layers.Dense(1)])
+        self.task = tfrs.tasks.Ranking(loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True))
+
+    def score(self, standardised: tf.Tensor) -> tf.Tensor:
+        """float32 [M, F] features standardised within their lists -> scores float32 [M]."""
+        x = standardised
+        for cross in self.crosses:
+            x = cross(standardised, x)
+        return self.deep(x)[:, 0]
+
+    def call(self, features: tf.Tensor) -> tf.Tensor:
+        """float32 [B, N, F] lists of N candidates -> scores float32 [B, N]."""
+        mean, variance = tf.nn.moments(features, axes=[1], keepdims=True)
+        standardised = (features - mean) / (tf.sqrt(variance) + STD_EPSILON)
+        return tf.reshape(self.score(tf.reshape(standardised, [-1, features.shape[-1]])), tf.shape(features)[:2])
+
+    def compute_loss(self, inputs: Tuple[tf.Tensor, tf.Tensor], training: bool = False) -> tf.Tensor:
+        features, labels = inputs  # [B, N, F], [B, N] with at least one positive per list
+        return self.task(labels=labels / tf.reduce_sum(labels, axis=1, keepdims=True),
+                         predictions=self(features, training=training))
+
+
+STD_EPSILON = 1e-6
+
+
+def standardise_groups(features: tf.Tensor, groups: tf.Tensor) -> tf.Tensor:
+    """Rows [B, F] standardised within their group (e.g. the rows of one user in a request),
+    as ListwiseRanker.call does within a list; groups int [B] in [0, number of groups)."""
+    count = tf.reduce_max(groups) + 1
+    mean = tf.math.unsorted_segment_mean(features, groups, count)
+    variance = tf.maximum(tf.math.unsorted_segment_mean(tf.square(features), groups, count) - tf.square(mean), 0.0)
+    return (features - tf.gather(mean, groups)) / (tf.sqrt(tf.gather(variance, groups)) + STD_EPSILON)
+
+
+def fit_listwise(features: np.ndarray, labels: np.ndarray, config: dict) -> Tuple[ListwiseRanker, dict]:
+    """Trains a ListwiseRanker on [L, N, F] lists, early stopping on a tenth of them.
+
+    Returns:
+      The model (best epoch's weights) and the Keras history.
+    """
+    if len(features) < 2:
+        raise ValueError(f"{len(features)} training lists: too few users have a held-out movie among their "
+                         "candidates; raise the ranking config's holdout or num_candidates, or add data")
+    order = np.random.default_rng(0).permutation(len(features))
+    cut = max(1, len(order) // 10)
+    model = ListwiseRanker(config.get("list_cross_layers", C.LIST_CROSS_LAYERS),
+                           config.get("list_deep_layers", C.LIST_DEEP_LAYERS))
+    model.compile(optimizer=tf.keras.optimizers.Adam(config.get("list_learning_rate", C.LIST_LEARNING_RATE)))
+    stop = tf.keras.callbacks.EarlyStopping("val_loss", patience=config.get("list_patience", C.LIST_PATIENCE),
+                                            restore_best_weights=True)
+
+    def lists(rows: np.ndarray) -> tf.data.Dataset:
+        return tf.data.Dataset.from_tensor_slices((features[rows], labels[rows]))
+
+    history = model.fit(lists(order[cut:]).shuffle(len(order), seed=0).batch(config.get("list_batch_size",
+                                                                                        C.LIST_BATCH_SIZE)),
+                        validation_data=lists(order[:cut]).batch(256), epochs=config.get("list_epochs", C.LIST_EPOCHS),
+                        callbacks=[stop], verbose=config.get("verbose", 2))
+    return model, history.history

@@ -1,0 +1,79 @@
+"""TwoStageEvaluator: blesses a ranking model only when it improves the served order.
+
+    two_stage = TwoStageEvaluator(ranking_model=ranking_trainer.outputs["model"],
+                                  retrieval_model=index_builder.outputs["bruteforce_model"],
+                                  examples=example_gen.outputs["examples"],
+                                  catalogue=catalogue_gen.outputs["catalogue"],
+                                  rating_blessing=tfma_evaluator.outputs["blessing"])
+
+What users get is the retrieval model's top candidates re-ordered by the ranking model's
+`score`. On the eval split, by the retrieval evaluator's protocol, it measures that order
+and the retrieval model's own order of the same candidates (recall and NDCG at 10 and
+100), writes both to `evaluation`/metrics.json and ML Metadata, and blesses the ranking
+model when the TFMA Evaluator blessed its ratings (`rating_blessing`) and its order's
+NDCG@10 is at least retrieval's plus `min_ndcg_gain`. The ranking Pusher needs it.
+"""
+import json
+import os
+from typing import Dict, List
+
+import numpy as np
+import tensorflow as tf
+from tfx import v1 as tfx
+
+from components import retrieval_evaluator as RE
+from models import metrics
+
+KS = (10, 100)
+
+
+def two_stage_lists(retrieval_dir: str, ranking_dir: str, users: List[bytes], index: Dict[bytes, int],
+                    batch: int = 64) -> Dict[str, np.ndarray]:
+    """int [U, n] catalogue indices of each user's candidates in the retrieval order and in
+    the ranking model's `score` order (-1: a movie outside `index`)."""
+    retrieve = tf.saved_model.load(retrieval_dir).signatures["serving_default"]
+    rank = tf.saved_model.load(ranking_dir).signatures["serving_default"]
+    lists = {"retrieval": [], "ranking": []}
+    for start in range(0, len(users), batch):
+        movies = retrieve(user_id=tf.constant(users[start:start + batch]))["movie_ids"]  # [b, n]
+        scores = rank(user_id=tf.reshape(tf.repeat(users[start:start + batch], movies.shape[1]), [-1]),
+                      movie_id=tf.reshape(movies, [-1]))["score"].numpy().reshape(movies.shape)
+        ids = np.vectorize(lambda m: index.get(m, -1), otypes=[np.int64])(movies.numpy())
+        lists["retrieval"].append(ids)
+        lists["ranking"].append(np.take_along_axis(ids, np.argsort(-scores, axis=1, kind="stable"), axis=1))
+    return {name: np.concatenate(rows) for name, rows in lists.items()}
+
+
+@tfx.dsl.components.component
+def TwoStageEvaluator(
+        ranking_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
+        retrieval_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
+        examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+        catalogue: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+        rating_blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
+        evaluation: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
+        blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
+        min_ndcg_gain: tfx.dsl.components.Parameter[float] = 0.0) -> None:
+    """Measures the two-stage order against retrieval's; blesses per the module docstring."""
+    movies = RE.read_catalogue(catalogue.uri)
+    index = {movie: i for i, movie in enumerate(movies["ids"])}
+    users, relevant = RE.relevance(RE.read_pairs(examples.uri, "eval"), index)
+    lists = two_stage_lists(os.path.join(retrieval_model.uri, "Format-Serving"),
+                            os.path.join(ranking_model.uri, "Format-Serving"), users, index)
+    result = {name: metrics.ranking_metrics(top, relevant, KS) for name, top in lists.items()}
+    ranked, alone = result["ranking"]["ndcg@10"], result["retrieval"]["ndcg@10"]
+    ratings_ok = int(rating_blessing.get_int_custom_property("blessed")) == 1
+    blessed = ratings_ok and ranked >= alone + min_ndcg_gain
+    why = (f"two-stage NDCG@10 {ranked:.4f} against retrieval alone {alone:.4f} (needed gain {min_ndcg_gain:.4f}); "
+           f"ratings {'blessed' if ratings_ok else 'NOT blessed'} by the TFMA Evaluator")
+    with tf.io.gfile.GFile(os.path.join(evaluation.uri, "metrics.json"), "w") as f:
+        json.dump({**result, "blessed": blessed, "why": why}, f, indent=1)
+    for name, values in result.items():
+        for key in ("recall@10", "ndcg@10", "recall@100"):
+            evaluation.set_float_custom_property(f"{name}_{key}", values[key])
+    blessing.set_int_custom_property("blessed", int(blessed))
+    blessing.set_int_custom_property("current_model_id", ranking_model.id)
+    blessing.set_string_custom_property("current_model", ranking_model.uri)
+    blessing.set_string_custom_property("why", why)
+    tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w").close()
+    print(f"TwoStageEvaluator: {'blessed' if blessed else 'NOT blessed'}: {why}")

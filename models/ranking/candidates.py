@@ -1,0 +1,152 @@
+"""The listwise ranker's training lists: a retrieval model's candidates for training users.
+
+Each training user's movies are split by a seeded coin: a `holdout` share of them are
+the positives, the rest is the history (`holdout`). A retrieval model trained on the
+history alone (models/ranking/export.py trains it; the served one saw every training
+movie, and would know the positives) embeds each user from their history, every train
+movie is scored, the history masked, and the `num_candidates` best kept, as serving
+does; a candidate is labelled 1 when it is one of the user's held-out movies. The
+features of each pair come from a `Relations` built from the history alone, so no
+feature has seen the positives (stacking). The eval split is never read.
+"""
+import hashlib
+from typing import Dict, List, Tuple
+
+import numpy as np
+import scipy.sparse as sp
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models import features as F
+from models.ranking import relations as R
+
+
+def holdout(history: List[np.ndarray], share: float, seed: int) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+    """Splits each user's movies: (kept [users] arrays, held out [users] arrays).
+
+    A movie is held out when a hash of (seed, user, movie) falls under `share`; a user
+    always keeps at least one movie (their first by index) in the history.
+    """
+    kept, held = [], []
+    for user, movies in enumerate(history):
+        coin = np.array([int.from_bytes(hashlib.sha256(f"{seed}|{user}|{m}".encode()).digest()[:4], "little")
+                         for m in movies], np.float64) / 2 ** 32
+        out = coin < share
+        if len(movies) and out.all():
+            out[0] = False
+        kept.append(movies[~out])
+        held.append(movies[out])
+    return kept, held
+
+
+def top_candidates(queries: np.ndarray, embeddings: np.ndarray, history: List[np.ndarray], n: int,
+                   batch: int = 512) -> np.ndarray:
+    """int64 [U, n] the n best movies of each user by q_u . e_m, the user's history masked."""
+    rows = []
+    n = min(n, embeddings.shape[0])
+    for start in range(0, len(queries), batch):
+        scores = queries[start:start + batch] @ embeddings.T  # [b, movies]
+        for row, movies in enumerate(history[start:start + batch]):
+            scores[row, np.asarray(movies, np.int64)] = -np.inf
+        best = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+        order = np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1, kind="stable")
+        rows.append(np.take_along_axis(best, order, axis=1))
+    return np.concatenate(rows).astype(np.int64)
+
+
+def choose_lambda(kept: List[np.ndarray], held: List[np.ndarray], num_movies: int, grid: Tuple[float, ...],
+                  max_users: int = 2000, k: int = 20) -> Dict[float, float]:
+    """EASE's recall@k of the held-out movies from the kept ones, for each L2 weight in `grid`
+    (over at most `max_users` users with held-out movies, the first ones)."""
+    users = [u for u, movies in enumerate(held) if len(movies)][:max_users]
+    matrix = _matrix(kept, num_movies)
+    recall = {}
+    for lam in grid:
+        items, weights = R.ease_weights(matrix, lam)
+        seen = matrix[users][:, items]
+        scores = seen @ weights  # [users, items]
+        scores[seen.nonzero()] = -np.inf
+        top = items[np.argpartition(-scores, min(k, len(items)) - 1, axis=1)[:, :k]]
+        recall[lam] = float(np.mean([np.isin(held[u], top[i]).sum() / min(len(held[u]), k)
+                                     for i, u in enumerate(users)]))
+    return recall
+
+
+def _matrix(history: List[np.ndarray], num_movies: int) -> sp.csr_matrix:
+    users = np.repeat(np.arange(len(history)), [len(h) for h in history])
+    movies = np.concatenate(history) if history else np.zeros([0], np.int64)
+    return sp.csr_matrix((np.ones(len(users), np.float32), (users, movies)), shape=(len(history), num_movies))
+
+
+def pairs(history: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    """(users [n], movies [n]) of per-user movie arrays."""
+    users = np.repeat(np.arange(len(history), dtype=np.int64), [len(h) for h in history])
+    return users, (np.concatenate(history).astype(np.int64) if history else np.zeros([0], np.int64))
+
+
+def embed_histories(towers, user_ids: np.ndarray, history: List[np.ndarray], movie_ids: np.ndarray,
+                    batch: int = 256) -> np.ndarray:
+    """float32 [U, dim] the towers' query for each user from the given history (vocabulary indices)."""
+    out = []
+    for start in range(0, len(user_ids), batch):
+        rows = [movie_ids[h] for h in history[start:start + batch]]
+        width = max([len(r) for r in rows] + [1])
+        dense = np.array([list(r) + [b""] * (width - len(r)) for r in rows], dtype=object)
+        out.append(towers.embed_history(user_id=tf.constant(list(user_ids[start:start + batch])),
+                                        history=tf.constant(dense.tolist(), tf.string))["embeddings"].numpy())
+    return np.concatenate(out)
+
+
+def held_out_examples(files: List[str], tft_output: tft.TFTransformOutput, held: List[np.ndarray],
+                      path: str) -> str:
+    """Writes the transformed examples of `files` less the held-out (user, movie) pairs to `path`."""
+    user_key, movie_key = F.transformed_name(F.USER_ID), F.transformed_name(F.MOVIE_ID)
+    spec = {key: tft_output.transformed_feature_spec()[key] for key in (user_key, movie_key)}
+    width = F.vocabulary_size(tft_output, F.MOVIE_ID)
+    users, movies = pairs(held)
+    out = np.sort(users * width + movies)
+    names = [name for pattern in files for name in tf.io.gfile.glob(pattern)]
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for records in tf.data.TFRecordDataset(names, compression_type="GZIP").batch(4096):
+            parsed = tf.io.parse_example(records, spec)
+            keys = parsed[user_key].numpy() * width + parsed[movie_key].numpy()
+            for record, drop in zip(records.numpy(), np.isin(keys, out)):
+                if not drop:
+                    writer.write(record)
+    return path
+
+
+def training_lists(towers, user_ids: np.ndarray, movie_ids: np.ndarray, kept: List[np.ndarray],
+                   held: List[np.ndarray], genres: np.ndarray, config: dict) -> Dict[str, np.ndarray]:
+    """The listwise training data (see the module docstring).
+
+    Args:
+      towers: retrieval towers trained on `kept` only (embed_history, movie_embeddings).
+      user_ids, movie_ids: raw ids by vocabulary index (bytes).
+      kept, held: per user (vocabulary index) the history's and the held-out movies' indices.
+      genres: float32 [movies, G] multi-hot.
+      config: num_candidates, ease_lambdas, neighbours.
+
+    Returns:
+      users [L], candidates [L, N], features float32 [L, N, F], labels float32 [L, N]
+      for the L users with at least one held-out movie among their candidates, and
+      `lambda`, the EASE weight chosen on the held-out movies (with `lambda_recall`).
+    """
+    num_users, num_movies = len(kept), len(genres)
+    recall = choose_lambda(kept, held, num_movies, tuple(config["ease_lambdas"]))
+    lam = max(recall, key=recall.get)
+    embeddings = pad_rows(towers.movie_embeddings()["embeddings"].numpy(), num_movies)
+    queries = pad_rows(embed_histories(towers, user_ids, kept[:len(user_ids)], movie_ids), num_users)
+    candidates = top_candidates(queries, embeddings[:len(movie_ids)], kept, config["num_candidates"])  # no OOV
+    labels = np.stack([np.isin(row, movies) for row, movies in zip(candidates, held)]).astype(np.float32)
+    users = np.flatnonzero(labels.sum(axis=1) > 0)
+    relations = R.Relations(*pairs(kept), num_users, num_movies, queries, embeddings, genres, lam,
+                            config["neighbours"])
+    return {"users": users, "candidates": candidates[users], "labels": labels[users],
+            "features": R.features_of(relations, users, candidates[users]), "lambda": lam,
+            "lambda_recall": recall}
+
+
+def pad_rows(rows: np.ndarray, size: int) -> np.ndarray:
+    """Rows for the vocabulary, zero rows appended up to `size` (the OOV bucket)."""
+    return np.concatenate([rows, np.zeros([size - len(rows), rows.shape[1]], rows.dtype)])

@@ -1,0 +1,175 @@
+"""What relates a candidate movie to a user: the features the listwise ranker reads.
+
+One `Relations` module is built from a set of (user, movie) interactions and the
+retrieval towers' embeddings. The ranking Trainer builds one from the history that
+is left once a part of each user's training movies is held out (those are the
+positives it learns to find) and one from the whole training split for serving
+(models/ranking/export.py): the same code computes the features in both, so training
+and serving cannot drift apart.
+
+Features of a (user, candidate) pair, float32 [batch, len(NAMES)]:
+  retrieval   q_u . e_c, the retrieval towers' score of the candidate for the user
+  sim_mean    mean over the user's history h of e_h . e_c
+  sim_max     max over the history of e_h . e_c
+  ease        sum over the history of EASE's item-item weight B[h, c] (Steck 2019);
+              each movie keeps only its `neighbours` strongest incoming weights
+  genre       mean genre overlap of the candidate with the history
+  popularity  log(1 + the candidate's number of interactions)
+
+Users and movies are Transform's vocabulary indices (user_id_xf, movie_id_xf); an
+index past the tables (the OOV bucket) has an empty history and zero embeddings. Every
+table is per user or per movie, or a sparse neighbour list: memory and time grow with
+the interactions and the catalogue, never with users x movies.
+"""
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import scipy.sparse as sp
+import tensorflow as tf
+
+NAMES = ("retrieval", "sim_mean", "sim_max", "ease", "genre", "popularity")
+
+
+def ease_weights(matrix: sp.csr_matrix, lam: float, max_items: int = 6_000) -> Tuple[np.ndarray, np.ndarray]:
+    """EASE's item-item weights (Steck 2019) over the most interacted movies.
+
+    Args:
+      matrix: binary interactions [users, movies].
+      lam: EASE's L2 weight.
+      max_items: EASE is solved over at most this many of the most interacted movies
+        (a dense [n, n] inverse); the others get no weights.
+
+    Returns:
+      (items int64 [n], weights float32 [n, n]): B[h, c] for movies items[h], items[c];
+      a user's EASE score of c is the sum of B[h, c] over the h in their history.
+    """
+    counts = np.asarray(matrix.sum(axis=0)).ravel()
+    items = np.flatnonzero(counts)[np.argsort(-counts[counts > 0], kind="stable")][:max_items]
+    sub = matrix[:, items].astype(np.float64)
+    gram = (sub.T @ sub).toarray()
+    gram[np.diag_indices_from(gram)] += lam
+    inverse = np.linalg.inv(gram)
+    weights = -inverse / np.diag(inverse)[None, :]  # B[h, c] = -P[h, c] / P[c, c]
+    weights[np.diag_indices_from(weights)] = 0.0
+    return items.astype(np.int64), weights.astype(np.float32)
+
+
+def ease_neighbours(matrix: sp.csr_matrix, lam: float, neighbours: int) -> Tuple[list, list]:
+    """EASE's weights kept sparse: per movie c, its `neighbours` strongest incoming weights.
+
+    Returns:
+      (ids, weights): per movie, int64 [<= neighbours] movies h and float32 B[h, c].
+    """
+    items, weights = ease_weights(matrix, lam)
+    keep = min(neighbours, len(items))
+    ids = [np.zeros([0], np.int64)] * matrix.shape[1]
+    values = [np.zeros([0], np.float32)] * matrix.shape[1]
+    if keep:
+        best = np.argpartition(-np.abs(weights), keep - 1, axis=0)[:keep]  # [keep, n]: rows of each column
+        for column, movie in enumerate(items):
+            ids[movie] = items[best[:, column]]
+            values[movie] = weights[best[:, column], column]
+    return ids, values
+
+
+def _ragged(rows: list, dtype) -> tf.RaggedTensor:
+    lengths = [len(r) for r in rows]
+    values = np.concatenate(rows).astype(dtype) if rows else np.zeros([0], dtype)
+    return tf.RaggedTensor.from_row_lengths(values, np.array(lengths, np.int64))
+
+
+class Relations(tf.Module):
+    """Tables over users and movies, and the features of (user, movie) pairs.
+
+    Args:
+      users, movies: int64 [n] the interactions (vocabulary indices).
+      num_users, num_movies: table sizes (vocabulary sizes, OOV bucket included).
+      queries: float32 [num_users, dim] the retrieval query of each user.
+      embeddings: float32 [num_movies, dim] the candidate tower's embedding of each movie.
+      genres: float32 [num_movies, G] multi-hot genres.
+      lam, neighbours: EASE's L2 weight and the weights kept per movie.
+    """
+
+    def __init__(self, users: np.ndarray, movies: np.ndarray, num_users: int, num_movies: int,
+                 queries: np.ndarray, embeddings: np.ndarray, genres: np.ndarray, lam: float,
+                 neighbours: int, name: Optional[str] = None):
+        super().__init__(name=name)
+        users, movies = np.asarray(users, np.int64), np.asarray(movies, np.int64)
+        matrix = sp.csr_matrix((np.ones(len(users), np.float32), (users, movies)), shape=(num_users, num_movies))
+        matrix.sum_duplicates()
+        matrix.data[:] = 1.0
+        self.num_movies = num_movies
+        history = np.split(matrix.indices.astype(np.int64), matrix.indptr[1:-1])
+        count = np.maximum(np.diff(matrix.indptr), 1).astype(np.float32)[:, None]  # [users, 1]
+        pairs = np.repeat(np.arange(num_users, dtype=np.int64), np.diff(matrix.indptr)) * num_movies + matrix.indices
+        self.pairs = tf.Variable(np.sort(pairs), trainable=False)  # user * num_movies + movie, sorted
+        self.history = _Ragged(history, tf.int64, "history")
+        self.queries = tf.Variable(np.asarray(queries, np.float32), trainable=False)
+        self.embeddings = tf.Variable(np.asarray(embeddings, np.float32), trainable=False)
+        self.mean_history = tf.Variable(np.asarray((matrix @ embeddings) / count, np.float32),
+                                        trainable=False)  # [users, dim]
+        share = genres / np.maximum(genres.sum(axis=1, keepdims=True), 1.0)  # each movie's genres sum to 1
+        self.profile = tf.Variable(np.asarray((matrix @ genres) / count, np.float32),
+                                   trainable=False)  # [users, G] genre shares
+        self.genres = tf.Variable(share.astype(np.float32), trainable=False)
+        self.log_count = tf.Variable(np.log1p(np.asarray(matrix.sum(axis=0)).ravel()).astype(np.float32),
+                                     trainable=False)
+        ids, weights = ease_neighbours(matrix, lam, neighbours)
+        self.neighbours = _Ragged(ids, tf.int64, "neighbours")
+        self.weights = _Ragged(weights, tf.float32, "weights")
+
+    def __call__(self, user: tf.Tensor, movie: tf.Tensor) -> tf.Tensor:
+        """int64 user, movie [B] -> float32 [B, len(NAMES)]."""
+        user = tf.minimum(user, tf.shape(self.queries, out_type=tf.int64)[0] - 1)  # OOV: the last row
+        movie = tf.minimum(movie, tf.cast(self.num_movies - 1, tf.int64))
+        candidate = tf.gather(self.embeddings, movie)  # [B, dim]
+        history = self.history.gather(user)  # [B, None]
+        dots = history.with_flat_values(tf.reduce_sum(
+            tf.gather(self.embeddings, history.flat_values) * tf.repeat(candidate, history.row_lengths(), axis=0), 1))
+        sim_max = tf.where(history.row_lengths() > 0, tf.reduce_max(dots, axis=1), 0.0)
+        near = self.neighbours.gather(movie)  # [B, None] movies h with a weight B[h, c]
+        keys = tf.repeat(user, near.row_lengths()) * self.num_movies + near.flat_values
+        at = tf.minimum(tf.searchsorted(self.pairs, keys, out_type=tf.int64), tf.size(self.pairs, out_type=tf.int64) - 1)
+        seen = tf.cast(tf.equal(tf.gather(self.pairs, at), keys), tf.float32)
+        ease = tf.reduce_sum(near.with_flat_values(seen * self.weights.gather(movie).flat_values), axis=1)
+        return tf.stack([
+            tf.reduce_sum(tf.gather(self.queries, user) * candidate, axis=1),
+            tf.reduce_sum(tf.gather(self.mean_history, user) * candidate, axis=1),
+            sim_max, ease,
+            tf.reduce_sum(tf.gather(self.profile, user) * tf.gather(self.genres, movie), axis=1),
+            tf.gather(self.log_count, movie)], axis=1)
+
+
+class _Ragged(tf.Module):
+    """Rows of values [rows, None] as two non-trainable variables (saved with the model)."""
+
+    def __init__(self, rows: list, dtype: tf.DType, name: str):
+        super().__init__(name=name)
+        table = _ragged(rows, dtype.as_numpy_dtype)
+        self.values = tf.Variable(table.flat_values, trainable=False, shape=[None])
+        self.splits = tf.Variable(table.row_splits, trainable=False)
+
+    def gather(self, rows: tf.Tensor) -> tf.RaggedTensor:
+        return tf.gather(tf.RaggedTensor.from_row_splits(self.values, self.splits, validate=False), rows)
+
+
+def genre_matrix(bags: list, num_genres: int) -> np.ndarray:
+    """Per movie an int64 array of genre ids -> float32 multi-hot [movies, num_genres]."""
+    out = np.zeros([len(bags), num_genres], np.float32)
+    for row, ids in enumerate(bags):
+        out[row, np.asarray(ids, np.int64)] = 1.0
+    return out
+
+
+def features_of(relations: Relations, users: np.ndarray, candidates: np.ndarray, batch: int = 20_000) -> np.ndarray:
+    """float32 [U, N, F] features of each user's candidate list (users [U], candidates [U, N])."""
+    flat_users = np.repeat(np.asarray(users, np.int64), candidates.shape[1])
+    flat = np.asarray(candidates, np.int64).reshape(-1)
+    out = [relations(tf.constant(flat_users[i:i + batch]), tf.constant(flat[i:i + batch])).numpy()
+           for i in range(0, len(flat), batch)]
+    return np.concatenate(out).reshape(candidates.shape + (len(NAMES),))
+
+
+def describe(features: np.ndarray) -> Dict[str, float]:
+    """Mean of each feature (for the training log)."""
+    return {name: float(features[..., i].mean()) for i, name in enumerate(NAMES)}
