@@ -14,7 +14,7 @@ popular movies, marked `"source": "popular"`.
 """
 import random
 import time
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import grpc
 import numpy as np
@@ -191,10 +191,8 @@ class RecommenderClient:
                 rows = zip(out["movie_ids"][row], out["titles"][row], out["scores"][row])
                 found[user] = [(m.decode(), t.decode(), float(s)) for m, t, s in rows  # -inf: nothing left
                                if np.isfinite(s) and m.decode() not in exclude.get(user, ())][:candidates]
-        flat = [(user, movie) for user, movies in found.items() for movie, _, _ in movies]
         ranked: Dict[tuple, Dict[str, float]] = {}
-        for start in range(0, len(flat), self.max_rows):  # the server caps rows per request
-            chunk = flat[start:start + self.max_rows]
+        for chunk in self._chunks(found):
             outputs = self._predict(self.ranking_model, user_id=np.array([u for u, _ in chunk], dtype=object),
                                     movie_id=np.array([m for _, m in chunk], dtype=object))
             ranked.update({pair: {name: float(values[i]) for name, values in outputs.items()}
@@ -210,6 +208,21 @@ class RecommenderClient:
         popular = self.popular(k + max(len(exclude.get(u, ())) for u in unknown)) if unknown else []
         return {user: self._items(user, found.get(user), ranked, popular, exclude.get(user, ()), k, order)
                 for user in user_ids}
+
+    def _chunks(self, found: Dict[str, List[tuple]]) -> Iterator[List[Tuple[str, str]]]:
+        """(user, movie) pairs in requests of at most `max_rows` (the server's cap), each user's
+        candidates in one request: the ranking score compares a movie with the user's other rows."""
+        chunk: List[Tuple[str, str]] = []
+        for user, movies in found.items():
+            if len(movies) > self.max_rows:
+                raise ValueError(f"{len(movies)} candidates for user {user} exceed max_rows={self.max_rows}; "
+                                 "ask for fewer candidates")
+            if len(chunk) + len(movies) > self.max_rows:
+                yield chunk
+                chunk = []
+            chunk += [(user, movie) for movie, _, _ in movies]
+        if chunk:
+            yield chunk
 
     @staticmethod
     def _items(user, movies, ranked, popular, excluded, k, order) -> List[dict]:

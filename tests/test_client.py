@@ -106,8 +106,17 @@ def test_many_users_in_one_retrieval_call_and_chunked_ranking(client):
     answers = client.recommend_many(["u1", "u2", "stranger"], k=1, candidates=4)
     assert {user: ids(items) for user, items in answers.items()} == {"u1": ["m4"], "u2": ["m5"], "stranger": ["m9"]}
     assert sorted(client.timings) == ["ranking", "retrieval"]  # one entry per model called
-    client.max_rows = 3  # u1's 4 and u2's 4 candidates: ranked in 3 requests, same answers
+    client.max_rows = 5  # u1's 4 and u2's 4 candidates: two requests, one user each, same answers
+    sent, predict = [], client._predict
+    client._predict = lambda model, *args, **inputs: sent.append(list(inputs.get("user_id", []))) or predict(
+        model, *args, **inputs)
     assert client.recommend_many(["u1", "u2"], k=1, candidates=4) == {u: answers[u] for u in ("u1", "u2")}
+    assert sent[1:] == [["u1"] * 4, ["u2"] * 4]  # a user's candidates are never split (the score compares them)
+    client._predict = predict
+    client.max_rows = 3
+    with pytest.raises(ValueError, match="exceed max_rows=3"):
+        client.recommend_many(["u1"], k=1, candidates=4)
+    client.max_rows = 10_000
     fused = client.recommend_many(["u1", "u2"], k=2, candidates=4, order="fused", exclude={"u1": ["m1"]})
     assert ids(fused["u1"]) == ["m2", "m5"] and ids(fused["u2"]) == ["m1", "m5"]
 
