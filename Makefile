@@ -1,4 +1,4 @@
-# make demo: the whole system on MovieLens 100K.  make test: the test suite.
+# make demo: the whole system on MovieLens 100K.  make test: lint, then the test suite.
 # Both build .venv from requirements.lock first (make setup).
 PYTHON ?= python3.11
 VENV := .venv
@@ -8,22 +8,29 @@ SHARED_ML100K := $(abspath ../shared/data/movielens/ml-100k)
 # Use the machine's shared copy of ml-100k when there is one; otherwise the demo downloads it.
 export MOVIELENS_DIR ?= $(if $(wildcard $(SHARED_ML100K)/u.data),$(SHARED_ML100K),)
 
-.PHONY: setup demo test lock clean bench-scale bench-index bench-serving bench-ranking bench-quality bench-ingest
+RUFF_VERSION := 0.8.4
+
+.PHONY: setup demo test lint lock clean bench-scale bench-index bench-serving bench-ranking bench-quality bench-ingest
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.lock setup.py
+$(VENV)/.installed: requirements.lock setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.9
 	$(UV) pip install --python $(PY) --quiet --no-deps -r requirements.lock
 	$(UV) pip install --python $(PY) --quiet --no-deps -e .
+	$(UV) pip install --python $(PY) --quiet ruff==$(RUFF_VERSION)
 	touch $@
 
 demo: setup
 	$(PY) demo.py
 
-test: setup
+test: lint
 	$(PY) -m pytest tests
+
+# ruff (ruff.toml): pyflakes, pycodestyle, import order, bugbear.
+lint: setup
+	$(VENV)/bin/ruff check .
 
 # Re-resolve requirements.in (TFX 1.16 declares Python < 3.11, so resolve as for 3.10;
 # overrides.txt says why protobuf and kfp-pipeline-spec are pinned over their declarations).

@@ -44,7 +44,7 @@ def main() -> None:
     client = RecommenderClient(f"127.0.0.1:{port}")
     try:
         client.wait_until_ready(timeout=180)  # the server's gRPC health service: SERVING once loaded
-        print("[3/3] Recommendations (retrieval top-100 re-ranked by the DCN; movies the user "
+        print("[3/3] Recommendations (retrieval top-100 re-ranked by the ranking model; movies the user "
               "already rated are excluded):\n")
         for user in args.users:
             print(format_table(user, client.recommend(user, args.k)), "\n")

@@ -1,4 +1,4 @@
-"""The classic baselines on ML-100K under the protocol of ../shared/STACK.md.
+"""The classic baselines on ML-100K under the protocol of benchmarks/PROTOCOL.md.
 
 Protocol: a random 80/20 split of all 100,000 ratings (numpy default_rng(42).permutation of
 the u.data rows in file order, first 80% train); every rating is an interaction; each test
@@ -37,7 +37,7 @@ def find_data_dir(data_dir: Optional[str] = None) -> Optional[str]:
 
 
 def stack_split(data_dir: str) -> Tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, test) ratings of u.data, split as STACK.md's protocol says.
+    """(train, test) ratings of u.data, as benchmarks/PROTOCOL.md's reference split.
 
     Returns:
         Two DataFrames with columns user_id, movie_id (str, as in u.data), rating (float),
@@ -97,7 +97,7 @@ def interactions(train: pd.DataFrame, test: pd.DataFrame,
                            shape=(len(users), len(items)))
     matrix.data[:] = 1.0  # a repeated (user, movie) pair is one interaction
     relevant: List[Set[int]] = [set() for _ in users]
-    for user, movie in zip(test.user_id, test.movie_id):
+    for user, movie in zip(test.user_id, test.movie_id, strict=True):
         if movie in items:
             relevant[users[user]].add(items[movie])
     return Interactions(users, items, matrix, relevant)

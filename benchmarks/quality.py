@@ -1,37 +1,48 @@
-"""Retrieval quality on ML-100K, side by side in one run: popularity, EASE (lambda 500),
-the pipeline's two-tower retrieval model, and the two-stage system (retrieval top-100
-re-ranked by the ranking model: by predicted rating, like probability, or like probability
-fused with the retrieval order). Protocol of ../shared/STACK.md on the pipeline's own
-seeded random 80/20 split: each eval user ranks the whole catalogue with their training
-movies masked; every eval rating is relevant. STACK.md's exact split is also scored for
-the baselines, to show the two splits agree.
+"""What users get, scored: the served answer, asked through the gRPC client, beside
+popularity, EASE and retrieval alone, for the same users of the pipeline's own split.
 
-    python benchmarks/quality.py                      # runs the pipeline, then scores
-    python benchmarks/quality.py --reuse              # scores the last run in --output-dir
+    python benchmarks/quality.py                  # pipeline on ML-100K, serve, score the eval split
+    python benchmarks/quality.py --reuse          # score the last run in --output-dir again
+    python benchmarks/quality.py --validation     # the same on validation data carved out of train
 
-Writes benchmarks/results/quality.json.
+The pipeline's pushed models run behind serving/server.py; every eval user is asked
+through serving.client over gRPC for 100 movies: `served` is the client's default
+(ranking) order, `retrieval` the retrieval model's own order of the same candidates,
+`fused` the two fused. Popularity and EASE score the same users on the same split, EASE
+with its L2 weight chosen on a validation split carved out of train (never on eval).
+Protocol (benchmarks/PROTOCOL.md): full catalogue, training movies masked, every eval
+rating relevant; recall@10, NDCG@10 (binary gains), recall@100, averaged over users.
+
+`--validation` is how the defaults were chosen: it writes the pipeline's train split as a
+MovieLens directory, runs the pipeline on it with another split seed (so its eval split
+is a fifth of the original train split) and scores that, never touching the eval split.
+
+Writes benchmarks/results/quality.json (quality_validation.json with --validation).
 """
 import argparse
 import glob
 import json
 import os
+import shutil
 import sys
 import time
+from typing import Dict, List
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import pipeline  # noqa: E402,F401  sets TF's environment before TensorFlow loads
 from benchmarks import baselines  # noqa: E402
 from components import retrieval_evaluator as RE  # noqa: E402
 from models import metrics  # noqa: E402
-from pipeline import data, local_runner  # noqa: E402
+from pipeline import configs, data, local_runner  # noqa: E402
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "quality.json")
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 KEYS = ("recall@10", "ndcg@10", "recall@100")
-RRF_K = 60  # reciprocal rank fusion constant
-ORDERS = ("rating", "like_probability", "fused")  # how the two-stage system orders the 100 candidates
+EASE_LAMBDAS = (50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
+VALIDATION_SEED = 43  # the split seed of the --validation run (the pipeline's is configs.SPLIT_SEED)
 
 
 def newest(pattern: str) -> str:
@@ -42,73 +53,111 @@ def newest(pattern: str) -> str:
     return found[-1]
 
 
-def baseline_metrics(train: pd.DataFrame, test: pd.DataFrame, movies: list) -> dict:
+def baseline_metrics(train: pd.DataFrame, test: pd.DataFrame, movies: List[str]) -> Dict[str, dict]:
+    """Popularity and EASE on (train, test); EASE's lambda is chosen on a fifth of train."""
+    held = np.random.default_rng(0).random(len(train)) < 0.2
+    inner = baselines.interactions(train[~held], train[held], movies)
+    score = lambda split, lam: metrics.ranking_metrics(  # noqa: E731
+        metrics.top_k_masked(baselines.ease_scores(split.train, lam), split.train, k=100), split.relevant)
+    by_lambda = {lam: score(inner, lam)["ndcg@10"] for lam in EASE_LAMBDAS}
+    lam = max(by_lambda, key=by_lambda.get)
     split = baselines.interactions(train, test, movies)
-    return {name: metrics.ranking_metrics(metrics.top_k_masked(scores(split.train), split.train, k=100),
-                                          split.relevant)
-            for name, scores in (("popularity", baselines.popularity_scores), ("ease", baselines.ease_scores))}
+    popularity = metrics.top_k_masked(baselines.popularity_scores(split.train), split.train, k=100)
+    return {"popularity": metrics.ranking_metrics(popularity, split.relevant),
+            "ease": {**score(split, lam), "lambda": lam, "validation_ndcg@10_by_lambda": by_lambda}}
 
 
-def two_stage(retrieval_dir: str, ranking_dir: str, users: list, relevant: list, index: dict,
-              rank_by: str) -> dict:
-    """Each user's retrieval top-100 re-ordered by the ranking model's `rank_by` output."""
-    retrieve = tf.saved_model.load(retrieval_dir).signatures["serving_default"]
-    rank = tf.saved_model.load(ranking_dir).signatures["serving_default"]
-    rows = []
-    for user in users:
-        movies = retrieve(user_id=tf.constant([user]))["movie_ids"][0]  # [100]
-        ranked = rank(user_id=tf.fill(tf.shape(movies), user), movie_id=movies)
-        if rank_by == "fused":  # reciprocal rank fusion of the retrieval and like-probability orders
-            like_rank = np.argsort(np.argsort(-ranked["like_probability"].numpy(), kind="stable"))
-            scores = 1 / (RRF_K + np.arange(len(like_rank))) + 1 / (RRF_K + like_rank)
-        else:
-            scores = ranked[rank_by].numpy()
-        rows.append([index.get(m, -1) for m in movies.numpy()[np.argsort(-scores, kind="stable")]])
-    return metrics.ranking_metrics(np.array(rows), relevant, ks=(10, 100))
+def served_metrics(serving_dir: str, users: List[bytes], relevant: list, index: Dict[bytes, int],
+                   work_dir: str) -> Dict[str, dict]:
+    """The client's answers over gRPC (serving/server.py over the pushed models), in each order."""
+    from serving.client import RecommenderClient
+    from serving.registry import write_config
+    from serving.server import free_port, spawn
+
+    config = write_config(os.path.join(work_dir, "models.config"),
+                          {name: os.path.join(serving_dir, name) for name in ("retrieval", "ranking")})
+    port = free_port()
+    server = spawn(config, port)
+    client = RecommenderClient(f"127.0.0.1:{port}", timeout=60)
+    lists: Dict[str, list] = {"served": [], "retrieval": [], "fused": []}
+    try:
+        client.wait_until_ready(timeout=300)
+        for start in range(0, len(users), 100):
+            chunk = [u.decode() for u in users[start:start + 100]]
+            for name, order in (("served", "ranking"), ("retrieval", "retrieval"), ("fused", "fused")):
+                answers = client.recommend_many(chunk, k=100, candidates=100, order=order)
+                lists[name] += [[index.get(item["movie_id"].encode(), -1) for item in answers[user]]
+                                + [-1] * (100 - len(answers[user])) for user in chunk]
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(timeout=60)
+    return {name: metrics.ranking_metrics(np.array(rows), relevant, ks=(10, 100)) for name, rows in lists.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", help="ml-100k directory (default: $MOVIELENS_DIR or a cached download)")
-    parser.add_argument("--output-dir", default="outputs/bench-quality", help="pipeline outputs")
-    parser.add_argument("--reuse", action="store_true", help="score the last run instead of running the pipeline")
-    parser.add_argument("--rank-by", default="fused", choices=ORDERS,
-                        help="two_stage's order: a ranking model output, or that fused with the retrieval order "
-                             "(all three are recorded under two_stage_by)")
-    args = parser.parse_args()
-    data_dir = data.resolve(args.data_dir)
-    start = time.monotonic()
-    if not args.reuse:
-        local_runner.run(data_dir, args.output_dir)
-    root = os.path.join(args.output_dir, "pipeline")
+def write_train_split(examples: str, data_dir: str, out: str) -> str:
+    """A MovieLens 100K directory holding only the train split's ratings of `examples`."""
+    spec = {**RE.PAIR_SPEC, "rating": tf.io.FixedLenFeature([], tf.float32),
+            "timestamp": tf.io.FixedLenFeature([], tf.int64)}
+    os.makedirs(out, exist_ok=True)
+    for name in os.listdir(data_dir):
+        if name != "u.data" and os.path.isfile(os.path.join(data_dir, name)):
+            shutil.copy(os.path.join(data_dir, name), out)
+    with open(os.path.join(out, "u.data"), "w") as f:
+        for batch in RE.read_examples(examples, "train", spec):
+            for user, movie, rating, stamp in zip(*(batch[k].numpy() for k in ("user_id", "movie_id", "rating",
+                                                                                "timestamp")), strict=True):
+                f.write(f"{user.decode()}\t{movie.decode()}\t{int(rating)}\t{stamp}\n")
+    return out
+
+
+def score(output_dir: str) -> dict:
+    """Every model's metrics on the eval split of the pipeline run in `output_dir`."""
+    root = os.path.join(output_dir, "pipeline")
     examples = newest(f"{root}/MovieLensExampleGen/examples/*")
     movies = RE.read_catalogue(newest(f"{root}/MovieCatalogueGen/catalogue/*"))
     pairs = {split: RE.read_pairs(examples, split) for split in ("train", "eval")}
     frame = lambda split: pd.DataFrame({"user_id": [u.decode() for u in pairs[split][0]],  # noqa: E731
                                         "movie_id": [m.decode() for m in pairs[split][1]]})
-    movie_ids = [m.decode() for m in movies["ids"]]
-    models = baseline_metrics(frame("train"), frame("eval"), movie_ids)
-    bruteforce = os.path.join(newest(f"{root}/IndexBuilder/bruteforce_model/*"), "Format-Serving")
-    scann_dir = os.path.join(newest(f"{root}/IndexBuilder/scann_model/*"), "Format-Serving")
-    models["retrieval"] = RE.evaluate(bruteforce, scann_dir, pairs["train"], pairs["eval"], movies)
+    models = baseline_metrics(frame("train"), frame("eval"), [m.decode() for m in movies["ids"]])
     index = {m: i for i, m in enumerate(movies["ids"])}
-    ranking = os.path.join(newest(f"{root}/RankingTrainer/model/*"), "Format-Serving")
-    by = {order: two_stage(bruteforce, ranking, *RE.relevance(pairs["eval"], index), index, order)
-          for order in ORDERS}
-    models["two_stage"] = by[args.rank_by]
-    reference = baseline_metrics(*baselines.stack_split(data_dir), baselines.movie_ids(data_dir))
-    result = {"protocol": "pipeline's seeded random 80/20 split; full-catalogue ranking, training movies masked",
-              "two_stage_rank_by": args.rank_by,
+    users, relevant = RE.relevance(pairs["eval"], index)
+    models.update(served_metrics(os.path.join(output_dir, "serving"), users, relevant, index, output_dir))
+    return models
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", help="MovieLens directory (default: $MOVIELENS_DIR or a cached download)")
+    parser.add_argument("--output-dir", default="outputs/bench-quality", help="pipeline outputs")
+    parser.add_argument("--reuse", action="store_true", help="score the last run instead of running the pipeline")
+    parser.add_argument("--validation", action="store_true",
+                        help="score on validation data carved out of train (to choose hyper-parameters)")
+    args = parser.parse_args()
+    data_dir = str(data.resolve(args.data_dir))
+    start = time.monotonic()
+    output_dir = args.output_dir
+    if not args.reuse:
+        local_runner.run(data_dir, output_dir)
+    if args.validation:
+        examples = newest(f"{output_dir}/pipeline/MovieLensExampleGen/examples/*")
+        output_dir = os.path.join(args.output_dir, "validation")
+        if not args.reuse:
+            train_dir = write_train_split(examples, data_dir, os.path.join(output_dir, "data"))
+            configs.SPLIT_SEED = VALIDATION_SEED  # a fifth of the train split becomes the eval split
+            local_runner.run(train_dir, output_dir)
+    models = score(output_dir)
+    result = {"protocol": ("validation split carved out of the pipeline's train split" if args.validation else
+                           "pipeline's seeded random 80/20 split") + "; full catalogue, training movies masked",
               "models": {name: {**{k: round(m[k], 4) for k in KEYS}, "all": m} for name, m in models.items()},
-              "two_stage_by": {order: {k: round(m[k], 4) for k in KEYS} for order, m in by.items()},
-              "stack_split_baselines": {name: {k: round(m[k], 4) for k in KEYS} for name, m in reference.items()},
               "seconds": round(time.monotonic() - start, 1)}
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as f:
+    path = os.path.join(RESULTS, "quality_validation.json" if args.validation else "quality.json")
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(path, "w") as f:
         json.dump(result, f, indent=1)
     for name, m in result["models"].items():
         print(f"{name:11s} " + "  ".join(f"{k} {m[k]:.3f}" for k in KEYS))
-    print("Wrote", RESULTS)
+    print("Wrote", path)
 
 
 if __name__ == "__main__":

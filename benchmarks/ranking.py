@@ -1,16 +1,15 @@
-"""Ranking benchmark on ML-100K: RMSE of global mean, biased MF, the plain deep network and
-the DCN, and two-stage NDCG@10 / recall@10 (retrieval top-100 re-ranked) against retrieval alone.
+"""Rating benchmark on ML-100K: RMSE of global mean, biased MF, the plain deep network and
+the DCN (the ranking model's rating head). What the ranking model does for the served
+order is scored by benchmarks/quality.py.
 
     .venv/bin/python benchmarks/ranking.py [--data-dir /path/to/ml-100k] [--seeds 3]
 
-Split: ../shared/STACK.md's random 80/20 (benchmarks/baselines.stack_split); 10% of the
+Split: benchmarks/PROTOCOL.md's reference random 80/20 (benchmarks/baselines.stack_split); 10% of the
 training rows (seeded) are held out for early stopping, so the test split is never looked at
 before the final evaluation. Features: models/features.py's preprocessing_fn, run in this
 process by TF Transform's Beam implementation (analysed on the training rows), the same
 code the pipeline's Transform runs. Models: models/ranking (cross_layers=0 is the plain
-deep network). Candidates: the popularity top-100 (a stand-in for the two-tower retrieval
-model; the user's training movies masked), re-ranked through the exported model's ids-only
-serving signature. Figures (medians over seeds) go to benchmarks/results/ranking.json.
+deep network). Figures (medians over seeds) go to benchmarks/results/ranking.json.
 """
 import argparse
 import json
@@ -30,8 +29,10 @@ import tensorflow_transform.beam as tft_beam  # noqa: E402
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils  # noqa: E402
 
 from benchmarks import baselines  # noqa: E402
-from models import features as F, metrics, training  # noqa: E402
-from models.ranking import constants as C, export, model as M  # noqa: E402
+from models import features as F  # noqa: E402
+from models import training
+from models.ranking import constants as C  # noqa: E402
+from models.ranking import model as M
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "ranking.json")
 GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
@@ -53,7 +54,7 @@ def raw_rows(ratings: pd.DataFrame, data_dir: str) -> list:
     for movie, row in items.iterrows():
         date = row[2].strip()
         year = int(date[-4:]) if date[-4:].isdigit() else 0
-        genres = [g.encode() for g, flag in zip(GENRES, row.loc[5:]) if flag == "1"]
+        genres = [g.encode() for g, flag in zip(GENRES, row.loc[5:], strict=True) if flag == "1"]
         movies[str(movie)] = ([row[1].encode()], [year], genres)
     people = {str(u): ([int(r[1])], [r[2].encode()], [r[3].encode()], [r[4].encode()]) for u, r in users.iterrows()}
     rows = []
@@ -129,36 +130,10 @@ def biased_mf(tft_output, files, seed: int, dim: int = 32, l2: float = 5e-5) -> 
                         F.dataset(files["test"], tft_output, 4096, shuffle=False))
 
 
-def two_stage(ranker, data, candidates: np.ndarray) -> dict:
-    """Re-ranks each user's candidates [U, K] (best first) through the ranker's ids-only signature.
-
-    Returns:
-      NDCG/recall@10 per ordering: by each output ("like_probability", "rating"), and by each
-      output fused with the retrieval order ("..._fused": reciprocal rank fusion, k = 60).
-    """
-    users = np.array(list(data.users))[:, None].repeat(candidates.shape[1], axis=1).ravel()
-    movies = np.array(list(data.items))[candidates].ravel()
-    outputs = [ranker.serve(tf.constant(users[i:i + 20000]), tf.constant(movies[i:i + 20000]))
-               for i in range(0, len(users), 20000)]
-    result = {}
-    for key in ("like_probability", "rating"):
-        scores = np.concatenate([out[key].numpy() for out in outputs]).reshape(candidates.shape)
-        ranks = np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1)  # 0 = the ranker's best
-        fused = 1 / (61 + ranks) + 1 / (61 + np.arange(candidates.shape[1]))[None, :]
-        for name, score in ((key, scores), (key + "_fused", fused)):
-            order = np.argsort(-score, axis=1, kind="stable")
-            found = metrics.ranking_metrics(np.take_along_axis(candidates, order, axis=1), data.relevant, ks=(10,))
-            result[name] = {"ndcg@10": found["ndcg@10"], "recall@10": found["recall@10"]}
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", help="ml-100k directory (default: $MOVIELENS_DIR or the shared copy)")
     parser.add_argument("--seeds", type=int, default=3, help="training runs per model; medians are reported")
-    parser.add_argument("--rerank-by", default=C.RERANK_BY,
-                        choices=["like_probability", "rating", "like_probability_fused", "rating_fused"],
-                        help="the ranking output that orders the candidates in 'two_stage' (default: constants)")
     parser.add_argument("--out", default=OUT, help="where the JSON goes")
     parser.add_argument("--config", default="{}", help='ranking config overrides for both DNN and DCN, '
                         'as JSON, e.g. \'{"l2": 1e-4}\' (keys: models/ranking/constants.py, lower case)')
@@ -181,10 +156,7 @@ def main() -> None:
         tft_output, files = transform(splits, data_dir, root)
     print(f"Transform done in {time.monotonic() - start:.0f} s", flush=True)
 
-    data = baselines.interactions(train, test, baselines.movie_ids(data_dir))
-    candidates = metrics.top_k_masked(baselines.popularity_scores(data.train), data.train, k=100)
     runs = {"global_mean": [], "mf": [], "dnn": [], "dcn": []}
-    reranked: dict = {}
     mean = M.mean_rating(files["fit"], tft_output)
     runs["global_mean"].append(test_metrics(lambda b: {"rating": tf.fill(tf.shape(b[F.RATING]), mean)},
                                             F.dataset(files["test"], tft_output, 4096, shuffle=False)))
@@ -199,22 +171,14 @@ def main() -> None:
                          config.get("epochs", C.EPOCHS), M.early_stopping(config))
             runs[name].append(test_metrics(model, F.dataset(files["test"], tft_output, 4096, shuffle=False)))
             print(seed, name, runs[name][-1], flush=True)
-        ranker = export.Ranker(model, tft_output, files["fit"])
-        for key, value in two_stage(ranker, data, candidates).items():
-            reranked.setdefault(key, []).append(value)
-        print(seed, "mf", runs["mf"][-1], "two-stage", {k: v[-1] for k, v in reranked.items()}, flush=True)
+        print(seed, "mf", runs["mf"][-1], flush=True)
 
     def median(values):
         return {k: float(np.median([v[k] for v in values])) for k in values[0]}
-    only = metrics.ranking_metrics(candidates, data.relevant, ks=(10,))
     result = {
         "models": {name: {**median(values), "runs": values} for name, values in runs.items()},
-        "two_stage": {**median(reranked[args.rerank_by]), "rerank_by": args.rerank_by},
-        "two_stage_by_output": {key: median(values) for key, values in reranked.items()},
-        "retrieval_only": {"ndcg@10": only["ndcg@10"], "recall@10": only["recall@10"]},
-        "retrieval": "popularity top-100, the user's training movies masked (stand-in for the two-tower model)",
-        "protocol": "ML-100K, STACK.md random 80/20 split (default_rng(42)); 10% of train held out for early "
-                    "stopping; medians over seeds; two-stage metrics over test users, binary gains",
+        "protocol": "ML-100K, reference random 80/20 split (default_rng(42)); 10% of train held out for early "
+                    "stopping; medians over seeds",
         "config": {"seeds": args.seeds, "overrides": overrides, "dcn": {k: getattr(C, k) for k in (
             "EMBEDDING_DIM", "DEEP_LAYERS", "CROSS_LAYERS", "STRUCTURE", "PROJECTION_DIM", "RATING_WEIGHT",
             "LIKED_WEIGHT", "NEGATIVE_WEIGHT", "L2", "LEARNING_RATE", "BATCH_SIZE", "PATIENCE")}},
@@ -223,7 +187,6 @@ def main() -> None:
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
-    print(json.dumps({k: result[k] for k in ("two_stage", "retrieval_only")}, indent=1))
     print({name: round(v["rmse"], 4) for name, v in result["models"].items()}, "->", args.out)
 
 

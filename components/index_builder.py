@@ -53,7 +53,7 @@ def history(train: tf.data.Dataset) -> Dict[bytes, List[bytes]]:
     """{user_id: [movie, ...]}: the movies each user rated in the train split (sorted)."""
     seen: Dict[bytes, set] = {}
     for batch in train:
-        for user, movie in zip(batch[F.USER_ID].numpy(), batch[F.MOVIE_ID].numpy()):
+        for user, movie in zip(batch[F.USER_ID].numpy(), batch[F.MOVIE_ID].numpy(), strict=True):
             seen.setdefault(user, set()).add(movie)
     return {user: sorted(movies) for user, movies in seen.items()}
 

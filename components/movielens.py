@@ -11,7 +11,7 @@ it runs on Dataflow, Flink or Spark through the pipeline's beam_pipeline_args.
 
 Splits (`split`), each deterministic for a given input and seed:
   random: a rating is eval when sha256(seed, user, movie, timestamp) falls below
-    eval_fraction (so about eval_fraction of the ratings; STACK.md's random protocol).
+    eval_fraction (so about eval_fraction of the ratings; benchmarks/PROTOCOL.md).
   temporal: one global cut; ratings at or after the (1 - eval_fraction) quantile of all
     timestamps are eval (approximate quantile, rank error under 0.1%; exact below 1,001 rows).
   leave_last_n: each user's last n ratings by (timestamp, movie_id) are eval; users with
@@ -47,8 +47,18 @@ from tfx.types import artifact_utils, channel, standard_artifacts, standard_comp
 from tfx.types.component_spec import ExecutionParameter
 
 from components.movielens_formats import (  # noqa: F401 (ml-100k parsers re-exported)
-    UNKNOWN_USER, Movie, MovieLensError, Rating, Release, User, check_header, decode, parse_movie,
-    parse_rating, parse_user)
+    UNKNOWN_USER,
+    Movie,
+    MovieLensError,
+    Rating,
+    Release,
+    User,
+    check_header,
+    decode,
+    parse_movie,
+    parse_rating,
+    parse_user,
+)
 from components.movielens_tables import id_order, read_table, read_tables, to_example  # noqa: F401
 
 SPLITS = ("random", "temporal", "leave_last_n")
@@ -185,7 +195,7 @@ class _SplitUser(beam.DoFn):
         o = self.options
         flags = eval_flags(kept, o["split"], o["eval_fraction"], o["split_seed"], o["leave_last_n"], cut)
         user = self.users[user_id] if self.users is not None else UNKNOWN_USER
-        for rating, is_eval in zip(kept, flags):
+        for rating, is_eval in zip(kept, flags, strict=True):
             yield beam.pvalue.TaggedOutput("eval" if is_eval else "train",
                                            to_example(rating, user, self.movies[rating[1]]))
 

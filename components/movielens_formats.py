@@ -136,7 +136,8 @@ def parse_movie(line: str, where: str) -> Tuple[str, Movie]:
     flags = fields[5:]
     if any(flag not in ("0", "1") for flag in flags):
         raise MovieLensError(f"{where}: genre flags must be 0 or 1, found {flags}", "out_of_range")
-    genres = [genre for genre, flag in zip(GENRES, flags) if flag == "1"] or ["unknown"]
+    # A row with fewer flag columns has no genre past them.
+    genres = [genre for genre, flag in zip(GENRES, flags, strict=False) if flag == "1"] or ["unknown"]
     return fields[0], Movie(fields[1], parse_year(fields[2], fields[1]), genres)
 
 

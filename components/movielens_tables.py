@@ -19,8 +19,17 @@ from typing import Dict, NamedTuple, Optional, Tuple
 
 import tensorflow as tf
 
-from components.movielens_formats import (ENCODING, Movie, MovieLensError, Rating, Release, User,
-                                          check_header, decode, detect_release)
+from components.movielens_formats import (
+    ENCODING,
+    Movie,
+    MovieLensError,
+    Rating,
+    Release,
+    User,
+    check_header,
+    decode,
+    detect_release,
+)
 
 MAX_TAGS = 20  # most frequent tags kept per movie
 

@@ -7,7 +7,7 @@
                                    baseline_model=latest_blessed.outputs["model"],
                                    recall_floor=0.05)
 
-Protocol (../shared/STACK.md): each eval user's list ranks the whole catalogue with their
+Protocol (benchmarks/PROTOCOL.md): each eval user's list ranks the whole catalogue with their
 training movies masked; every eval rating is relevant. It records recall, precision,
 NDCG, MAP and hit rate at 10/50/100, MRR, coverage, diversity (genres) and novelty at 10,
 and the ScaNN index's recall@10 against exact search, in `evaluation`/metrics.json and as
@@ -44,7 +44,7 @@ def relevance(eval_: tuple, index: Dict[bytes, int]) -> Tuple[List[bytes], List[
     (-2 for a movie outside the catalogue: counted, never found)."""
     users = sorted(set(eval_[0]))
     relevant: Dict[bytes, set] = {user: set() for user in users}
-    for user, movie in zip(*eval_):
+    for user, movie in zip(*eval_, strict=True):
         relevant[user].add(index.get(movie, -2))
     return users, [relevant[user] for user in users]
 

@@ -141,7 +141,8 @@ class RawFeatureModule(tf.Module):
 
         Args:
           **features: raw features as [batch] tensors, or [batch, None] with '' padding
-            for the multi-valued ones (movie_genres, movie_tags). Transform outputs needing features not given are pruned.
+            for the multi-valued ones (movie_genres, movie_tags). Transform outputs needing
+            features not given are pruned.
 
         Returns:
           The `<name>_xf` features computable from the given ones.

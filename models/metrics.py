@@ -1,6 +1,6 @@
 """Retrieval metrics over ranked item lists, in numpy (no TensorFlow).
 
-The protocol (../shared/STACK.md): rank the whole catalogue for each user with the
+The protocol (benchmarks/PROTOCOL.md): rank the whole catalogue for each user with the
 user's training items masked, keep the top K, and compare with the user's held-out items.
 
     top = top_k_masked(scores, train_csr, k=100)            # [U, 100]
@@ -60,8 +60,8 @@ def _hits(top_items: np.ndarray, relevant: Sequence[Iterable[int]]) -> tuple:
     if top_items.ndim != 2 or len(relevant) != len(top_items):
         raise ValueError(f"ranking_metrics: top_items {top_items.shape} needs one relevant "
                          f"set per row, got {len(relevant)}")
-    rows, hits, counts = [], [], []
-    for row, items in zip(top_items, relevant):
+    hits, counts = [], []
+    for row, items in zip(top_items, relevant, strict=True):
         items = np.unique(np.fromiter(items, dtype=np.int64))
         if len(items):
             hits.append(np.isin(row, items))

@@ -53,7 +53,8 @@ def main() -> None:
     parser.add_argument("--until", help="run only this component and what it depends on, e.g. Transform")
     args = parser.parse_args()
     serving_dir = run(data.resolve(args.data_dir), args.output_dir, args.epochs, args.beam_args, until=args.until)
-    print(f"Ran up to {args.until}; artifacts in {args.output_dir}" if args.until else f"Models pushed to {serving_dir}")
+    print(f"Ran up to {args.until}; artifacts in {args.output_dir}" if args.until
+          else f"Models pushed to {serving_dir}")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def write(out_dir: str, users: int = 200, movies: int = 300, ratings: int = 8000
             scores = 1 + 4 * affinity[rated] / affinity.max() + rng.normal(0, 0.5, len(rated))
             stars = np.clip(np.round(scores), 1, 5).astype(int)
             times = 880000000 + rng.integers(0, 10_000_000, len(rated))
-            f.writelines(f"{user + 1}\t{m + 1}\t{r}\t{t}\n" for m, r, t in zip(rated, stars, times))
+            f.writelines(f"{user + 1}\t{m + 1}\t{r}\t{t}\n" for m, r, t in zip(rated, stars, times, strict=True))
     with open(out / "u.item", "w", encoding=ENCODING) as f:
         for movie in range(movies):
             year = int(rng.integers(1930, 1999))

@@ -160,7 +160,7 @@ class RecommenderClient:
     def popular(self, k: int) -> List[tuple]:
         """The k most-rated movies' (id, title) (the retrieval model's `popular` signature)."""
         out = self._predict(self.retrieval_model, POPULAR_SIGNATURE, k=np.array(k, np.int32))
-        return [(m.decode(), t.decode()) for m, t in zip(out["movie_ids"], out["titles"])]
+        return [(m.decode(), t.decode()) for m, t in zip(out["movie_ids"], out["titles"], strict=True)]
 
     def recommend(self, user_id: str, k: int = 10, candidates: int = 100, exclude: Iterable[str] = (),
                   order: str = "ranking") -> List[dict]:
@@ -188,7 +188,7 @@ class RecommenderClient:
         found: Dict[str, List[tuple]] = {}  # user -> [(movie, title, retrieval score)], retrieval order
         for row, user in enumerate(user_ids):
             if known[row]:
-                rows = zip(out["movie_ids"][row], out["titles"][row], out["scores"][row])
+                rows = zip(out["movie_ids"][row], out["titles"][row], out["scores"][row], strict=True)
                 found[user] = [(m.decode(), t.decode(), float(s)) for m, t, s in rows  # -inf: nothing left
                                if np.isfinite(s) and m.decode() not in exclude.get(user, ())][:candidates]
         ranked: Dict[tuple, Dict[str, float]] = {}

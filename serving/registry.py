@@ -132,7 +132,7 @@ class ModelRegistry:
                                         f"available, so the config was not applied: {unavailable}")
                 labels = {name: dict(m.version_labels) for name, m in models.items()}
                 for name, named in labels.items():
-                    for label, version in named.items():
+                    for version in named.values():
                         if version not in served[name]:
                             raise ServableError(grpc.StatusCode.FAILED_PRECONDITION,
                                                 f"Request to assign label to version {version} of model {name}, "
@@ -140,7 +140,8 @@ class ModelRegistry:
             except (ServableError, OSError) as error:
                 self._states = states  # undo what loading reported; nothing was swapped in
                 if isinstance(error, OSError):
-                    raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"Cannot scan a base path: {error}")
+                    raise ServableError(grpc.StatusCode.INVALID_ARGUMENT,
+                                        f"Cannot scan a base path: {error}") from error
                 raise
             for name, versions in self._served.items():
                 for version in set(versions) - set(served.get(name, {})):

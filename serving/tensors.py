@@ -67,7 +67,7 @@ def to_proto(value) -> tensor_pb2.TensorProto:
 def _fill(values: np.ndarray, count: int, dtype) -> np.ndarray:
     """`count` values from typed ones: none -> zeros, fewer -> last repeated, more -> cut."""
     if len(values) == 0:
-        return np.full(count, b"", dtype) if dtype == object else np.zeros(count, dtype)
+        return np.full(count, b"", dtype) if dtype is object else np.zeros(count, dtype)
     if len(values) < count:
         return np.concatenate([values, np.repeat(values[-1:], count - len(values))])
     return values[:count]
@@ -139,7 +139,7 @@ def to_array(key: str, proto: tensor_pb2.TensorProto, spec, limits: Limits) -> n
     try:
         array = from_proto(proto)
     except ValueError as parse_error:
-        raise error(f"tensor parsing error: {parse_error}")
+        raise error(f"tensor parsing error: {parse_error}") from parse_error
     if key == EXCLUDE_INPUT and array.dtype == object:
         count = int(np.count_nonzero(array.ravel() != b""))
         if count > limits.max_exclusions:

@@ -1,4 +1,4 @@
-"""benchmarks.baselines: the STACK.md split, interactions, popularity and EASE."""
+"""benchmarks.baselines: the reference split, interactions, popularity and EASE."""
 import numpy as np
 import pandas as pd
 import pytest

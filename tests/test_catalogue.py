@@ -3,10 +3,10 @@ not, with its features, as the Examples split "catalogue"."""
 import os
 
 import tensorflow as tf
+from test_movielens import ITEM, USERS, write
 from tfx.types import artifact_utils, standard_artifacts
 
 from components.catalogue import FILE_NAME, MovieCatalogueGen
-from test_movielens import ITEM, USERS, write
 
 
 def read(uri):

@@ -8,13 +8,13 @@ import logging
 import os
 
 import pytest
+from test_catalogue import read, run_component
+from test_movielens import ITEM, USERS, run, write
 from tfx.types import standard_artifacts
 
 from components.movielens import Executor, MovieLensExampleGen
 from components.movielens_formats import Movie, MovieLensError
 from components.movielens_tables import merge_duplicates, read_tables
-from test_catalogue import read, run_component
-from test_movielens import ITEM, USERS, run, write
 
 MOVIES = ITEM.format(268, "Chasing Amy") + ITEM.format(246, "Chasing Amy") + ITEM.format(302, "Heat")
 # User 196 rated both ids, 268 later: that rating stays, as 246's. User 186 rated 268 only.

@@ -25,7 +25,7 @@ def test_pipeline_serves_recommendations_over_grpc(tmp_path):
     root = tmp_path / "out" / "pipeline"
     users, movies = read_pairs(glob.glob(str(root / "MovieLensExampleGen" / "examples" / "*"))[0], "train")
     user = users[0]
-    rated = {m.decode() for u, m in zip(users, movies) if u == user}
+    rated = {m.decode() for u, m in zip(users, movies, strict=True) if u == user}
     catalogue = {line.split("|")[0] for line in open(data_dir / "u.item", encoding="latin-1")}
     evaluation = json.load(open(glob.glob(str(root / "RetrievalEvaluator" / "evaluation" / "*" / "metrics.json"))[0]))
     assert evaluation["blessed"] and evaluation["model"]["recall@10"] >= 0.05, evaluation["why"]
@@ -47,12 +47,14 @@ def test_pipeline_serves_recommendations_over_grpc(tmp_path):
         server.wait(timeout=30)
 
     ids = [item["movie_id"] for item in items]
-    likes = [item["like_probability"] for item in items]
+    scores = [item["score"] for item in items]
     assert len(ids) == K == len(set(ids))
     assert set(ids) <= catalogue
     assert not set(ids) & rated, "movies the user rated in training must be excluded"
-    assert likes == sorted(likes, reverse=True)  # the client orders by like probability
-    assert all(isinstance(item["score"], float) and item["source"] == "ranking" for item in items)
+    assert scores == sorted(scores, reverse=True)  # the client orders by the ranking model's score
+    assert all(isinstance(item["rating"], float) and item["source"] == "ranking" for item in items)
+    two_stage = json.load(open(glob.glob(str(root / "RankingEvaluator" / "evaluation" / "*" / "metrics.json"))[0]))
+    assert set(two_stage) >= {"ranking", "retrieval", "blessed", "why"}
     assert [item["rank"] for item in items] == list(range(1, K + 1))
     assert all(item["title"].startswith("Synthetic Film") for item in items)
     answer = json.loads(cli.stdout)
@@ -63,6 +65,7 @@ def test_pipeline_serves_recommendations_over_grpc(tmp_path):
     pushed = sorted(os.listdir(os.path.join(serving_dir, "retrieval")))
     local_runner.run(str(data_dir), str(tmp_path / "out"), epochs=1, retrieval_config={"learning_rate": 0.0})
     assert sorted(os.listdir(os.path.join(serving_dir, "retrieval"))) == pushed
-    verdicts = [json.load(open(path)) for path in glob.glob(str(root / "RetrievalEvaluator" / "evaluation" / "*" / "metrics.json"))]
+    paths = glob.glob(str(root / "RetrievalEvaluator" / "evaluation" / "*" / "metrics.json"))
+    verdicts = [json.load(open(path)) for path in paths]
     assert sorted(v["blessed"] for v in verdicts) == [False, True]
     assert any("regressed from the last blessed model's" in v["why"] for v in verdicts)

@@ -69,7 +69,8 @@ def test_preprocessing_fn_maps_raw_values_to_indices(tmp_path):
 
 
 def test_title_tokens_drop_year_and_punctuation():
-    tokens = tf.sparse.to_dense(F.title_tokens(tf.constant(["Se7en (1995)", "Monty Python's Life of Brian (1979)"])), b"")
+    titles = tf.constant(["Se7en (1995)", "Monty Python's Life of Brian (1979)"])
+    tokens = tf.sparse.to_dense(F.title_tokens(titles), b"")
     assert tokens.numpy().tolist() == [[b"se7en", b"", b"", b"", b""],
                                        [b"monty", b"python's", b"life", b"of", b"brian"]]
 

@@ -13,6 +13,7 @@ USERS = {b"u1": [1.0, 0.0], b"u2": [0.0, 1.0], b"stranger": [0.5, 0.5]}
 MOVIES = {b"m1": [3.0, 0.0], b"m2": [2.0, 0.0], b"m3": [1.0, 0.0], b"m4": [0.0, 5.0]}
 # ScaNN trains its quantiser on at least 16 points: pad with movies every user scores 0.
 MOVIES.update({f"z{i:02d}".encode(): [0.0, 0.0] for i in range(16)})
+SEEN = {b"u1": [b"m1", b"m4"], b"u2": [b"m2", b"m3"]}  # the movies each user rated in training
 
 
 class FakeTowers(tf.Module):
@@ -54,7 +55,7 @@ def catalogue():
 @pytest.mark.parametrize("kind", ["scann", "bruteforce"])
 def test_retriever_ranks_by_dot_product_and_excludes_rated_movies(kind, tmp_path):
     # u1 rated m1 and m4; u2 rated m2 and m3.
-    retrievers = index_builder.build_retrievers(FakeTowers(), catalogue(), seen={b"u1": [b"m1", b"m4"], b"u2": [b"m2", b"m3"]},
+    retrievers = index_builder.build_retrievers(FakeTowers(), catalogue(), seen=SEEN,
                                                 n=2, scann={})
     path = str(tmp_path / kind)
     retrievers[kind].save(path, scann=kind == "scann")

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.ranking import candidates, relations as R
+from models.ranking import candidates
 from models.ranking import model as M
+from models.ranking import relations as R
 
 # Users 0 and 1 (row 2: the OOV user); movies 0..3 (row 4: the OOV movie).
 USERS, MOVIES = np.array([0, 0, 1]), np.array([0, 1, 1])
@@ -19,14 +20,14 @@ def relations(lam=1.0, neighbours=3):
 
 def features(rel, users, movies):
     out = rel(tf.constant(users, tf.int64), tf.constant(movies, tf.int64)).numpy()
-    return [dict(zip(R.NAMES, row)) for row in out]
+    return [dict(zip(R.NAMES, row, strict=True)) for row in out]
 
 
 def test_relation_features_by_hand():
     user0, user1, stranger = features(relations(), [0, 1, 2], [2, 2, 2])
     # User 0 saw movies 0 and 1; movie 2's embedding is (1, 1), its genres both (shares .5/.5).
     assert user0["retrieval"] == pytest.approx(3.0)  # (1, 2) . (1, 1)
-    assert user0["sim_mean"] == pytest.approx(1.0) and user0["sim_max"] == pytest.approx(1.0)
+    assert user0["similarity"] == pytest.approx(1.0)  # mean of (1, 0) . (1, 1) and (0, 1) . (1, 1)
     assert user0["genre"] == pytest.approx(0.5)  # history genre shares (.5, .5) . movie 2 shares (.5, .5)
     assert user0["popularity"] == 0.0  # nobody saw movie 2
     assert features(relations(), [0], [1])[0]["popularity"] == pytest.approx(np.log(3.0))  # two users saw movie 1
@@ -49,7 +50,7 @@ def test_holdout_is_seeded_keeps_one_movie_and_holds_out_about_the_share():
     history = [np.arange(200), np.array([5]), np.array([], np.int64)]
     kept, held = candidates.holdout(history, 0.25, seed=3)
     again, _ = candidates.holdout(history, 0.25, seed=3)
-    assert all(np.array_equal(a, b) for a, b in zip(kept, again))
+    assert all(np.array_equal(a, b) for a, b in zip(kept, again, strict=True))
     assert sorted(np.concatenate([kept[0], held[0]])) == list(range(200))
     assert 30 < len(held[0]) < 70
     assert list(kept[1]) == [5] or list(held[1]) == []  # one movie stays in the history

@@ -4,9 +4,23 @@ and the tf.Example join."""
 import pytest
 
 from components.movielens_formats import (
-    ML_1M, ML_10M, ML_100K, ML_CSV, UNKNOWN_USER, Movie, MovieLensError, User, detect_release,
-    parse_1m_rating, parse_1m_user, parse_10m_rating, parse_csv_movie, parse_csv_rating,
-    parse_dat_movie, parse_year)
+    ML_1M,
+    ML_10M,
+    ML_100K,
+    ML_CSV,
+    UNKNOWN_USER,
+    Movie,
+    MovieLensError,
+    User,
+    detect_release,
+    parse_1m_rating,
+    parse_1m_user,
+    parse_10m_rating,
+    parse_csv_movie,
+    parse_csv_rating,
+    parse_dat_movie,
+    parse_year,
+)
 from components.movielens_tables import read_table, read_tables, to_example
 
 # 19 genre flags: unknown, Action, Adventure, Animation, Children's, Comedy, Crime, ...

@@ -13,7 +13,8 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
 from models import features as F
-from models.ranking import export, model as M
+from models.ranking import export
+from models.ranking import model as M
 from models.retrieval import model as retrieval
 
 STRINGS = (F.USER_ID, F.MOVIE_ID, F.USER_GENDER, F.USER_OCCUPATION, F.USER_ZIP, F.MOVIE_TITLE)
@@ -157,7 +158,8 @@ def test_saved_model_serves_ids_in_a_process_that_imports_only_tensorflow(transf
 
     # The ids-only signature must agree with the one reading whole raw tf.Examples.
     loaded = tf.saved_model.load(fn_args.serving_model_dir)
-    examples = tf.constant([serialized(raw_row(u.encode(), m.encode(), 3.0)) for u, m in zip(users[:3], movies[:3])])
+    examples = tf.constant([serialized(raw_row(u.encode(), m.encode(), 3.0))
+                            for u, m in zip(users[:3], movies[:3], strict=True)])
     evaluated = loaded.signatures["evaluate"](examples=examples)
     np.testing.assert_allclose(evaluated["rating"].numpy(), served["rating"][:3], rtol=1e-4)
     np.testing.assert_allclose(evaluated["like_probability"].numpy(), served["like_probability"][:3], rtol=1e-4)

@@ -5,8 +5,16 @@ import tensorflow as tf
 
 from models import features as F
 from models.retrieval.model import RetrievalModel, tables
-from models.retrieval.towers import (HISTORY_KEEP, MOVIE_BAGS, USER_SIDE, CandidateTower, MovieTable, QueryTower,
-                                     RaggedTable, coin)
+from models.retrieval.towers import (
+    HISTORY_KEEP,
+    MOVIE_BAGS,
+    USER_SIDE,
+    CandidateTower,
+    MovieTable,
+    QueryTower,
+    RaggedTable,
+    coin,
+)
 
 SIZES = {F.USER_ID: 4, F.MOVIE_ID: 5, F.USER_AGE: 3, F.USER_GENDER: 3, F.USER_OCCUPATION: 3, F.USER_ZIP: 3,
          F.MOVIE_YEAR: 3, F.MOVIE_GENRES: 4, F.MOVIE_TITLE: 6, F.MOVIE_TAGS: 2}

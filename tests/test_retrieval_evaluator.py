@@ -1,15 +1,15 @@
-"""RetrievalEvaluator: the STACK.md protocol on a hand-checked model, and the blessing rule."""
+"""RetrievalEvaluator: the evaluation protocol on a hand-checked model, and the blessing rule."""
 import numpy as np
 import pytest
+from test_index_builder import MOVIES, SEEN, FakeTowers, catalogue
 
 from components import index_builder
 from components.retrieval_evaluator import bless, evaluate
-from test_index_builder import MOVIES, FakeTowers, catalogue
 
 
 def test_metrics_of_a_model_whose_lists_are_known(tmp_path):
     # u1 rated m1, m4 in train and gets [m2, m3]; u2 rated m2, m3 and gets m4 first.
-    retrievers = index_builder.build_retrievers(FakeTowers(), catalogue(), seen={b"u1": [b"m1", b"m4"], b"u2": [b"m2", b"m3"]},
+    retrievers = index_builder.build_retrievers(FakeTowers(), catalogue(), seen=SEEN,
                                                 n=2, scann={})
     for kind in ("scann", "bruteforce"):
         retrievers[kind].save(str(tmp_path / kind), scann=kind == "scann")

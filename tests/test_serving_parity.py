@@ -13,9 +13,15 @@ import numpy as np
 import pytest
 from serving_fakes import TopK, predict_request, save_examples_model, save_module, save_scale
 from tensorflow.core.framework import tensor_pb2, types_pb2
-from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
-                                     model_management_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc,
-                                     regression_pb2)
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import server as S
@@ -70,7 +76,7 @@ def stubs(tmp_path_factory):
     yield Stubs(prediction_service_pb2_grpc.PredictionServiceStub(channels[0]),
                 model_service_pb2_grpc.ModelServiceStub(channels[0]),
                 model_service_pb2_grpc.ModelServiceStub(channels[1]), base)
-    for channel, server in zip(channels, servers):
+    for channel, server in zip(channels, servers, strict=True):
         channel.close()
         server.stop(None)
 

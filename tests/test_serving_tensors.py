@@ -63,7 +63,8 @@ def test_unreadable_protos_are_value_errors():
 def test_request_checks_say_what_is_wrong_and_which_flag_limits_it():
     spec = tf.TensorSpec([None], tf.float32)
 
-    def code(proto, limits=Limits(max_batch_size=2)):
+    def code(proto, limits=None):
+        limits = limits or Limits(max_batch_size=2)
         with pytest.raises(ServableError) as error:
             to_array("x", proto, spec, limits)
         return error.value.code, str(error.value)

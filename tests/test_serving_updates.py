@@ -8,8 +8,12 @@ import time
 import grpc
 import tensorflow as tf
 from serving_fakes import broken_copy, code_of, dangling_copy, predict_request, save_scale
-from tensorflow_serving.apis import (get_model_status_pb2, model_management_pb2, model_service_pb2_grpc,
-                                     prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (
+    get_model_status_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    prediction_service_pb2_grpc,
+)
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import health

@@ -110,7 +110,7 @@ def held_out_examples(files: List[str], tft_output: tft.TFTransformOutput, held:
         for records in tf.data.TFRecordDataset(names, compression_type="GZIP").batch(4096):
             parsed = tf.io.parse_example(records, spec)
             keys = parsed[user_key].numpy() * width + parsed[movie_key].numpy()
-            for record, drop in zip(records.numpy(), np.isin(keys, out)):
+            for record, drop in zip(records.numpy(), np.isin(keys, out), strict=True):
                 if not drop:
                     writer.write(record)
     return path
@@ -138,7 +138,7 @@ def training_lists(towers, user_ids: np.ndarray, movie_ids: np.ndarray, kept: Li
     embeddings = pad_rows(towers.movie_embeddings()["embeddings"].numpy(), num_movies)
     queries = pad_rows(embed_histories(towers, user_ids, kept[:len(user_ids)], movie_ids), num_users)
     candidates = top_candidates(queries, embeddings[:len(movie_ids)], kept, config["num_candidates"])  # no OOV
-    labels = np.stack([np.isin(row, movies) for row, movies in zip(candidates, held)]).astype(np.float32)
+    labels = np.stack([np.isin(row, movies) for row, movies in zip(candidates, held, strict=True)]).astype(np.float32)
     users = np.flatnonzero(labels.sum(axis=1) > 0)
     relations = R.Relations(*pairs(kept), num_users, num_movies, queries, embeddings, genres, lam,
                             config["neighbours"])

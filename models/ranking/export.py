@@ -26,8 +26,8 @@ import tensorflow_transform as tft
 
 from models import features as F
 from models import training
-from models.ranking import constants as C
 from models.ranking import candidates
+from models.ranking import constants as C
 from models.ranking import model as M
 from models.ranking import relations as R
 from models.retrieval import model as retrieval

@@ -11,7 +11,6 @@ layers add. run_fn (models/ranking/export.py's Ranker) saves the serving model.
 from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
-
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tensorflow_transform as tft

@@ -9,8 +9,7 @@ and serving cannot drift apart.
 
 Features of a (user, candidate) pair, float32 [batch, len(NAMES)]:
   retrieval   q_u . e_c, the retrieval towers' score of the candidate for the user
-  sim_mean    mean over the user's history h of e_h . e_c
-  sim_max     max over the history of e_h . e_c
+  similarity  mean over the user's history h of e_h . e_c
   ease        sum over the history of EASE's item-item weight B[h, c] (Steck 2019);
               each movie keeps only its `neighbours` strongest incoming weights
   genre       mean genre overlap of the candidate with the history
@@ -19,7 +18,8 @@ Features of a (user, candidate) pair, float32 [batch, len(NAMES)]:
 Users and movies are Transform's vocabulary indices (user_id_xf, movie_id_xf); an
 index past the tables (the OOV bucket) has an empty history and zero embeddings. Every
 table is per user or per movie, or a sparse neighbour list: memory and time grow with
-the interactions and the catalogue, never with users x movies.
+the interactions and the catalogue, never with users x movies, and a pair costs the
+same whatever the user's history length (EASE's sum is one sorted search per neighbour).
 """
 from typing import Dict, Optional, Tuple
 
@@ -27,7 +27,9 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-NAMES = ("retrieval", "sim_mean", "sim_max", "ease", "genre", "popularity")
+from models.retrieval.towers import RaggedTable
+
+NAMES = ("retrieval", "similarity", "ease", "genre", "popularity")
 
 
 def ease_weights(matrix: sp.csr_matrix, lam: float, max_items: int = 6_000) -> Tuple[np.ndarray, np.ndarray]:
@@ -72,12 +74,6 @@ def ease_neighbours(matrix: sp.csr_matrix, lam: float, neighbours: int) -> Tuple
     return ids, values
 
 
-def _ragged(rows: list, dtype) -> tf.RaggedTensor:
-    lengths = [len(r) for r in rows]
-    values = np.concatenate(rows).astype(dtype) if rows else np.zeros([0], dtype)
-    return tf.RaggedTensor.from_row_lengths(values, np.array(lengths, np.int64))
-
-
 class Relations(tf.Module):
     """Tables over users and movies, and the features of (user, movie) pairs.
 
@@ -99,11 +95,9 @@ class Relations(tf.Module):
         matrix.sum_duplicates()
         matrix.data[:] = 1.0
         self.num_movies = num_movies
-        history = np.split(matrix.indices.astype(np.int64), matrix.indptr[1:-1])
         count = np.maximum(np.diff(matrix.indptr), 1).astype(np.float32)[:, None]  # [users, 1]
         pairs = np.repeat(np.arange(num_users, dtype=np.int64), np.diff(matrix.indptr)) * num_movies + matrix.indices
         self.pairs = tf.Variable(np.sort(pairs), trainable=False)  # user * num_movies + movie, sorted
-        self.history = _Ragged(history, tf.int64, "history")
         self.queries = tf.Variable(np.asarray(queries, np.float32), trainable=False)
         self.embeddings = tf.Variable(np.asarray(embeddings, np.float32), trainable=False)
         self.mean_history = tf.Variable(np.asarray((matrix @ embeddings) / count, np.float32),
@@ -115,42 +109,25 @@ class Relations(tf.Module):
         self.log_count = tf.Variable(np.log1p(np.asarray(matrix.sum(axis=0)).ravel()).astype(np.float32),
                                      trainable=False)
         ids, weights = ease_neighbours(matrix, lam, neighbours)
-        self.neighbours = _Ragged(ids, tf.int64, "neighbours")
-        self.weights = _Ragged(weights, tf.float32, "weights")
+        self.neighbours = RaggedTable(ids, "neighbours")
+        self.weights = RaggedTable(weights, "weights", np.float32)
 
     def __call__(self, user: tf.Tensor, movie: tf.Tensor) -> tf.Tensor:
         """int64 user, movie [B] -> float32 [B, len(NAMES)]."""
         user = tf.minimum(user, tf.shape(self.queries, out_type=tf.int64)[0] - 1)  # OOV: the last row
         movie = tf.minimum(movie, tf.cast(self.num_movies - 1, tf.int64))
         candidate = tf.gather(self.embeddings, movie)  # [B, dim]
-        history = self.history.gather(user)  # [B, None]
-        dots = history.with_flat_values(tf.reduce_sum(
-            tf.gather(self.embeddings, history.flat_values) * tf.repeat(candidate, history.row_lengths(), axis=0), 1))
-        sim_max = tf.where(history.row_lengths() > 0, tf.reduce_max(dots, axis=1), 0.0)
         near = self.neighbours.gather(movie)  # [B, None] movies h with a weight B[h, c]
         keys = tf.repeat(user, near.row_lengths()) * self.num_movies + near.flat_values
-        at = tf.minimum(tf.searchsorted(self.pairs, keys, out_type=tf.int64), tf.size(self.pairs, out_type=tf.int64) - 1)
+        last = tf.size(self.pairs, out_type=tf.int64) - 1
+        at = tf.minimum(tf.searchsorted(self.pairs, keys, out_type=tf.int64), last)
         seen = tf.cast(tf.equal(tf.gather(self.pairs, at), keys), tf.float32)
         ease = tf.reduce_sum(near.with_flat_values(seen * self.weights.gather(movie).flat_values), axis=1)
         return tf.stack([
             tf.reduce_sum(tf.gather(self.queries, user) * candidate, axis=1),
-            tf.reduce_sum(tf.gather(self.mean_history, user) * candidate, axis=1),
-            sim_max, ease,
+            tf.reduce_sum(tf.gather(self.mean_history, user) * candidate, axis=1), ease,
             tf.reduce_sum(tf.gather(self.profile, user) * tf.gather(self.genres, movie), axis=1),
             tf.gather(self.log_count, movie)], axis=1)
-
-
-class _Ragged(tf.Module):
-    """Rows of values [rows, None] as two non-trainable variables (saved with the model)."""
-
-    def __init__(self, rows: list, dtype: tf.DType, name: str):
-        super().__init__(name=name)
-        table = _ragged(rows, dtype.as_numpy_dtype)
-        self.values = tf.Variable(table.flat_values, trainable=False, shape=[None])
-        self.splits = tf.Variable(table.row_splits, trainable=False)
-
-    def gather(self, rows: tf.Tensor) -> tf.RaggedTensor:
-        return tf.gather(tf.RaggedTensor.from_row_splits(self.values, self.splits, validate=False), rows)
 
 
 def genre_matrix(bags: list, num_genres: int) -> np.ndarray:

@@ -34,7 +34,16 @@ import tensorflow_transform as tft
 from models import features as F
 from models import training
 from models.retrieval import constants as C
-from models.retrieval.towers import HISTORY, HISTORY_KEEP, MOVIE_BAGS, USER_SIDE, CandidateTower, MovieTable, QueryTower, coin
+from models.retrieval.towers import (
+    HISTORY,
+    HISTORY_KEEP,
+    MOVIE_BAGS,
+    USER_SIDE,
+    CandidateTower,
+    MovieTable,
+    QueryTower,
+    coin,
+)
 
 NEGATIVES = ("in_batch", "uniform", "hard", "mixed")
 
@@ -85,7 +94,8 @@ class RetrievalModel(tfrs.Model):
             ids = tf.concat([positives, sampled], 0)
         # Each candidate came from a mixture of batch positives, popular and uniform draws.
         batch = tf.cast(tf.shape(positives)[0], tf.float32)
-        probability = (((batch + n_popular) * tf.gather(self.popularity, ids) + n_uniform * tf.gather(self.uniform, ids))
+        probability = (((batch + n_popular) * tf.gather(self.popularity, ids)
+                        + n_uniform * tf.gather(self.uniform, ids))
                        / (batch + n_popular + n_uniform))
         return self.task(queries, candidates, sample_weight=weights, candidate_sampling_probability=probability,
                          candidate_ids=ids, compute_metrics=False)
@@ -119,7 +129,7 @@ def tables(tft_output: tft.TFTransformOutput, files: List[str], sizes: Dict[str,
         for key in MOVIE_BAGS:
             ragged = tf.RaggedTensor.from_sparse(batch[F.transformed_name(key)])
             rows = np.split(ragged.flat_values.numpy(), ragged.row_splits.numpy()[1:-1])
-            for movie_xf, row in zip(ids[new], first[new]):
+            for movie_xf, row in zip(ids[new], first[new], strict=True):
                 bags[key][movie_xf] = rows[row] if row < len(rows) else np.zeros([0], np.int64)
         seen_movie[ids] = True
     users, movies = np.concatenate(users), np.concatenate(movies)

@@ -17,13 +17,13 @@ MOVIE_BAGS = [F.MOVIE_GENRES, F.MOVIE_TITLE, F.MOVIE_TAGS]
 
 
 class RaggedTable(tf.Module):
-    """Rows of ids, [rows, None], kept as non-trainable variables (saved with the model)."""
+    """Rows of values (ids by default), [rows, None], kept as non-trainable variables (saved with the model)."""
 
-    def __init__(self, rows: List[np.ndarray], name: str):
+    def __init__(self, rows: List[np.ndarray], name: str, dtype=np.int64):
         super().__init__(name=name)
         lengths = np.array([len(r) for r in rows], np.int64)
         self.splits = tf.Variable(np.concatenate([[0], np.cumsum(lengths)]), trainable=False)
-        values = np.concatenate(rows).astype(np.int64) if len(rows) else np.zeros([0], np.int64)
+        values = np.concatenate(rows).astype(dtype) if len(rows) else np.zeros([0], dtype)
         self.values = tf.Variable(values, trainable=False, shape=[None])
 
     def gather(self, rows: tf.Tensor) -> tf.RaggedTensor:
@@ -110,7 +110,7 @@ class CandidateTower(tf.keras.Model):
     def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
         parts = [self.movie(inputs[F.transformed_name(F.MOVIE_ID)]),
                  self.year(inputs[F.transformed_name(F.MOVIE_YEAR)])]
-        parts += [bag(inputs[F.transformed_name(key)]) for bag, key in zip(self.bags, MOVIE_BAGS)]
+        parts += [bag(inputs[F.transformed_name(key)]) for bag, key in zip(self.bags, MOVIE_BAGS, strict=True)]
         return tf.math.l2_normalize(self.mlp(tf.concat(parts, axis=1)), axis=1)
 
 
