@@ -54,13 +54,13 @@ bench-index: setup
 bench-serving: setup
 	$(PY) benchmarks/serving.py
 
-# Ranking on ML-100K: global mean, biased MF, DNN, DCN; two-stage against retrieval alone
-# (benchmarks/results/ranking.json); about half an hour on 2 cores.
+# Rating RMSE on ML-100K: global mean, biased MF, DNN, DCN (benchmarks/results/ranking.json);
+# about half an hour on 2 cores.
 bench-ranking: setup
 	$(PY) benchmarks/ranking.py
 
-# Retrieval quality on ML-100K: popularity, EASE, two-tower, two-stage, side by side
-# (benchmarks/results/quality.json); runs the pipeline, about 15 minutes on 2 cores.
+# What users get on ML-100K: the served answer over gRPC beside popularity, EASE and retrieval
+# alone (benchmarks/results/quality.json); runs the pipeline, about 20 minutes on 2 cores.
 bench-quality: setup
 	$(PY) benchmarks/quality.py
 

@@ -55,10 +55,12 @@ def newest(pattern: str) -> str:
 
 def baseline_metrics(train: pd.DataFrame, test: pd.DataFrame, movies: List[str]) -> Dict[str, dict]:
     """Popularity and EASE on (train, test); EASE's lambda is chosen on a fifth of train."""
+    def score(split: baselines.Interactions, lam: float) -> dict:
+        top = metrics.top_k_masked(baselines.ease_scores(split.train, lam), split.train, k=100)
+        return metrics.ranking_metrics(top, split.relevant)
+
     held = np.random.default_rng(0).random(len(train)) < 0.2
     inner = baselines.interactions(train[~held], train[held], movies)
-    score = lambda split, lam: metrics.ranking_metrics(  # noqa: E731
-        metrics.top_k_masked(baselines.ease_scores(split.train, lam), split.train, k=100), split.relevant)
     by_lambda = {lam: score(inner, lam)["ndcg@10"] for lam in EASE_LAMBDAS}
     lam = max(by_lambda, key=by_lambda.get)
     split = baselines.interactions(train, test, movies)

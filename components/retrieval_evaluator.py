@@ -133,9 +133,15 @@ def RetrievalEvaluator(
         json.dump({"model": result, "baseline": baseline, "blessed": blessed, "why": why}, f, indent=1)
     for key, value in result.items():
         evaluation.set_float_custom_property(key, value)
+    write_blessing(blessing, model, blessed, why, "RetrievalEvaluator")
+
+
+def write_blessing(blessing, model, blessed: bool, why: str, component: str) -> None:
+    """Marks a ModelBlessing artifact for `model`: the ML Metadata properties that
+    LatestBlessedModelStrategy reads, and the BLESSED / NOT_BLESSED file the Pusher reads."""
     blessing.set_int_custom_property("blessed", int(blessed))
     blessing.set_int_custom_property("current_model_id", model.id)
     blessing.set_string_custom_property("current_model", model.uri)
     blessing.set_string_custom_property("why", why)
     tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w").close()
-    print(f"RetrievalEvaluator: {'blessed' if blessed else 'NOT blessed'}: {why}")
+    print(f"{component}: {'blessed' if blessed else 'NOT blessed'}: {why}")

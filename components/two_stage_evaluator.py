@@ -71,9 +71,4 @@ def TwoStageEvaluator(
     for name, values in result.items():
         for key in ("recall@10", "ndcg@10", "recall@100"):
             evaluation.set_float_custom_property(f"{name}_{key}", values[key])
-    blessing.set_int_custom_property("blessed", int(blessed))
-    blessing.set_int_custom_property("current_model_id", ranking_model.id)
-    blessing.set_string_custom_property("current_model", ranking_model.uri)
-    blessing.set_string_custom_property("why", why)
-    tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w").close()
-    print(f"TwoStageEvaluator: {'blessed' if blessed else 'NOT blessed'}: {why}")
+    RE.write_blessing(blessing, ranking_model, blessed, why, "TwoStageEvaluator")
