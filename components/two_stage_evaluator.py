@@ -4,18 +4,20 @@
                                   retrieval_model=index_builder.outputs["bruteforce_model"],
                                   examples=example_gen.outputs["examples"],
                                   catalogue=catalogue_gen.outputs["catalogue"],
-                                  rating_blessing=tfma_evaluator.outputs["blessing"])
+                                  rating_blessing=tfma_evaluator.outputs["blessing"],
+                                  retrieval_blessing=retrieval_evaluator.outputs["blessing"])
 
 What users get is the retrieval model's top candidates re-ordered by the ranking model's
 `score`. On the eval split, by the retrieval evaluator's protocol, it measures that order
 and the retrieval model's own order of the same candidates (recall and NDCG at 10 and
 100), writes both to `evaluation`/metrics.json and ML Metadata, and blesses the ranking
-model when the TFMA Evaluator blessed its ratings (`rating_blessing`) and its order's
+model when the TFMA Evaluator blessed its ratings (`rating_blessing`), the retrieval
+model whose towers its features read was blessed (`retrieval_blessing`), and its order's
 NDCG@10 is at least retrieval's plus `min_ndcg_gain`. The ranking Pusher needs it.
 """
 import json
 import os
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -30,18 +32,32 @@ KS = (10, 100)
 def two_stage_lists(retrieval_dir: str, ranking_dir: str, users: List[bytes], index: Dict[bytes, int],
                     batch: int = 64) -> Dict[str, np.ndarray]:
     """int [U, n] catalogue indices of each user's candidates in the retrieval order and in
-    the ranking model's `score` order (-1: a movie outside `index`)."""
+    the ranking model's `score` order (-1: no movie, or one outside `index`). As the client
+    does, only the candidates retrieval offers (finite scores) are ranked."""
     retrieve = tf.saved_model.load(retrieval_dir).signatures["serving_default"]
     rank = tf.saved_model.load(ranking_dir).signatures["serving_default"]
     lists = {"retrieval": [], "ranking": []}
     for start in range(0, len(users), batch):
-        movies = retrieve(user_id=tf.constant(users[start:start + batch]))["movie_ids"]  # [b, n]
-        scores = rank(user_id=tf.reshape(tf.repeat(users[start:start + batch], movies.shape[1]), [-1]),
-                      movie_id=tf.reshape(movies, [-1]))["score"].numpy().reshape(movies.shape)
-        ids = np.vectorize(lambda m: index.get(m, -1), otypes=[np.int64])(movies.numpy())
+        out = retrieve(user_id=tf.constant(users[start:start + batch]))
+        offered = np.isfinite(out["scores"].numpy())  # [b, n]; -inf: nothing left to offer
+        movies = out["movie_ids"].numpy()
+        rows = np.repeat(np.array(users[start:start + batch], dtype=object), offered.sum(axis=1))
+        scores = np.full(movies.shape, -np.inf, np.float32)
+        scores[offered] = rank(user_id=tf.constant(list(rows), tf.string),
+                               movie_id=tf.constant(list(movies[offered]), tf.string))["score"].numpy()
+        ids = np.where(offered, np.vectorize(lambda m: index.get(m, -1), otypes=[np.int64])(movies), -1)
         lists["retrieval"].append(ids)
         lists["ranking"].append(np.take_along_axis(ids, np.argsort(-scores, axis=1, kind="stable"), axis=1))
     return {name: np.concatenate(rows) for name, rows in lists.items()}
+
+
+def bless(ranked: float, alone: float, ratings_blessed: bool, min_ndcg_gain: float) -> Tuple[bool, str]:
+    """(blessed, why): the two-stage NDCG@10 must reach retrieval's plus the gain, and TFMA
+    must have blessed the ratings."""
+    blessed = ratings_blessed and ranked >= alone + min_ndcg_gain
+    return blessed, (f"two-stage NDCG@10 {ranked:.4f} against retrieval alone {alone:.4f} (needed gain "
+                     f"{min_ndcg_gain:.4f}); ratings {'blessed' if ratings_blessed else 'NOT blessed'} by the "
+                     "TFMA Evaluator")
 
 
 @tfx.dsl.components.component
@@ -51,6 +67,7 @@ def TwoStageEvaluator(
         examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
         catalogue: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
         rating_blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
+        retrieval_blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
         evaluation: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
         blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
         min_ndcg_gain: tfx.dsl.components.Parameter[float] = 0.0) -> None:
@@ -62,10 +79,9 @@ def TwoStageEvaluator(
                             os.path.join(ranking_model.uri, "Format-Serving"), users, index)
     result = {name: metrics.ranking_metrics(top, relevant, KS) for name, top in lists.items()}
     ranked, alone = result["ranking"]["ndcg@10"], result["retrieval"]["ndcg@10"]
-    ratings_ok = int(rating_blessing.get_int_custom_property("blessed")) == 1
-    blessed = ratings_ok and ranked >= alone + min_ndcg_gain
-    why = (f"two-stage NDCG@10 {ranked:.4f} against retrieval alone {alone:.4f} (needed gain {min_ndcg_gain:.4f}); "
-           f"ratings {'blessed' if ratings_ok else 'NOT blessed'} by the TFMA Evaluator")
+    blessed, why = bless(ranked, alone, int(rating_blessing.get_int_custom_property("blessed")) == 1, min_ndcg_gain)
+    if int(retrieval_blessing.get_int_custom_property("blessed")) != 1:  # its features read those towers
+        blessed, why = False, why + "; the retrieval model it was trained with was NOT blessed"
     with tf.io.gfile.GFile(os.path.join(evaluation.uri, "metrics.json"), "w") as f:
         json.dump({**result, "blessed": blessed, "why": why}, f, indent=1)
     for name, values in result.items():

@@ -94,11 +94,12 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
         eval_config=ranking_evaluation.eval_config(configs.RANKING_RMSE_CEILING, configs.RANKING_MAX_RMSE_INCREASE),
     ).with_id("RatingEvaluator")
     # The served order (retrieval's candidates by the ranking score) against retrieval's own; blesses
-    # the ranking model only when it is better and TFMA blessed its ratings.
+    # the ranking model only when it is better, TFMA blessed its ratings and retrieval was blessed.
     ranking_evaluator = TwoStageEvaluator(
         ranking_model=ranking_trainer.outputs["model"], retrieval_model=index_builder.outputs["bruteforce_model"],
         examples=example_gen.outputs["examples"], catalogue=catalogue_gen.outputs["catalogue"],
-        rating_blessing=rating_evaluator.outputs["blessing"], min_ndcg_gain=configs.RANKING_MIN_NDCG_GAIN,
+        rating_blessing=rating_evaluator.outputs["blessing"], retrieval_blessing=retrieval_blessing,
+        min_ndcg_gain=configs.RANKING_MIN_NDCG_GAIN,
     ).with_id("RankingEvaluator")
     # Pushes blessed models into TF Serving's <base>/<model>/<version> layout.
     pushers = [pusher(index_builder.outputs["scann_model"], retrieval_blessing, "retrieval")

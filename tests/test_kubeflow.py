@@ -28,7 +28,7 @@ EDGES = {  # task -> the tasks it waits for
     "LatestBlessedRanking-model-blessing-resolver": set(),
     "RatingEvaluator": {"RankingTrainer", "MovieLensExampleGen", "LatestBlessedRanking-model-resolver"},
     "RankingEvaluator": {"RankingTrainer", "IndexBuilder", "MovieLensExampleGen", "MovieCatalogueGen",
-                         "RatingEvaluator"},
+                         "RatingEvaluator", "RetrievalEvaluator"},
     "RankingPusher": {"RankingTrainer", "RankingEvaluator"},
 }
 

@@ -7,7 +7,9 @@ movie, and would know the positives) embeds each user from their history, every 
 movie is scored, the history masked, and the `num_candidates` best kept, as serving
 does; a candidate is labelled 1 when it is one of the user's held-out movies. The
 features of each pair come from a `Relations` built from the history alone, so no
-feature has seen the positives (stacking). The eval split is never read.
+feature has seen the positives (stacking). The eval split is never read. (A user whose
+history leaves fewer than `num_candidates` movies unseen gets some of their history as
+negatives at the end of the list: only in catalogues of a few hundred movies.)
 """
 import hashlib
 from typing import Dict, List, Tuple
