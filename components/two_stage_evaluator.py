@@ -51,11 +51,20 @@ def two_stage_lists(retrieval_dir: str, ranking_dir: str, users: List[bytes], in
     return {name: np.concatenate(rows) for name, rows in lists.items()}
 
 
+def two_stage_metrics(retrieval_dir: str, ranking_dir: str, users: List[bytes], relevant: List[set],
+                      index: Dict[bytes, int]) -> Tuple[Dict[str, dict], int]:
+    """Metrics of both orders at KS, each cut-off at most the lists' width (a small catalogue),
+    and the first cut-off, the one the blessing compares NDCG at."""
+    lists = two_stage_lists(retrieval_dir, ranking_dir, users, index)
+    ks = tuple(sorted({min(k, lists["ranking"].shape[1]) for k in KS}))
+    return {name: metrics.ranking_metrics(top, relevant, ks) for name, top in lists.items()}, ks[0]
+
+
 def bless(ranked: float, alone: float, ratings_blessed: bool, min_ndcg_gain: float) -> Tuple[bool, str]:
     """(blessed, why): the two-stage NDCG@10 must reach retrieval's plus the gain, and TFMA
     must have blessed the ratings."""
     blessed = ratings_blessed and ranked >= alone + min_ndcg_gain
-    return blessed, (f"two-stage NDCG@10 {ranked:.4f} against retrieval alone {alone:.4f} (needed gain "
+    return blessed, (f"two-stage NDCG {ranked:.4f} against retrieval alone {alone:.4f} (needed gain "
                      f"{min_ndcg_gain:.4f}); ratings {'blessed' if ratings_blessed else 'NOT blessed'} by the "
                      "TFMA Evaluator")
 
@@ -75,16 +84,15 @@ def TwoStageEvaluator(
     movies = RE.read_catalogue(catalogue.uri)
     index = {movie: i for i, movie in enumerate(movies["ids"])}
     users, relevant = RE.relevance(RE.read_pairs(examples.uri, "eval"), index)
-    lists = two_stage_lists(os.path.join(retrieval_model.uri, "Format-Serving"),
-                            os.path.join(ranking_model.uri, "Format-Serving"), users, index)
-    result = {name: metrics.ranking_metrics(top, relevant, KS) for name, top in lists.items()}
-    ranked, alone = result["ranking"]["ndcg@10"], result["retrieval"]["ndcg@10"]
+    result, cut = two_stage_metrics(os.path.join(retrieval_model.uri, "Format-Serving"),
+                                    os.path.join(ranking_model.uri, "Format-Serving"), users, relevant, index)
+    ranked, alone = result["ranking"][f"ndcg@{cut}"], result["retrieval"][f"ndcg@{cut}"]
     blessed, why = bless(ranked, alone, int(rating_blessing.get_int_custom_property("blessed")) == 1, min_ndcg_gain)
     if int(retrieval_blessing.get_int_custom_property("blessed")) != 1:  # its features read those towers
         blessed, why = False, why + "; the retrieval model it was trained with was NOT blessed"
     with tf.io.gfile.GFile(os.path.join(evaluation.uri, "metrics.json"), "w") as f:
         json.dump({**result, "blessed": blessed, "why": why}, f, indent=1)
     for name, values in result.items():
-        for key in ("recall@10", "ndcg@10", "recall@100"):
-            evaluation.set_float_custom_property(f"{name}_{key}", values[key])
+        for key, value in values.items():
+            evaluation.set_float_custom_property(f"{name}_{key}", value)
     RE.write_blessing(blessing, ranking_model, blessed, why, "TwoStageEvaluator")

@@ -41,6 +41,15 @@ def test_ranks_only_what_retrieval_offers_in_the_ranking_order(tmp_path):
     assert lists["ranking"].tolist() == [[1, 0, -1], [1, 0, -1]]  # m3 (-inf) never ranked up
 
 
+
+def test_metrics_cut_at_the_lists_width_on_a_small_catalogue(tmp_path):
+    result, cut = TS.two_stage_metrics(save(Retrieval(), tmp_path / "r"), save(Ranking(), tmp_path / "k"),
+                                       [b"u1"], [{1}], {b"m1": 0, b"m2": 1})
+    assert cut == 3  # lists of 3 movies: NDCG@3, not @10 or @100
+    assert result["ranking"]["recall@3"] == result["retrieval"]["recall@3"] == 1.0
+    assert result["ranking"]["ndcg@3"] == 1.0 > result["retrieval"]["ndcg@3"]  # m2 first, as ranked
+
+
 @pytest.mark.parametrize("ranked, alone, ratings, gain, blessed", [
     (0.40, 0.36, True, 0.0, True), (0.35, 0.36, True, 0.0, False), (0.40, 0.36, False, 0.0, False),
     (0.40, 0.36, True, 0.05, False)])
