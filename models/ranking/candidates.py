@@ -1,7 +1,7 @@
 """The listwise ranker's training lists: a retrieval model's candidates for training users.
 
 Each training user's movies are split by a seeded coin: a `holdout` share of them are
-the positives, the rest is the history (`holdout`). A retrieval model trained on the
+the positives, the rest is the history (`holdout`, seeded). A retrieval model trained on the
 history alone (models/ranking/export.py trains it; the served one saw every training
 movie, and would know the positives) embeds each user from their history, every train
 movie is scored, the history masked, and the `num_candidates` best kept, as serving
@@ -75,8 +75,7 @@ def choose_lambda(kept: List[np.ndarray], held: List[np.ndarray], num_movies: in
 
 
 def _matrix(history: List[np.ndarray], num_movies: int) -> sp.csr_matrix:
-    users = np.repeat(np.arange(len(history)), [len(h) for h in history])
-    movies = np.concatenate(history) if history else np.zeros([0], np.int64)
+    users, movies = pairs(history)
     return sp.csr_matrix((np.ones(len(users), np.float32), (users, movies)), shape=(len(history), num_movies))
 
 
