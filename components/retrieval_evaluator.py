@@ -70,11 +70,13 @@ def evaluate(model_dir: str, scann_dir: Optional[str], train: tuple, eval_: tupl
       scann_dir: ScaNN SavedModel of the same towers, or None.
       train, eval_: (user ids [n], movie ids [n]) of the splits.
       movies: {'ids': [I] catalogue movie ids, 'genres': [I, G] multi-hot}.
-      ks: cut-offs; beyond-accuracy metrics and the ScaNN check use the first.
+      ks: cut-offs (each at most the lists' length); beyond-accuracy metrics and the ScaNN check
+        use the first.
     """
     index = {movie: i for i, movie in enumerate(movies["ids"])}
     users, relevant = relevance(eval_, index)
     top = top_lists(model_dir, users, index)
+    ks = metrics.cut_offs(ks, top.shape[1])
     result = metrics.ranking_metrics(top, relevant, ks)
     popularity = np.bincount([index[m] for m in train[1] if m in index], minlength=len(index))
     result.update(metrics.beyond_accuracy(top, ks[0], popularity, len(set(train[0])), movies["genres"]))

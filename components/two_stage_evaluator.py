@@ -56,7 +56,7 @@ def two_stage_metrics(retrieval_dir: str, ranking_dir: str, users: List[bytes], 
     """Metrics of both orders at KS, each cut-off at most the lists' width (a small catalogue),
     and the first cut-off, the one the blessing compares NDCG at."""
     lists = two_stage_lists(retrieval_dir, ranking_dir, users, index)
-    ks = tuple(sorted({min(k, lists["ranking"].shape[1]) for k in KS}))
+    ks = metrics.cut_offs(KS, lists["ranking"].shape[1])
     return {name: metrics.ranking_metrics(top, relevant, ks) for name, top in lists.items()}, ks[0]
 
 

@@ -71,6 +71,11 @@ def _hits(top_items: np.ndarray, relevant: Sequence[Iterable[int]]) -> tuple:
     return np.array(hits), np.array(counts)
 
 
+def cut_offs(ks: Sequence[int], width: int) -> tuple:
+    """The cut-offs `ks`, each at most `width` (the top lists' length: a small catalogue), sorted."""
+    return tuple(sorted({min(k, width) for k in ks}))
+
+
 def ranking_metrics(top_items: np.ndarray, relevant: Sequence[Iterable[int]],
                     ks: Sequence[int] = (10, 50, 100)) -> Dict[str, float]:
     """Accuracy of top lists against each user's relevant items, averaged over users.

@@ -82,3 +82,9 @@ def test_recall_vs_exact():
     approx = np.array([[1, 2, 3], [4, 5, 6]])
     exact = np.array([[3, 2, 9], [7, 8, 9]])
     assert metrics.recall_vs_exact(approx, exact) == pytest.approx((2 / 3 + 0) / 2)
+
+
+def test_cut_offs_never_exceed_the_lists():
+    assert metrics.cut_offs((10, 50, 100), 40) == (10, 40)
+    assert metrics.cut_offs((10, 100), 3) == (3,)
+    assert metrics.cut_offs((10, 50, 100), 1682) == (10, 50, 100)
