@@ -139,11 +139,13 @@ def RetrievalEvaluator(
 
 
 def write_blessing(blessing, model, blessed: bool, why: str, component: str) -> None:
-    """Marks a ModelBlessing artifact for `model`: the ML Metadata properties that
-    LatestBlessedModelStrategy reads, and the BLESSED / NOT_BLESSED file the Pusher reads."""
+    """Marks a ModelBlessing artifact for `model`: the ML Metadata properties that the Pusher
+    and LatestBlessedModelStrategy read, and a BLESSED / NOT_BLESSED file holding the reason
+    (as TFX's Evaluator writes one)."""
     blessing.set_int_custom_property("blessed", int(blessed))
     blessing.set_int_custom_property("current_model_id", model.id)
     blessing.set_string_custom_property("current_model", model.uri)
     blessing.set_string_custom_property("why", why)
-    tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w").close()
+    with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w") as f:
+        f.write(why + "\n")  # GFile creates no file for an empty write
     print(f"{component}: {'blessed' if blessed else 'NOT blessed'}: {why}")
