@@ -23,7 +23,7 @@ import tensorflow_recommenders as tfrs
 from tfx import v1 as tfx
 
 from models import features as F
-from models.retrieval.towers import RaggedTable
+from models.retrieval.towers import RaggedTable, sorted_contains
 
 SCANN_OPTIONS = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
 MAX_EXCLUDE = 100  # extra exclusions `retrieve` is guaranteed to fill past
@@ -93,11 +93,8 @@ class Retriever(tf.Module):
     def _dropped(self, ids: tf.Tensor, banned: tf.RaggedTensor) -> tf.Tensor:
         """bool [B, k]: which of ids [B, k] are among the row's banned catalogue indices [B, None]."""
         rows = tf.range(tf.shape(ids, out_type=tf.int64)[0])
-        keys = tf.sort(tf.concat([tf.repeat(rows, banned.row_lengths()) * self.num_movies + banned.flat_values,
-                                  [tf.int64.max]], 0))  # the sentinel keeps the search in range
-        wanted = rows[:, None] * self.num_movies + self.movie_index.lookup(ids)  # [B, k]
-        found = tf.gather(keys, tf.searchsorted(keys, tf.reshape(wanted, [-1]), out_type=tf.int64))
-        return tf.reshape(tf.equal(found, tf.reshape(wanted, [-1])), tf.shape(ids))
+        keys = tf.sort(tf.repeat(rows, banned.row_lengths()) * self.num_movies + banned.flat_values)
+        return sorted_contains(keys, rows[:, None] * self.num_movies + self.movie_index.lookup(ids))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
                                   tf.TensorSpec([None, None], tf.string, name="exclude"),

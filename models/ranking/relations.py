@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from models.retrieval.towers import RaggedTable
+from models.retrieval.towers import RaggedTable, sorted_contains
 
 NAMES = ("retrieval", "similarity", "ease", "genre", "popularity")
 
@@ -119,9 +119,7 @@ class Relations(tf.Module):
         candidate = tf.gather(self.embeddings, movie)  # [B, dim]
         near = self.neighbours.gather(movie)  # [B, None] movies h with a weight B[h, c]
         keys = tf.repeat(user, near.row_lengths()) * self.num_movies + near.flat_values
-        last = tf.size(self.pairs, out_type=tf.int64) - 1
-        at = tf.minimum(tf.searchsorted(self.pairs, keys, out_type=tf.int64), last)
-        seen = tf.cast(tf.equal(tf.gather(self.pairs, at), keys), tf.float32)
+        seen = tf.cast(sorted_contains(self.pairs, keys), tf.float32)
         ease = tf.reduce_sum(near.with_flat_values(seen * self.weights.gather(movie).flat_values), axis=1)
         return tf.stack([
             tf.reduce_sum(tf.gather(self.queries, user) * candidate, axis=1),

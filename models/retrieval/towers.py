@@ -32,6 +32,15 @@ class RaggedTable(tf.Module):
         return tf.gather(table, rows)
 
 
+def sorted_contains(sorted_keys: tf.Tensor, keys: tf.Tensor) -> tf.Tensor:
+    """bool, the shape of int64 `keys`: which of them are in the sorted int64 vector `sorted_keys`
+    (a binary search each: memory and time linear in the two sizes)."""
+    padded = tf.concat([sorted_keys, [tf.int64.max]], 0)  # the sentinel keeps every search in range
+    flat = tf.reshape(keys, [-1])
+    return tf.reshape(tf.equal(tf.gather(padded, tf.searchsorted(padded, flat, out_type=tf.int64)), flat),
+                      tf.shape(keys))
+
+
 class Bag(tf.keras.layers.Layer):
     """Mean of the embeddings of a bag of ids: SparseTensor [batch, None] -> [batch, dim]."""
 
