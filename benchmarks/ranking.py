@@ -31,8 +31,8 @@ from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, sche
 from benchmarks import baselines  # noqa: E402
 from models import features as F  # noqa: E402
 from models import training
-from models.ranking import constants as C  # noqa: E402
 from models.ranking import model as M
+from models.ranking.constants import RankingConfig  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "ranking.json")
 GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
@@ -125,7 +125,7 @@ def biased_mf(tft_output, files, seed: int, dim: int = 32, l2: float = 5e-5) -> 
         return F.dataset(files[split], tft_output, 1024, shuffle).map(
             lambda b: ((b["user_id_xf"], b["movie_id_xf"]), b[F.RATING]))
     model.fit(pairs("fit", True), validation_data=pairs("val"), epochs=40, verbose=0, callbacks=[
-        tf.keras.callbacks.EarlyStopping("val_rmse", patience=C.PATIENCE, restore_best_weights=True)])
+        tf.keras.callbacks.EarlyStopping("val_rmse", patience=RankingConfig.patience, restore_best_weights=True)])
     return test_metrics(lambda b: {"rating": model((b["user_id_xf"], b["movie_id_xf"]))},
                         F.dataset(files["test"], tft_output, 4096, shuffle=False))
 
@@ -136,13 +136,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="training runs per model; medians are reported")
     parser.add_argument("--out", default=OUT, help="where the JSON goes")
     parser.add_argument("--config", default="{}", help='ranking config overrides for both DNN and DCN, '
-                        'as JSON, e.g. \'{"l2": 1e-4}\' (keys: models/ranking/constants.py, lower case)')
+                        'as JSON, e.g. \'{"l2": 1e-4}\' (keys: RankingConfig, models/ranking/constants.py)')
     parser.add_argument("--work-dir", help="keeps the transformed splits; a rerun with it skips Transform")
     args = parser.parse_args()
     data_dir = baselines.find_data_dir(args.data_dir)
     if not data_dir:
         sys.exit("No ml-100k found: pass --data-dir /path/to/ml-100k or set MOVIELENS_DIR.")
     overrides = json.loads(args.config)
+    configs = {"dnn": RankingConfig.of({**overrides, "cross_layers": 0}), "dcn": RankingConfig.of(overrides)}
     start = time.monotonic()
     train, test = baselines.stack_split(data_dir)
     val_rows = np.random.default_rng(0).permutation(len(train))[: len(train) // 10]
@@ -164,11 +165,10 @@ def main() -> None:
                                   "model_run_dir": os.path.join(root, "run")})
     for seed in range(args.seeds):
         runs["mf"].append(biased_mf(tft_output, files, seed))
-        for name, config in (("dnn", {**overrides, "cross_layers": 0}), ("dcn", overrides)):
+        for name, config in configs.items():
             tf.keras.utils.set_random_seed(seed)
             model = M.build(tft_output, config, mean)
-            training.fit(model, fn_args, tft_output, config.get("batch_size", C.BATCH_SIZE),
-                         config.get("epochs", C.EPOCHS), M.early_stopping(config))
+            training.fit(model, fn_args, tft_output, config.batch_size, config.epochs, M.early_stopping(config))
             runs[name].append(test_metrics(model, F.dataset(files["test"], tft_output, 4096, shuffle=False)))
             print(seed, name, runs[name][-1], flush=True)
         print(seed, "mf", runs["mf"][-1], flush=True)
@@ -179,9 +179,9 @@ def main() -> None:
         "models": {name: {**median(values), "runs": values} for name, values in runs.items()},
         "protocol": "ML-100K, reference random 80/20 split (default_rng(42)); 10% of train held out for early "
                     "stopping; medians over seeds",
-        "config": {"seeds": args.seeds, "overrides": overrides, "dcn": {k: getattr(C, k) for k in (
-            "EMBEDDING_DIM", "DEEP_LAYERS", "CROSS_LAYERS", "STRUCTURE", "PROJECTION_DIM", "RATING_WEIGHT",
-            "LIKED_WEIGHT", "NEGATIVE_WEIGHT", "L2", "LEARNING_RATE", "BATCH_SIZE", "PATIENCE")}},
+        "config": {"seeds": args.seeds, "overrides": overrides, "dcn": {k: getattr(configs["dcn"], k) for k in (
+            "embedding_dim", "deep_layers", "cross_layers", "structure", "projection_dim", "rating_weight",
+            "liked_weight", "negative_weight", "l2", "learning_rate", "batch_size", "patience")}},
         "seconds": time.monotonic() - start,
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

@@ -6,6 +6,7 @@ import tensorflow as tf
 from models.ranking import candidates
 from models.ranking import model as M
 from models.ranking import relations as R
+from models.ranking.constants import RankingConfig
 
 # Users 0 and 1 (row 2: the OOV user); movies 0..3 (row 4: the OOV movie).
 USERS, MOVIES = np.array([0, 0, 1]), np.array([0, 1, 1])
@@ -71,7 +72,7 @@ def test_listwise_ranker_learns_which_feature_finds_the_positive():
     labels = np.zeros((lists, size), np.float32)
     labels[np.arange(lists), features_[:, :, 1].argmax(axis=1)] = 1.0  # feature 1 finds it
     tf.keras.utils.set_random_seed(0)
-    model, history = M.fit_listwise(features_, labels, {"list_epochs": 30, "list_learning_rate": 0.02})
+    model, history = M.fit_listwise(features_, labels, RankingConfig(list_epochs=30, list_learning_rate=0.02))
     assert history["val_loss"][-1] < 0.6 * history["val_loss"][0]
     scores = model(tf.constant(features_)).numpy()
     assert (scores.argmax(axis=1) == labels.argmax(axis=1)).mean() > 0.8

@@ -15,6 +15,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, sche
 from models import features as F
 from models.ranking import export
 from models.ranking import model as M
+from models.ranking.constants import RankingConfig
 from models.retrieval import model as retrieval
 
 STRINGS = (F.USER_ID, F.MOVIE_ID, F.USER_GENDER, F.USER_OCCUPATION, F.USER_ZIP, F.MOVIE_TITLE)
@@ -74,8 +75,8 @@ def batch(transformed_pair):
 
 def test_model_reads_side_features_and_learns_both_heads(transformed):
     tf.keras.utils.set_random_seed(0)
-    model = M.build(transformed[0], {"embedding_dim": 8, "deep_layers": (16,), "learning_rate": 0.05,
-                                     "negative_weight": 0.0})  # every pair of the 9 rows is rated
+    model = M.build(transformed[0], RankingConfig(embedding_dim=8, deep_layers=(16,), learning_rate=0.05,
+                                                  negative_weight=0.0))  # every pair of the 9 rows is rated
     assert set(model.cardinalities) == {F.transformed_name(k) for k in F.USER_FEATURES + F.MOVIE_FEATURES}
     assert len(model.crosses) == 2
     data = tf.data.Dataset.from_tensors(batch(transformed))
@@ -89,7 +90,7 @@ def test_model_reads_side_features_and_learns_both_heads(transformed):
 
 
 def test_plain_deep_network_has_no_cross_layers(transformed):
-    model = M.build(transformed[0], {"cross_layers": 0, "deep_layers": (16,)})
+    model = M.build(transformed[0], RankingConfig(cross_layers=0, deep_layers=(16,)))
     model(batch(transformed))
     assert not model.crosses
     assert not any("cross" in w.name for w in model.trainable_weights)

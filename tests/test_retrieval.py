@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from models import features as F
+from models.retrieval.constants import RetrievalConfig
 from models.retrieval.model import RetrievalModel, tables
 from models.retrieval.towers import (
     HISTORY_KEEP,
@@ -98,7 +99,7 @@ def test_every_negative_sampler_trains(negatives):
     movies = MovieTable(np.array([0, 1, 1, 2, 0]),
                         {key: [np.array(r, np.int64) for r in COLUMNS[key] + [[]]] for key in MOVIE_BAGS})
     model = RetrievalModel(query, CandidateTower(SIZES, dim=8, layers=[8]), movies, np.array([1, 1, 1, 1, 0]),
-                           {"negatives": negatives, "num_sampled": 4, "num_hard_negatives": 2, "temperature": 0.1})
+                           RetrievalConfig(negatives=negatives, num_sampled=4, num_hard_negatives=2, temperature=0.1))
     model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
     data = tf.data.Dataset.from_tensors(BATCH)
     before = model.evaluate(data, return_dict=True, verbose=0)["loss"]
@@ -109,4 +110,4 @@ def test_every_negative_sampler_trains(negatives):
 def test_unknown_negative_sampler_is_refused():
     with pytest.raises(ValueError, match="negatives='random'"):
         RetrievalModel(query_tower([[], [], [], []]), CandidateTower(SIZES, 8, [8]), None, np.array([1, 1, 1, 1, 0]),
-                       {"negatives": "random"})
+                       RetrievalConfig(negatives="random"))

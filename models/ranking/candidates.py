@@ -21,6 +21,7 @@ import tensorflow_transform as tft
 
 from models import features as F
 from models.ranking import relations as R
+from models.ranking.constants import RankingConfig
 
 
 def holdout(history: List[np.ndarray], share: float, seed: int) -> Tuple[List[np.ndarray], List[np.ndarray]]:
@@ -118,7 +119,7 @@ def held_out_examples(files: List[str], tft_output: tft.TFTransformOutput, held:
 
 
 def training_lists(towers, user_ids: np.ndarray, movie_ids: np.ndarray, kept: List[np.ndarray],
-                   held: List[np.ndarray], genres: np.ndarray, config: dict) -> Dict[str, np.ndarray]:
+                   held: List[np.ndarray], genres: np.ndarray, config: RankingConfig) -> Dict[str, np.ndarray]:
     """The listwise training data (see the module docstring).
 
     Args:
@@ -134,15 +135,15 @@ def training_lists(towers, user_ids: np.ndarray, movie_ids: np.ndarray, kept: Li
       `lambda`, the EASE weight chosen on the held-out movies (with `lambda_recall`).
     """
     num_users, num_movies = len(kept), len(genres)
-    recall = choose_lambda(kept, held, num_movies, tuple(config["ease_lambdas"]))
+    recall = choose_lambda(kept, held, num_movies, tuple(config.ease_lambdas))
     lam = max(recall, key=recall.get)
     embeddings = pad_rows(towers.movie_embeddings()["embeddings"].numpy(), num_movies)
     queries = pad_rows(embed_histories(towers, user_ids, kept[:len(user_ids)], movie_ids), num_users)
-    candidates = top_candidates(queries, embeddings[:len(movie_ids)], kept, config["num_candidates"])  # no OOV
+    candidates = top_candidates(queries, embeddings[:len(movie_ids)], kept, config.num_candidates)  # no OOV
     labels = np.stack([np.isin(row, movies) for row, movies in zip(candidates, held, strict=True)]).astype(np.float32)
     users = np.flatnonzero(labels.sum(axis=1) > 0)
     relations = R.Relations(*pairs(kept), num_users, num_movies, queries, embeddings, genres, lam,
-                            config["neighbours"])
+                            config.neighbours)
     return {"users": users, "candidates": candidates[users], "labels": labels[users],
             "features": R.features_of(relations, users, candidates[users]), "lambda": lam,
             "lambda_recall": recall}

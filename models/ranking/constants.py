@@ -1,31 +1,49 @@
 """Hyper-parameters of the DCN ranking model (override any with the Trainer's custom_config)."""
-EMBEDDING_DIM = 32
-DEEP_LAYERS = (64, 32)
-CROSS_LAYERS = 2  # 0 = the plain deep network of the same size
-STRUCTURE = "stacked"  # "stacked": cross layers feed the deep network; "parallel": side by side
-PROJECTION_DIM = None  # low-rank cross kernels (e.g. 16); None = full rank
-RATING_WEIGHT = 1.0  # loss = RATING_WEIGHT * MSE(rating) + LIKED_WEIGHT * BCE(liked)
-LIKED_WEIGHT = 0.5
-NEGATIVE_WEIGHT = 1.0  # like-head loss weight of in-batch unrated pairs (0 = ratings only; model.py)
-L2 = 1e-4  # L2 penalty on the embeddings
-BATCH_SIZE = 1024
-EPOCHS = 20  # at most; training stops when the eval RMSE stops improving
-PATIENCE = 2  # epochs without improvement before stopping (0 = train all EPOCHS)
-LEARNING_RATE = 0.005
-# Transformed features the model reads, where Transform produces them. Time features are
-# left out: serving_default takes ids only, so it has no timestamp to give the model.
-USER_FEATURES = ("user_id", "user_age", "user_gender", "user_occupation", "user_zip")
-MOVIE_FEATURES = ("movie_id", "movie_year", "movie_genres", "movie_title", "movie_tags")
-# The listwise re-ranker (models/ranking/candidates.py, relations.py): what orders the
-# retrieval model's candidates in serving.
-NUM_CANDIDATES = 100  # candidates per training list (the pipeline passes the number it serves)
-HOLDOUT = 0.2  # share of each training user's movies held out as the lists' positives
-HOLDOUT_SEED = 7
-EASE_LAMBDAS = (30.0, 100.0, 300.0, 1000.0, 3000.0)  # EASE's L2 weight: the best on the held-out movies
-NEIGHBOURS = 200  # EASE weights kept per movie
-LIST_CROSS_LAYERS = 1
-LIST_DEEP_LAYERS = ()  # none: one Cross layer, then the score (chosen on validation lists)
-LIST_BATCH_SIZE = 32  # lists per step
-LIST_EPOCHS = 40  # at most; stops when the loss on a tenth of the lists stops improving
-LIST_PATIENCE = 4
-LIST_LEARNING_RATE = 0.01
+import dataclasses
+from typing import Optional, Tuple
+
+from models.config import Config
+from models.retrieval.constants import RetrievalConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class RankingConfig(Config):
+    """The ranking model's knobs; `RankingConfig.of(custom_config)` rejects unknown keys."""
+
+    embedding_dim: int = 32
+    deep_layers: Tuple[int, ...] = (64, 32)
+    cross_layers: int = 2  # 0 = the plain deep network of the same size
+    structure: str = "stacked"  # "stacked": cross layers feed the deep network; "parallel": side by side
+    projection_dim: Optional[int] = None  # low-rank cross kernels (e.g. 16); None = full rank
+    rating_weight: float = 1.0  # loss = rating_weight * MSE(rating) + liked_weight * BCE(liked)
+    liked_weight: float = 0.5
+    negative_weight: float = 1.0  # like-head loss weight of in-batch unrated pairs (0 = ratings only; model.py)
+    l2: float = 1e-4  # L2 penalty on the embeddings
+    batch_size: int = 1024
+    epochs: int = 20  # at most; training stops when the eval RMSE stops improving
+    patience: int = 2  # epochs without improvement before stopping (0 = train all epochs)
+    learning_rate: float = 0.005
+    # Transformed features the model reads, where Transform produces them. Time features are
+    # left out: serving_default takes ids only, so it has no timestamp to give the model.
+    user_features: Tuple[str, ...] = ("user_id", "user_age", "user_gender", "user_occupation", "user_zip")
+    movie_features: Tuple[str, ...] = ("movie_id", "movie_year", "movie_genres", "movie_title", "movie_tags")
+    # The listwise re-ranker (models/ranking/candidates.py, relations.py): what orders the
+    # retrieval model's candidates in serving.
+    num_candidates: int = 100  # candidates per training list (the pipeline passes the number it serves)
+    holdout: float = 0.2  # share of each training user's movies held out as the lists' positives
+    holdout_seed: int = 7
+    ease_lambdas: Tuple[float, ...] = (30.0, 100.0, 300.0, 1000.0, 3000.0)  # EASE's L2 weight: best on held-out
+    neighbours: int = 200  # EASE weights kept per movie
+    list_cross_layers: int = 1
+    list_deep_layers: Tuple[int, ...] = ()  # none: one Cross layer, then the score (chosen on validation lists)
+    list_batch_size: int = 32  # lists per step
+    list_epochs: int = 40  # at most; stops when the loss on a tenth of the lists stops improving
+    list_patience: int = 4
+    list_learning_rate: float = 0.01
+    verbose: int = 2  # Keras fit's verbosity for the listwise re-ranker
+    # The config of the retrieval model trained without the held-out movies (the pipeline
+    # passes the served one's), a dict of RetrievalConfig keys.
+    retrieval: RetrievalConfig = dataclasses.field(default_factory=RetrievalConfig)
+
+    def __post_init__(self):
+        object.__setattr__(self, "retrieval", RetrievalConfig.of(self.retrieval))

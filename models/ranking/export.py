@@ -27,9 +27,9 @@ import tensorflow_transform as tft
 from models import features as F
 from models import training
 from models.ranking import candidates
-from models.ranking import constants as C
 from models.ranking import model as M
 from models.ranking import relations as R
+from models.ranking.constants import RankingConfig
 from models.retrieval import model as retrieval
 from models.retrieval.model import tables
 
@@ -141,19 +141,18 @@ def run_fn(fn_args) -> None:
     (stopping when the eval RMSE stops improving) and the listwise re-ranker (see
     `train_listwise`), and saves both behind one serving model. `fn_args.base_model` is
     the retrieval Trainer's model: the serving features read its embeddings."""
-    config = fn_args.custom_config or {}
+    config = RankingConfig.of(fn_args.custom_config)
     if not fn_args.base_model:
         raise ValueError("The ranking Trainer needs the retrieval Trainer's model as base_model: the "
                          "re-ranker's features read its embeddings (see pipeline/pipeline.py)")
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     model = M.build(tft_output, config, M.mean_rating(fn_args.train_files, tft_output))
-    training.fit(model, fn_args, tft_output, config.get("batch_size", C.BATCH_SIZE),
-                 config.get("epochs", C.EPOCHS), callbacks=M.early_stopping(config))
+    training.fit(model, fn_args, tft_output, config.batch_size, config.epochs, callbacks=M.early_stopping(config))
     listwise, relations = train_listwise(tf.saved_model.load(fn_args.base_model), tft_output, fn_args, config)
     save(Ranker(model, tft_output, fn_args.train_files, listwise, relations), fn_args.serving_model_dir)
 
 
-def train_listwise(towers, tft_output: tft.TFTransformOutput, fn_args, config: dict
+def train_listwise(towers, tft_output: tft.TFTransformOutput, fn_args, config: RankingConfig
                    ) -> Tuple[M.ListwiseRanker, R.Relations]:
     """The listwise re-ranker and the relation features it reads in serving.
 
@@ -163,29 +162,26 @@ def train_listwise(towers, tft_output: tft.TFTransformOutput, fn_args, config: d
     features are then built from the whole train split and `towers`, the served retrieval
     model. What it chose and learned goes to fn_args.model_run_dir/listwise.json.
     """
-    options = {"holdout": C.HOLDOUT, "holdout_seed": C.HOLDOUT_SEED, "num_candidates": C.NUM_CANDIDATES,
-               "ease_lambdas": C.EASE_LAMBDAS, "neighbours": C.NEIGHBOURS}
-    options.update({key: config[key] for key in options if key in config})
     sizes = {key: F.vocabulary_size(tft_output, key) for key in (F.USER_ID, F.MOVIE_ID, F.MOVIE_GENRES)}
     t = tables(tft_output, fn_args.train_files, sizes)
     user_ids, movie_ids = (np.array(tft_output.vocabulary_by_name(F.vocabulary_name(key)), dtype=object)
                            for key in (F.USER_ID, F.MOVIE_ID))
     genres = R.genre_matrix(t["bags"][F.MOVIE_GENRES], sizes[F.MOVIE_GENRES])
-    kept, held = candidates.holdout(t["history"], options["holdout"], options["holdout_seed"])
+    kept, held = candidates.holdout(t["history"], config.holdout, config.holdout_seed)
     run_dir = os.path.join(fn_args.model_run_dir, "holdout_retrieval")
     tf.io.gfile.makedirs(run_dir)
     train_files = [candidates.held_out_examples(fn_args.train_files, tft_output, held,
                                                 os.path.join(run_dir, "train.gz"))]
     holdout_towers = retrieval.train(tft_output, types.SimpleNamespace(
-        train_files=train_files, eval_files=fn_args.eval_files, model_run_dir=run_dir), config.get("retrieval", {}))
-    lists = candidates.training_lists(holdout_towers, user_ids, movie_ids, kept, held, genres, options)
+        train_files=train_files, eval_files=fn_args.eval_files, model_run_dir=run_dir), config.retrieval)
+    lists = candidates.training_lists(holdout_towers, user_ids, movie_ids, kept, held, genres, config)
     listwise, history = M.fit_listwise(lists["features"], lists["labels"], config)
     queries = towers.embed_users(user_id=tf.constant(list(user_ids)))["embeddings"].numpy()
     embeddings = towers.movie_embeddings()["embeddings"].numpy()
     relations = R.Relations(*candidates.pairs(t["history"]), sizes[F.USER_ID], sizes[F.MOVIE_ID],
                             candidates.pad_rows(queries, sizes[F.USER_ID]),
                             candidates.pad_rows(embeddings, sizes[F.MOVIE_ID]), genres, lists["lambda"],
-                            options["neighbours"])
+                            config.neighbours)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "listwise.json"), "w") as f:
         json.dump({"lists": int(len(lists["users"])), "positives": float(lists["labels"].sum()),
                    "ease_lambda": lists["lambda"], "ease_recall@20_by_lambda": lists["lambda_recall"],

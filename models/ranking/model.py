@@ -16,7 +16,7 @@ import tensorflow_recommenders as tfrs
 import tensorflow_transform as tft
 
 from models import features as F
-from models.ranking import constants as C
+from models.ranking.constants import RankingConfig
 
 LIKED = F.LIKED  # label: rating >= F.LIKED_THRESHOLD
 
@@ -38,11 +38,12 @@ class RankingModel(tfrs.Model):
         another row's movie, labelled not liked); 0 trains the like head on ratings only.
     """
 
-    def __init__(self, cardinalities: Dict[str, int], dim: int = C.EMBEDDING_DIM,
-                 deep_layers: Iterable[int] = C.DEEP_LAYERS, cross_layers: int = C.CROSS_LAYERS,
-                 structure: str = C.STRUCTURE, projection_dim: Optional[int] = C.PROJECTION_DIM,
-                 rating_weight: float = C.RATING_WEIGHT, liked_weight: float = C.LIKED_WEIGHT,
-                 rating_bias: float = 0.0, l2: float = C.L2, negative_weight: float = C.NEGATIVE_WEIGHT):
+    def __init__(self, cardinalities: Dict[str, int], dim: int = RankingConfig.embedding_dim,
+                 deep_layers: Iterable[int] = RankingConfig.deep_layers, cross_layers: int = RankingConfig.cross_layers,
+                 structure: str = RankingConfig.structure, projection_dim: Optional[int] = RankingConfig.projection_dim,
+                 rating_weight: float = RankingConfig.rating_weight, liked_weight: float = RankingConfig.liked_weight,
+                 rating_bias: float = 0.0, l2: float = RankingConfig.l2,
+                 negative_weight: float = RankingConfig.negative_weight):
         super().__init__()
         if structure not in ("stacked", "parallel"):
             raise ValueError(f"ranking config structure={structure!r}: use 'stacked' or 'parallel'")
@@ -116,16 +117,15 @@ def _gather(values, order):
     return tf.gather(values, order)
 
 
-def feature_names(tft_output: tft.TFTransformOutput, config: dict) -> list:
+def feature_names(tft_output: tft.TFTransformOutput, config: RankingConfig) -> list:
     """The transformed features the model reads: the configured ones Transform produces."""
     spec = tft_output.transformed_feature_spec()
-    wanted = list(config.get("user_features", C.USER_FEATURES)) + list(config.get("movie_features",
-                                                                                  C.MOVIE_FEATURES))
+    wanted = list(config.user_features) + list(config.movie_features)
     return [F.transformed_name(key) for key in wanted if F.transformed_name(key) in spec]
 
 
-def build(tft_output: tft.TFTransformOutput, config: dict, rating_bias: float = 0.0) -> RankingModel:
-    """A compiled RankingModel over the configured features (see constants.py for the keys)."""
+def build(tft_output: tft.TFTransformOutput, config: RankingConfig, rating_bias: float = 0.0) -> RankingModel:
+    """A compiled RankingModel over the configured features."""
     cardinalities = {}
     for name in feature_names(tft_output, config):
         try:
@@ -134,12 +134,10 @@ def build(tft_output: tft.TFTransformOutput, config: dict, rating_bias: float = 
             raise ValueError(f"Ranking feature {name}: Transform records no number of ids for it ({error}); "
                              "produce it with a tft vocabulary or bucketize, or drop it from "
                              "user_features/movie_features in the ranking config") from None
-    model = RankingModel(cardinalities, config.get("embedding_dim", C.EMBEDDING_DIM),
-                         config.get("deep_layers", C.DEEP_LAYERS), config.get("cross_layers", C.CROSS_LAYERS),
-                         config.get("structure", C.STRUCTURE), config.get("projection_dim", C.PROJECTION_DIM),
-                         config.get("rating_weight", C.RATING_WEIGHT), config.get("liked_weight", C.LIKED_WEIGHT),
-                         rating_bias, config.get("l2", C.L2), config.get("negative_weight", C.NEGATIVE_WEIGHT))
-    model.compile(optimizer=tf.keras.optimizers.Adam(config.get("learning_rate", C.LEARNING_RATE)))
+    model = RankingModel(cardinalities, config.embedding_dim, config.deep_layers, config.cross_layers,
+                         config.structure, config.projection_dim, config.rating_weight, config.liked_weight,
+                         rating_bias, config.l2, config.negative_weight)
+    model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
     return model
 
 
@@ -151,9 +149,9 @@ def mean_rating(file_patterns: list, tft_output: tft.TFTransformOutput) -> float
     return float(total / tf.maximum(count, 1.0))
 
 
-def early_stopping(config: dict) -> list:
+def early_stopping(config: RankingConfig) -> list:
     """Keras callbacks stopping on the eval RMSE and keeping the best epoch's weights."""
-    patience = config.get("patience", C.PATIENCE)
+    patience = config.patience
     return [tf.keras.callbacks.EarlyStopping("val_rmse", patience=patience, restore_best_weights=True)] \
         if patience else []
 
@@ -172,7 +170,8 @@ class ListwiseRanker(tfrs.Model):
       cross_layers, deep_layers: the DCN's Cross layers and ReLU widths.
     """
 
-    def __init__(self, cross_layers: int = C.LIST_CROSS_LAYERS, deep_layers: Iterable[int] = C.LIST_DEEP_LAYERS):
+    def __init__(self, cross_layers: int = RankingConfig.list_cross_layers,
+                 deep_layers: Iterable[int] = RankingConfig.list_deep_layers):
         super().__init__()
         self.crosses = [tfrs.layers.dcn.Cross(kernel_initializer="glorot_uniform") for _ in range(cross_layers)]
         self.deep = tf.keras.Sequential([tf.keras.layers.Dense(n, activation="relu") for n in deep_layers]
@@ -210,7 +209,8 @@ def standardise_groups(features: tf.Tensor, groups: tf.Tensor) -> tf.Tensor:
     return (features - tf.gather(mean, groups)) / (tf.sqrt(tf.gather(variance, groups)) + STD_EPSILON)
 
 
-def fit_listwise(features: np.ndarray, labels: np.ndarray, config: dict) -> Tuple[ListwiseRanker, dict]:
+def fit_listwise(features: np.ndarray, labels: np.ndarray, config: RankingConfig
+                 ) -> Tuple[ListwiseRanker, dict]:
     """Trains a ListwiseRanker on [L, N, F] lists, early stopping on a tenth of them.
 
     Returns:
@@ -221,17 +221,14 @@ def fit_listwise(features: np.ndarray, labels: np.ndarray, config: dict) -> Tupl
                          "candidates; raise the ranking config's holdout or num_candidates, or add data")
     order = np.random.default_rng(0).permutation(len(features))
     cut = max(1, len(order) // 10)
-    model = ListwiseRanker(config.get("list_cross_layers", C.LIST_CROSS_LAYERS),
-                           config.get("list_deep_layers", C.LIST_DEEP_LAYERS))
-    model.compile(optimizer=tf.keras.optimizers.Adam(config.get("list_learning_rate", C.LIST_LEARNING_RATE)))
-    stop = tf.keras.callbacks.EarlyStopping("val_loss", patience=config.get("list_patience", C.LIST_PATIENCE),
-                                            restore_best_weights=True)
+    model = ListwiseRanker(config.list_cross_layers, config.list_deep_layers)
+    model.compile(optimizer=tf.keras.optimizers.Adam(config.list_learning_rate))
+    stop = tf.keras.callbacks.EarlyStopping("val_loss", patience=config.list_patience, restore_best_weights=True)
 
     def lists(rows: np.ndarray) -> tf.data.Dataset:
         return tf.data.Dataset.from_tensor_slices((features[rows], labels[rows]))
 
-    history = model.fit(lists(order[cut:]).shuffle(len(order), seed=0).batch(config.get("list_batch_size",
-                                                                                        C.LIST_BATCH_SIZE)),
-                        validation_data=lists(order[:cut]).batch(256), epochs=config.get("list_epochs", C.LIST_EPOCHS),
-                        callbacks=[stop], verbose=config.get("verbose", 2))
+    history = model.fit(lists(order[cut:]).shuffle(len(order), seed=0).batch(config.list_batch_size),
+                        validation_data=lists(order[:cut]).batch(256), epochs=config.list_epochs,
+                        callbacks=[stop], verbose=config.verbose)
     return model, history.history

@@ -1,12 +1,22 @@
-"""Hyper-parameters of the two-tower retrieval model (override with Trainer custom_config)."""
-EMBEDDING_DIM = 64
-LAYERS = [128]  # hidden layers of each tower's MLP, before the output of EMBEDDING_DIM
-USE_HISTORY = True  # the query tower adds the mean embedding of the user's training movies
-TEMPERATURE = 0.05
-NEGATIVES = "mixed"  # in_batch | uniform | hard | mixed (see models/retrieval/model.py)
-NUM_SAMPLED = 512  # sampled negatives per batch, on top of the batch's own movies
-NUM_HARD_NEGATIVES = 128  # with negatives="hard": negatives kept per query, the highest-scored
-BATCH_SIZE = 1024
-EPOCHS = 12  # at most; early stopping on the eval loss may end sooner
-PATIENCE = 4
-LEARNING_RATE = 0.01
+"""Hyper-parameters of the two-tower retrieval model (override any with the Trainer's custom_config)."""
+import dataclasses
+from typing import Tuple
+
+from models.config import Config
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrievalConfig(Config):
+    """The retrieval model's knobs; `RetrievalConfig.of(custom_config)` rejects unknown keys."""
+
+    embedding_dim: int = 64
+    layers: Tuple[int, ...] = (128,)  # hidden layers of each tower's MLP, before the output of embedding_dim
+    use_history: bool = True  # the query tower adds the mean embedding of the user's training movies
+    temperature: float = 0.05
+    negatives: str = "mixed"  # in_batch | uniform | hard | mixed (see models/retrieval/model.py)
+    num_sampled: int = 512  # sampled negatives per batch, on top of the batch's own movies
+    num_hard_negatives: int = 128  # with negatives="hard": negatives kept per query, the highest-scored
+    batch_size: int = 1024
+    epochs: int = 12  # at most; early stopping on the eval loss may end sooner
+    patience: int = 4
+    learning_rate: float = 0.01

@@ -33,7 +33,7 @@ import tensorflow_transform as tft
 
 from models import features as F
 from models import training
-from models.retrieval import constants as C
+from models.retrieval.constants import RetrievalConfig
 from models.retrieval.towers import (
     HISTORY,
     HISTORY_KEEP,
@@ -52,18 +52,18 @@ class RetrievalModel(tfrs.Model):
     """Softmax over (user, rated movie) pairs with logQ-corrected negatives."""
 
     def __init__(self, query: QueryTower, candidate: CandidateTower, movies: MovieTable,
-                 counts: np.ndarray, config: dict):
+                 counts: np.ndarray, config: RetrievalConfig):
         super().__init__()
         self.query, self.candidate, self.movies = query, candidate, movies
-        self.negatives = config.get("negatives", C.NEGATIVES)
+        self.negatives = config.negatives
         if self.negatives not in NEGATIVES:
             raise ValueError(f"negatives={self.negatives!r}: choose one of {NEGATIVES} in the retrieval config")
-        self.num_sampled = 0 if self.negatives == "in_batch" else config.get("num_sampled", C.NUM_SAMPLED)
+        self.num_sampled = 0 if self.negatives == "in_batch" else config.num_sampled
         rated = counts > 0
         self.popularity = tf.constant(counts / counts.sum(), tf.float32)  # [movies], p(positive = j)
         self.uniform = tf.constant(rated / rated.sum(), tf.float32)  # [movies], over train movies
-        hard = config.get("num_hard_negatives", C.NUM_HARD_NEGATIVES) if self.negatives == "hard" else None
-        self.task = tfrs.tasks.Retrieval(temperature=config.get("temperature", C.TEMPERATURE),
+        hard = config.num_hard_negatives if self.negatives == "hard" else None
+        self.task = tfrs.tasks.Retrieval(temperature=config.temperature,
                                          num_hard_negatives=hard or None, remove_accidental_hits=True)
 
     def _sample(self) -> tuple:
@@ -139,15 +139,15 @@ def tables(tft_output: tft.TFTransformOutput, files: List[str], sizes: Dict[str,
             "counts": np.bincount(movies, minlength=n_movies)}
 
 
-def build(tft_output: tft.TFTransformOutput, train_files: List[str], config: dict) -> RetrievalModel:
+def build(tft_output: tft.TFTransformOutput, train_files: List[str], config: RetrievalConfig) -> RetrievalModel:
     sizes = {key: F.vocabulary_size(tft_output, key) for key in F.VOCAB_FEATURES}
     sizes.update({key: F.bucket_count(key) for key in F.BUCKET_FEATURES})
     t = tables(tft_output, train_files, sizes)
-    dim, layers = config.get("embedding_dim", C.EMBEDDING_DIM), config.get("layers", C.LAYERS)
+    dim, layers = config.embedding_dim, config.layers
     model = RetrievalModel(
-        QueryTower(t["side"], t["history"], sizes, dim, layers, config.get("use_history", C.USE_HISTORY)),
+        QueryTower(t["side"], t["history"], sizes, dim, layers, config.use_history),
         CandidateTower(sizes, dim, layers), MovieTable(t["year"], t["bags"]), t["counts"], config)
-    model.compile(optimizer=tf.keras.optimizers.Adam(config.get("learning_rate", C.LEARNING_RATE)))
+    model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
     return model
 
 
@@ -185,21 +185,20 @@ class Towers(F.RawFeatureModule):
         return {"embeddings": self.model.candidate(inputs)}
 
 
-def train(tft_output: tft.TFTransformOutput, fn_args, config: dict) -> Towers:
+def train(tft_output: tft.TFTransformOutput, fn_args, config: RetrievalConfig) -> Towers:
     """Builds and trains the model on fn_args.train_files (early stopping on the eval loss
     of fn_args.eval_files; train_stats.json into fn_args.model_run_dir); returns the towers."""
     model = build(tft_output, fn_args.train_files, config)
-    stop = tf.keras.callbacks.EarlyStopping("val_loss", patience=config.get("patience", C.PATIENCE),
+    stop = tf.keras.callbacks.EarlyStopping("val_loss", patience=config.patience,
                                             restore_best_weights=True)
-    training.fit(model, fn_args, tft_output, config.get("batch_size", C.BATCH_SIZE),
-                 config.get("epochs", C.EPOCHS), callbacks=[stop])
+    training.fit(model, fn_args, tft_output, config.batch_size, config.epochs, callbacks=[stop])
     return Towers(model, tft_output)
 
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: trains on the transformed train split with early stopping
     on the eval loss, saves the towers to fn_args.serving_model_dir."""
-    config = fn_args.custom_config or {}
+    config = RetrievalConfig.of(fn_args.custom_config)
     towers = train(tft.TFTransformOutput(fn_args.transform_output), fn_args, config)
     tf.saved_model.save(towers, fn_args.serving_model_dir,
                         signatures={"serving_default": towers.embed_users,
