@@ -35,6 +35,7 @@ import tensorflow as tf
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pipeline  # noqa: E402,F401  sets TF's environment before TensorFlow loads
 from benchmarks import baselines  # noqa: E402
+from components import examples as E  # noqa: E402
 from components import retrieval_evaluator as RE  # noqa: E402
 from models import metrics  # noqa: E402
 from pipeline import configs, data, local_runner  # noqa: E402
@@ -99,14 +100,14 @@ def served_metrics(serving_dir: str, users: List[bytes], relevant: list, index: 
 
 def write_train_split(examples: str, data_dir: str, out: str) -> str:
     """A MovieLens 100K directory holding only the train split's ratings of `examples`."""
-    spec = {**RE.PAIR_SPEC, "rating": tf.io.FixedLenFeature([], tf.float32),
+    spec = {**E.PAIR_SPEC, "rating": tf.io.FixedLenFeature([], tf.float32),
             "timestamp": tf.io.FixedLenFeature([], tf.int64)}
     os.makedirs(out, exist_ok=True)
     for name in os.listdir(data_dir):
         if name != "u.data" and os.path.isfile(os.path.join(data_dir, name)):
             shutil.copy(os.path.join(data_dir, name), out)
     with open(os.path.join(out, "u.data"), "w") as f:
-        for batch in RE.read_examples(examples, "train", spec):
+        for batch in E.read_examples(examples, "train", spec):
             for user, movie, rating, stamp in zip(*(batch[k].numpy() for k in ("user_id", "movie_id", "rating",
                                                                                 "timestamp")), strict=True):
                 f.write(f"{user.decode()}\t{movie.decode()}\t{int(rating)}\t{stamp}\n")
@@ -117,8 +118,8 @@ def score(output_dir: str) -> dict:
     """Every model's metrics on the eval split of the pipeline run in `output_dir`."""
     root = os.path.join(output_dir, "pipeline")
     examples = newest(f"{root}/MovieLensExampleGen/examples/*")
-    movies = RE.read_catalogue(newest(f"{root}/MovieCatalogueGen/catalogue/*"))
-    pairs = {split: RE.read_pairs(examples, split) for split in ("train", "eval")}
+    movies = E.read_catalogue(newest(f"{root}/MovieCatalogueGen/catalogue/*"))
+    pairs = {split: E.read_pairs(examples, split) for split in ("train", "eval")}
     frame = lambda split: pd.DataFrame({"user_id": [u.decode() for u in pairs[split][0]],  # noqa: E731
                                         "movie_id": [m.decode() for m in pairs[split][1]]})
     models = baseline_metrics(frame("train"), frame("eval"), [m.decode() for m in movies["ids"]])

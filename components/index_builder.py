@@ -22,42 +22,12 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 from tfx import v1 as tfx
 
+from components.examples import MOVIE_SPEC, PAIR_SPEC, history, read_examples
 from models import features as F
 from models.retrieval.towers import RaggedTable, sorted_contains
 
 SCANN_OPTIONS = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
 MAX_EXCLUDE = 100  # extra exclusions `retrieve` is guaranteed to fill past
-PAIR_SPEC = {F.USER_ID: tf.io.FixedLenFeature([], tf.string),
-               F.MOVIE_ID: tf.io.FixedLenFeature([], tf.string)}
-MOVIE_SPEC = {F.MOVIE_ID: tf.io.FixedLenFeature([], tf.string),
-               F.MOVIE_TITLE: tf.io.FixedLenFeature([], tf.string),
-               F.MOVIE_YEAR: tf.io.FixedLenFeature([], tf.int64),
-               F.MOVIE_GENRES: tf.io.VarLenFeature(tf.string),
-               F.MOVIE_TAGS: tf.io.VarLenFeature(tf.string)}
-
-
-def read_examples(uri: str, split: str, spec: Dict[str, tf.io.FixedLenFeature],
-                  batch_size: int = 4096) -> tf.data.Dataset:
-    """Batches of one split of an Examples artifact (gzipped TFRecords), parsed by `spec`;
-    VarLen features come dense with '' padding."""
-    files = tf.io.gfile.glob(os.path.join(uri, f"Split-{split}", "*"))
-    if not files:
-        raise FileNotFoundError(f"No files in {uri}/Split-{split}; did the producing component run?")
-    dense = lambda batch: {key: tf.sparse.to_dense(v) if isinstance(v, tf.SparseTensor) else v  # noqa: E731
-                           for key, v in batch.items()}
-    return (tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size)
-            .map(lambda records: dense(tf.io.parse_example(records, spec))))
-
-
-def history(train: tf.data.Dataset) -> Dict[bytes, List[bytes]]:
-    """{user_id: [movie, ...]}: the movies each user rated in the train split (sorted)."""
-    seen: Dict[bytes, set] = {}
-    for batch in train:
-        for user, movie in zip(batch[F.USER_ID].numpy(), batch[F.MOVIE_ID].numpy(), strict=True):
-            seen.setdefault(user, set()).add(movie)
-    return {user: sorted(movies) for user, movies in seen.items()}
-
-
 def _table(keys: list, values, default) -> tf.lookup.StaticHashTable:
     return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
         tf.constant(keys, tf.string), tf.constant(values)), default)
@@ -131,10 +101,25 @@ def embed_catalogue(towers, movies: tf.data.Dataset) -> tuple:
     return np.array(ids, dtype=object), np.array(titles, dtype=object), tf.concat(embeddings, 0)
 
 
+def scann_parameters(num_movies: int, k: int, num_leaves: int = 0, num_leaves_to_search: int = 0,
+                     num_reordering_candidates: int = 0) -> Dict[str, int]:
+    """ScaNN's knobs for an index of `num_movies` asked for `k`; 0 = the default.
+
+    Defaults from benchmarks/index.py: sqrt(n) leaves, a fifth of them searched, 500
+    candidates reordered (recall@10 0.98 at 24x brute force's speed on 1M items); and
+    leaves enough to hold twice k movies, so small catalogues are searched whole.
+    """
+    leaves = num_leaves or max(1, int(np.sqrt(num_movies)))
+    searched = max(leaves // 5, int(np.ceil(2 * k * leaves / num_movies)))
+    return {"num_leaves": leaves, "num_leaves_to_search": min(leaves, num_leaves_to_search or searched),
+            "num_reordering_candidates": max(k, num_reordering_candidates or 500)}
+
+
 def build_retrievers(towers, movies: tf.data.Dataset, seen: Dict[bytes, List[bytes]], n: int,
                      scann: dict) -> dict:
     """{'scann': Retriever, 'bruteforce': Retriever} over every movie of `movies`, both
-    indexed and called once (TFRS indexes must be called before saving)."""
+    indexed and called once (TFRS indexes must be called before saving); `scann`: keyword
+    arguments of scann_parameters."""
     ids, titles, embeddings = embed_catalogue(towers, movies)
     counts: Dict[bytes, int] = {}
     for rated in seen.values():
@@ -143,18 +128,8 @@ def build_retrievers(towers, movies: tf.data.Dataset, seen: Dict[bytes, List[byt
     popular = np.array(sorted(ids, key=lambda m: (-counts.get(m, 0), m)), dtype=object)
     most_seen = max((len(v) for v in seen.values()), default=0)
     k = min(len(ids), n + most_seen + MAX_EXCLUDE)  # room to drop every exclusion and keep n
-    # Defaults from benchmarks/index.py: sqrt(n) leaves, a fifth of them searched, 500
-    # candidates reordered (recall@10 0.98 at 24x brute force's speed on 1M items); and
-    # leaves enough to hold twice k movies, so small catalogues are searched whole.
-    leaves = scann.get("num_leaves") or max(1, int(np.sqrt(len(ids))))
-    searched = max(leaves // 5, int(np.ceil(2 * k * leaves / len(ids))))
-    indexes = {
-        "bruteforce": tfrs.layers.factorized_top_k.BruteForce(k=k),
-        "scann": tfrs.layers.factorized_top_k.ScaNN(
-            k=k, num_leaves=leaves,
-            num_leaves_to_search=min(leaves, scann.get("num_leaves_to_search") or searched),
-            num_reordering_candidates=max(k, scann.get("num_reordering_candidates") or 500)),
-    }
+    indexes = {"bruteforce": tfrs.layers.factorized_top_k.BruteForce(k=k),
+               "scann": tfrs.layers.factorized_top_k.ScaNN(k=k, **scann_parameters(len(ids), k, **scann))}
     retrievers = {}
     for name, index in indexes.items():
         index.index(embeddings, tf.constant(ids.tolist(), tf.string))

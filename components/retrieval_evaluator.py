@@ -23,20 +23,10 @@ import numpy as np
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from components.index_builder import MOVIE_SPEC, PAIR_SPEC, read_examples
-from models import features as F
+from components.examples import read_catalogue, read_pairs
 from models import metrics
 
 KS = (10, 50, 100)
-
-
-def read_pairs(examples_uri: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
-    """(user ids [n], movie ids [n]) of one split of an Examples artifact."""
-    users, movies = [], []
-    for batch in read_examples(examples_uri, split, PAIR_SPEC):
-        users.extend(batch[F.USER_ID].numpy())
-        movies.extend(batch[F.MOVIE_ID].numpy())
-    return np.array(users, dtype=object), np.array(movies, dtype=object)
 
 
 def relevance(eval_: tuple, index: Dict[bytes, int]) -> Tuple[List[bytes], List[set]]:
@@ -97,20 +87,6 @@ def bless(candidate: Dict[str, float], baseline: Optional[Dict[str, float]], rec
                        f"{baseline['recall@10']:.4f} (allowed: {max_regression:.4f})")
     return True, f"recall@10 {recall:.4f} clears the floor {recall_floor:.4f}" + (
         f" and the last blessed model's {baseline['recall@10']:.4f}" if baseline else "")
-
-
-def read_catalogue(uri: str) -> dict:
-    """{'ids': [I] movie ids, 'genres': [I, G] float multi-hot} of a catalogue artifact."""
-    ids, genres = [], []
-    for batch in read_examples(uri, "catalogue", MOVIE_SPEC):
-        ids.extend(batch[F.MOVIE_ID].numpy())
-        genres.extend(batch[F.MOVIE_GENRES].numpy())
-    names = sorted({g for row in genres for g in row if g})
-    column = {g: i for i, g in enumerate(names)}
-    multi_hot = np.zeros([len(ids), len(names)], np.float32)
-    for row, values in enumerate(genres):
-        multi_hot[row, [column[g] for g in values if g]] = 1.0
-    return {"ids": ids, "genres": multi_hot}
 
 
 @tfx.dsl.components.component

@@ -24,6 +24,7 @@ import tensorflow as tf
 from tfx import v1 as tfx
 
 from components import retrieval_evaluator as RE
+from components.examples import read_catalogue, read_pairs
 from models import metrics
 
 KS = (10, 100)
@@ -81,9 +82,9 @@ def TwoStageEvaluator(
         blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
         min_ndcg_gain: tfx.dsl.components.Parameter[float] = 0.0) -> None:
     """Measures the two-stage order against retrieval's; blesses per the module docstring."""
-    movies = RE.read_catalogue(catalogue.uri)
+    movies = read_catalogue(catalogue.uri)
     index = {movie: i for i, movie in enumerate(movies["ids"])}
-    users, relevant = RE.relevance(RE.read_pairs(examples.uri, "eval"), index)
+    users, relevant = RE.relevance(read_pairs(examples.uri, "eval"), index)
     result, cut = two_stage_metrics(os.path.join(retrieval_model.uri, "Format-Serving"),
                                     os.path.join(ranking_model.uri, "Format-Serving"), users, relevant, index)
     ranked, alone = result["ranking"][f"ndcg@{cut}"], result["retrieval"][f"ndcg@{cut}"]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from components.retrieval_evaluator import read_pairs
+from components.examples import read_pairs
 from pipeline import configs, local_runner, synthetic
 from serving.client import RecommenderClient
 from serving.server import free_port, spawn, write_config

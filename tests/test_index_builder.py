@@ -7,7 +7,7 @@ import pytest
 import scann  # noqa: F401
 import tensorflow as tf
 
-from components import index_builder
+from components import examples, index_builder
 
 USERS = {b"u1": [1.0, 0.0], b"u2": [0.0, 1.0], b"stranger": [0.5, 0.5]}
 MOVIES = {b"m1": [3.0, 0.0], b"m2": [2.0, 0.0], b"m3": [1.0, 0.0], b"m4": [0.0, 5.0]}
@@ -43,7 +43,7 @@ def dataset(columns):
 
 def test_history_from_train_examples():
     train = dataset({"user_id": [b"u1", b"u1", b"u2"], "movie_id": [b"m2", b"m1", b"m2"]})
-    assert index_builder.history(train) == {b"u1": [b"m1", b"m2"], b"u2": [b"m2"]}
+    assert examples.history(train) == {b"u1": [b"m1", b"m2"], b"u2": [b"m2"]}
 
 
 def catalogue():
@@ -119,3 +119,18 @@ def test_heaviest_request_costs_memory_linear_in_history(tmp_path):
         megabytes, best, distinct = result.stdout.split()
         assert int(megabytes) < 150, f"{megabytes} MB for 1000 rows of a 2,000-movie history"
         assert best == "2000" and distinct == "100"  # the nearest unseen movie first, 100 distinct
+
+
+def test_scann_parameters_by_catalogue_size():
+    # 1M movies, k=300: sqrt(n) leaves, a fifth searched, 500 reordered (benchmarks/index.py).
+    assert index_builder.scann_parameters(1_000_000, 300) == {
+        "num_leaves": 1000, "num_leaves_to_search": 200, "num_reordering_candidates": 500}
+    # ML-100K, k=790: 41 leaves; 2 * 790 * 41 / 1682 = 38.5 -> 39 searched; k reordered.
+    assert index_builder.scann_parameters(1682, 790) == {
+        "num_leaves": 41, "num_leaves_to_search": 39, "num_reordering_candidates": 790}
+    # 20 movies, k=20: every one of the 4 leaves is searched.
+    assert index_builder.scann_parameters(20, 20)["num_leaves_to_search"] == 4
+    # Given values win, within bounds: never more leaves searched than exist, nor fewer reordered than k.
+    assert index_builder.scann_parameters(1682, 100, num_leaves=10, num_leaves_to_search=50,
+                                          num_reordering_candidates=50) == {
+        "num_leaves": 10, "num_leaves_to_search": 10, "num_reordering_candidates": 100}

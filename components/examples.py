@@ -1,0 +1,64 @@
+"""Readers of the pipeline's Examples artifacts (ExampleGen's splits, the movie catalogue),
+shared by the IndexBuilder, the evaluators, a benchmark and the tests."""
+import os
+from typing import Dict, List, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from models import features as F
+
+PAIR_SPEC = {F.USER_ID: tf.io.FixedLenFeature([], tf.string),
+             F.MOVIE_ID: tf.io.FixedLenFeature([], tf.string)}
+MOVIE_SPEC = {F.MOVIE_ID: tf.io.FixedLenFeature([], tf.string),
+              F.MOVIE_TITLE: tf.io.FixedLenFeature([], tf.string),
+              F.MOVIE_YEAR: tf.io.FixedLenFeature([], tf.int64),
+              F.MOVIE_GENRES: tf.io.VarLenFeature(tf.string),
+              F.MOVIE_TAGS: tf.io.VarLenFeature(tf.string)}
+
+
+def _dense(batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    return {key: tf.sparse.to_dense(v) if isinstance(v, tf.SparseTensor) else v for key, v in batch.items()}
+
+
+def read_examples(uri: str, split: str, spec: Dict[str, tf.io.FixedLenFeature],
+                  batch_size: int = 4096) -> tf.data.Dataset:
+    """Batches of one split of an Examples artifact (gzipped TFRecords), parsed by `spec`;
+    VarLen features come dense with '' padding."""
+    files = tf.io.gfile.glob(os.path.join(uri, f"Split-{split}", "*"))
+    if not files:
+        raise FileNotFoundError(f"No files in {uri}/Split-{split}; did the producing component run?")
+    return (tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size)
+            .map(lambda records: _dense(tf.io.parse_example(records, spec))))
+
+
+def history(train: tf.data.Dataset) -> Dict[bytes, List[bytes]]:
+    """{user_id: [movie, ...]}: the movies each user rated in the train split (sorted)."""
+    seen: Dict[bytes, set] = {}
+    for batch in train:
+        for user, movie in zip(batch[F.USER_ID].numpy(), batch[F.MOVIE_ID].numpy(), strict=True):
+            seen.setdefault(user, set()).add(movie)
+    return {user: sorted(movies) for user, movies in seen.items()}
+
+
+def read_pairs(examples_uri: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(user ids [n], movie ids [n]) of one split of an Examples artifact."""
+    users, movies = [], []
+    for batch in read_examples(examples_uri, split, PAIR_SPEC):
+        users.extend(batch[F.USER_ID].numpy())
+        movies.extend(batch[F.MOVIE_ID].numpy())
+    return np.array(users, dtype=object), np.array(movies, dtype=object)
+
+
+def read_catalogue(uri: str) -> dict:
+    """{'ids': [I] movie ids, 'genres': [I, G] float multi-hot} of a catalogue artifact."""
+    ids, genres = [], []
+    for batch in read_examples(uri, "catalogue", MOVIE_SPEC):
+        ids.extend(batch[F.MOVIE_ID].numpy())
+        genres.extend(batch[F.MOVIE_GENRES].numpy())
+    names = sorted({g for row in genres for g in row if g})
+    column = {g: i for i, g in enumerate(names)}
+    multi_hot = np.zeros([len(ids), len(names)], np.float32)
+    for row, values in enumerate(genres):
+        multi_hot[row, [column[g] for g in values if g]] = 1.0
+    return {"ids": ids, "genres": multi_hot}
