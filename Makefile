@@ -43,28 +43,28 @@ clean:
 
 # Pipeline cost against data size (benchmarks/results/scale.{json,png}); about an hour.
 bench-scale: setup
-	$(PY) benchmarks/scale.py --sizes 100000 1000000 5000000
+	$(PY) -m benchmarks.scale --sizes 100000 1000000 5000000
 
 # ScaNN against brute force on 1M synthetic items (benchmarks/results/index.{json,png}); minutes.
 bench-index: setup
-	$(PY) benchmarks/index.py
+	$(PY) -m benchmarks.index
 
 # Recommendation latency and throughput over gRPC on the pushed models (make demo first);
 # benchmarks/results/serving.{json,png}; a few minutes.
 bench-serving: setup
-	$(PY) benchmarks/serving.py
+	$(PY) -m benchmarks.serving
 
 # Rating RMSE on ML-100K: global mean, biased MF, DNN, DCN (benchmarks/results/ranking.json);
 # about half an hour on 2 cores.
 bench-ranking: setup
-	$(PY) benchmarks/ranking.py
+	$(PY) -m benchmarks.ranking
 
 # What users get on ML-100K: the served answer over gRPC beside popularity, EASE and retrieval
 # alone (benchmarks/results/quality.json); runs the pipeline, about 20 minutes on 2 cores.
 bench-quality: setup
-	$(PY) benchmarks/quality.py
+	$(PY) -m benchmarks.quality
 
 # Wall time of the data stages (ExampleGen .. Transform) on ML-100K, 3 runs
 # (benchmarks/results/ingest.json).
 bench-ingest: setup
-	$(PY) benchmarks/ingest.py --runs 3
+	$(PY) -m benchmarks.ingest --runs 3

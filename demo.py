@@ -12,7 +12,6 @@ import os
 import time
 import warnings
 
-import pipeline  # noqa: F401  sets TF's environment before TensorFlow loads
 from pipeline import configs, data, local_runner
 
 

@@ -12,16 +12,17 @@ user ranks all 1,682 movies with their training movies masked.
     metrics.ranking_metrics(top, data.relevant)   # EASE: recall@10 0.234, ndcg@10 0.441
 
 Run as a script it prints popularity's and EASE's figures:
-    python benchmarks/baselines.py [--data-dir /path/to/ml-100k]
+    python -m benchmarks.baselines [--data-dir /path/to/ml-100k]
 """
 import argparse
 import os
-import sys
 from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+from models import metrics
 
 SEED = 42
 TRAIN_FRACTION = 0.8
@@ -131,8 +132,6 @@ def main() -> None:
     data_dir = find_data_dir(args.data_dir)
     if data_dir is None:
         raise SystemExit("No ml-100k found: pass --data-dir or set MOVIELENS_DIR.")
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from models import metrics
 
     data = interactions(*stack_split(data_dir), movie_ids(data_dir))
     for name, scores in (("popularity", popularity_scores), ("ease", ease_scores)):

@@ -1,7 +1,7 @@
 """The heaviest retrieval request: 1,000 rows of one user with a long history, through each
 pushed retrieval model's `retrieve` signature in this process; time and peak memory.
 
-    .venv/bin/python benchmarks/heavy_request.py --serving-dir outputs/serving --user 405
+    .venv/bin/python -m benchmarks.heavy_request --serving-dir outputs/serving --user 405
 
 ML-100K's user 405 rated 737 movies, the most of any user.
 """

@@ -1,7 +1,7 @@
 """ScaNN against brute force on a synthetic catalogue: latency, recall@10, build time, memory.
 
-    python benchmarks/index.py                                    # 1M items, default sweep
-    python benchmarks/index.py --items 100000 --settings 316,20,100 --batches 4   # quick look
+    python -m benchmarks.index                                    # 1M items, default sweep
+    python -m benchmarks.index --items 100000 --settings 316,20,100 --batches 4   # quick look
 
 Items are clustered Gaussian vectors (1,000 unit-norm cluster centres plus noise 1.5 times
 their norm, normalised: an item's cosine with its centre is about 0.55); queries are drawn
@@ -28,16 +28,13 @@ import sys
 import threading
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+import psutil
 
-import numpy as np  # noqa: E402
-import psutil  # noqa: E402
+from models import metrics
+from models.retrieval.constants import RetrievalConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-from models import metrics  # noqa: E402
-from models.retrieval import constants  # noqa: E402
 
 DEFAULT_SETTINGS = ["1000,1000,10",  # components/index_builder.py's defaults: sqrt(n) leaves, all searched
                     "1000,20,100", "1000,50,100", "1000,100,250", "1000,100,500", "1000,200,500"]
@@ -160,7 +157,7 @@ def plot(result: dict, path: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=1_000_000, help="catalogue size")
-    parser.add_argument("--dim", type=int, default=constants.EMBEDDING_DIM, help="embedding size")
+    parser.add_argument("--dim", type=int, default=RetrievalConfig.embedding_dim, help="embedding size")
     parser.add_argument("--clusters", type=int, default=1000, help="Gaussian clusters of items")
     parser.add_argument("--spread", type=float, default=1.5,
                         help="noise norm relative to the unit cluster centre (higher = harder)")
@@ -218,7 +215,7 @@ def main() -> None:
                          "rounds": args.rounds, "seed": args.seed,
                          "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
                          "date": time.strftime("%Y-%m-%d", time.gmtime()),
-                         "command": " ".join(["python benchmarks/index.py"] + sys.argv[1:])},
+                         "command": " ".join(["python -m benchmarks.index"] + sys.argv[1:])},
               "bruteforce": brute, "scann": best, "sweep": sweep,
               "target": {"speedup_p50": 10, "recall@10": args.min_recall,
                          "met": best["recall@10"] >= args.min_recall and best["speedup_p50"] >= 10}}

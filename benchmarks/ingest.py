@@ -1,7 +1,7 @@
 """Wall time of the data stages on ML-100K: ExampleGen, the catalogue, statistics, schema,
 validation, the data gate and Transform, TFX start-up included (issue target: < 3 min).
 
-    python benchmarks/ingest.py --runs 3
+    python -m benchmarks.ingest --runs 3
 
 Each run is `python -m pipeline.local_runner --until Transform` in a fresh child process
 and a fresh output directory; stage times come from ML Metadata. Prints the medians and
@@ -15,9 +15,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.scale import HERE, run_sampled, stages  # noqa: E402
-from pipeline import data  # noqa: E402
+from benchmarks.scale import HERE, run_sampled, stages
+from pipeline import data
 
 
 def measure(data_dir: str, workdir: str) -> dict:

@@ -24,7 +24,6 @@ import glob
 import json
 import os
 import shutil
-import sys
 import time
 from typing import Dict, List
 
@@ -32,13 +31,11 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import pipeline  # noqa: E402,F401  sets TF's environment before TensorFlow loads
-from benchmarks import baselines  # noqa: E402
-from components import examples as E  # noqa: E402
-from components import retrieval_evaluator as RE  # noqa: E402
-from models import metrics  # noqa: E402
-from pipeline import configs, data, local_runner  # noqa: E402
+from benchmarks import baselines
+from components import examples as E
+from components import retrieval_evaluator as RE
+from models import metrics
+from pipeline import configs, data, local_runner
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 KEYS = ("recall@10", "ndcg@10", "recall@100")

@@ -2,7 +2,7 @@
 the DCN (the ranking model's rating head). What the ranking model does for the served
 order is scored by benchmarks/quality.py.
 
-    .venv/bin/python benchmarks/ranking.py [--data-dir /path/to/ml-100k] [--seeds 3]
+    .venv/bin/python -m benchmarks.ranking [--data-dir /path/to/ml-100k] [--seeds 3]
 
 Split: benchmarks/PROTOCOL.md's reference random 80/20 (benchmarks/baselines.stack_split); 10% of the
 training rows (seeded) are held out for early stopping, so the test split is never looked at
@@ -18,21 +18,18 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_transform as tft  # noqa: E402
-import tensorflow_transform.beam as tft_beam  # noqa: E402
-from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils  # noqa: E402
-
-from benchmarks import baselines  # noqa: E402
-from models import features as F  # noqa: E402
+from benchmarks import baselines
+from models import features as F
 from models import training
 from models.ranking import model as M
-from models.ranking.constants import RankingConfig  # noqa: E402
+from models.ranking.constants import RankingConfig
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "ranking.json")
 GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",

@@ -1,8 +1,8 @@
 """How the pipeline's cost grows with data: wall time and peak memory per stage, and
 training throughput, on synthetic ml-100k-format data of growing size.
 
-    python benchmarks/scale.py --sizes 100000 1000000 5000000
-    python benchmarks/scale.py --sizes 100000 --epochs 1 --workdir /tmp/scale   # quick look
+    python -m benchmarks.scale --sizes 100000 1000000 5000000
+    python -m benchmarks.scale --sizes 100000 --epochs 1 --workdir /tmp/scale   # quick look
 
 Each size runs `python -m pipeline.local_runner` in a child process while this one
 samples the resident memory of the child and its workers every half second. Stage

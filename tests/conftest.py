@@ -1,5 +1,4 @@
 """Shared test set-up: TF's environment is set before TensorFlow loads."""
-import os
+from models import set_tf_environment
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+set_tf_environment()
