@@ -8,6 +8,7 @@ port over the pushed models, prints recommendations for a few users through the
 composing gRPC client, and stops the server.
 """
 import argparse
+import contextlib
 import os
 import time
 import warnings
@@ -33,24 +34,17 @@ def main() -> None:
     serving_dir = local_runner.run(data_dir, args.output_dir, args.epochs)
 
     from serving.client import RecommenderClient, format_table
-    from serving.server import free_port, spawn, write_config
+    from serving.server import running_server, write_config
 
     config = write_config(os.path.join(args.output_dir, "models.config"), {
         name: os.path.join("serving", name) for name in ("retrieval", "retrieval_bruteforce", "ranking")})
-    port = free_port()
-    print(f"[2/3] Serving {serving_dir} on 127.0.0.1:{port} ...", flush=True)
-    server = spawn(config, port)
-    client = RecommenderClient(f"127.0.0.1:{port}")
-    try:
+    with running_server(config) as target, contextlib.closing(RecommenderClient(target)) as client:
+        print(f"[2/3] Serving {serving_dir} on {target} ...", flush=True)
         client.wait_until_ready(timeout=180)  # the server's gRPC health service: SERVING once loaded
         print("[3/3] Recommendations (retrieval top-100 re-ranked by the ranking model; movies the user "
               "already rated are excluded):\n")
         for user in args.users:
             print(format_table(user, client.recommend(user, args.k)), "\n")
-    finally:
-        client.close()
-        server.terminate()
-        server.wait(timeout=30)
 
     output = os.path.abspath(args.output_dir)
     print(f"Pipeline artifacts: {output}/pipeline\nML Metadata:        {output}/metadata.db\n"

@@ -20,6 +20,7 @@ is a fifth of the original train split) and scores that, never touching the eval
 Writes benchmarks/results/quality.json (quality_validation.json with --validation).
 """
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -71,16 +72,12 @@ def served_metrics(serving_dir: str, users: List[bytes], relevant: list, index: 
                    work_dir: str) -> Dict[str, dict]:
     """The client's answers over gRPC (serving/server.py over the pushed models), in each order."""
     from serving.client import RecommenderClient
-    from serving.registry import write_config
-    from serving.server import free_port, spawn
+    from serving.server import running_server, write_config
 
     config = write_config(os.path.join(work_dir, "models.config"),
                           {name: os.path.join(serving_dir, name) for name in ("retrieval", "ranking")})
-    port = free_port()
-    server = spawn(config, port)
-    client = RecommenderClient(f"127.0.0.1:{port}", timeout=60)
     lists: Dict[str, list] = {"served": [], "retrieval": [], "fused": []}
-    try:
+    with running_server(config) as target, contextlib.closing(RecommenderClient(target, timeout=60)) as client:
         client.wait_until_ready(timeout=300)
         for start in range(0, len(users), 100):
             chunk = [u.decode() for u in users[start:start + 100]]
@@ -88,10 +85,6 @@ def served_metrics(serving_dir: str, users: List[bytes], relevant: list, index: 
                 answers = client.recommend_many(chunk, k=100, candidates=100, order=order)
                 lists[name] += [[index.get(item["movie_id"].encode(), -1) for item in answers[user]]
                                 + [-1] * (100 - len(answers[user])) for user in chunk]
-    finally:
-        client.close()
-        server.terminate()
-        server.wait(timeout=60)
     return {name: metrics.ranking_metrics(np.array(rows), relevant, ks=(10, 100)) for name, rows in lists.items()}
 
 

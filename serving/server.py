@@ -13,13 +13,14 @@ is no remote file loader: HandleReloadConfigRequest is refused unless started wi
 --allow_reload_config, and --model_base_path_root confines every base path.
 """
 import argparse
+import contextlib
 import signal
 import socket
 import subprocess
 import sys
 import threading
 from concurrent import futures
-from typing import Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 import grpc
 import tensorflow as tf
@@ -92,6 +93,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(model_config_file: str, *flags: str) -> Iterator[str]:
+    """This server in a child process on a free loopback port, for demos, tests and
+    benchmarks: yields its address ("127.0.0.1:port"; ready once a client's
+    wait_until_ready returns) and stops the process on exit."""
+    port = free_port()
+    server = spawn(model_config_file, port, *flags)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def _read_bytes(path: Optional[str]) -> Optional[bytes]:

@@ -1,4 +1,5 @@
 """The whole system on small synthetic data: TFX pipeline -> server subprocess -> gRPC client."""
+import contextlib
 import glob
 import json
 import os
@@ -10,7 +11,7 @@ import pytest
 from components.examples import read_pairs
 from pipeline import configs, local_runner, synthetic
 from serving.client import RecommenderClient
-from serving.server import free_port, spawn, write_config
+from serving.server import running_server, write_config
 
 K = 10
 
@@ -35,19 +36,11 @@ def test_pipeline_serves_recommendations_over_grpc(tmp_path, monkeypatch):
 
     config = write_config(str(tmp_path / "models.config"),
                           {name: os.path.join(serving_dir, name) for name in ("retrieval", "ranking")})
-    port = free_port()
-    server = spawn(config, port)
-    client = RecommenderClient(f"127.0.0.1:{port}", timeout=10)
-    try:
+    with running_server(config) as target, contextlib.closing(RecommenderClient(target, timeout=10)) as client:
         client.wait_until_ready(timeout=180)
         items = client.recommend(user.decode(), k=K)
         cli = subprocess.run([sys.executable, "-m", "serving.client", "--user", user.decode(), "-k", "3",
-                              "--json", "--server", f"127.0.0.1:{port}"],
-                             capture_output=True, text=True, timeout=120, check=True)
-    finally:
-        client.close()
-        server.terminate()
-        server.wait(timeout=30)
+                              "--json", "--server", target], capture_output=True, text=True, timeout=120, check=True)
 
     ids = [item["movie_id"] for item in items]
     scores = [item["score"] for item in items]
