@@ -1,5 +1,5 @@
 """Installs the project into its virtual environment, so TFX components can name
-functions by import path ('models.retrieval.run_fn'). Dependencies are pinned in
+functions by import path ('models.retrieval.model.run_fn'). Dependencies are pinned in
 requirements.lock and installed by `make setup`, not here."""
 from setuptools import find_packages, setup
 

@@ -72,6 +72,11 @@ def title_tokens(titles: tf.Tensor) -> tf.SparseTensor:
     return tf.strings.split(text).to_sparse()
 
 
+def liked(rating: tf.Tensor) -> tf.Tensor:
+    """The `liked` label of ratings: float32 1.0 where rating >= LIKED_THRESHOLD, else 0.0."""
+    return tf.cast(rating >= LIKED_THRESHOLD, tf.float32)
+
+
 def preprocessing_fn(inputs: dict) -> dict:
     """Maps raw features to model inputs.
 
@@ -101,7 +106,7 @@ def preprocessing_fn(inputs: dict) -> dict:
     outputs[transformed_name(WEEKDAY)] = (seconds // 86400 + 3) % 7  # 1970-01-01 was a Thursday
     rating = tf.cast(_flat(inputs[RATING]), tf.float32)
     outputs[RATING] = rating
-    outputs[LIKED] = tf.cast(rating >= LIKED_THRESHOLD, tf.float32)
+    outputs[LIKED] = liked(rating)
     return outputs
 
 

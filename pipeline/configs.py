@@ -6,8 +6,8 @@ OUTPUT_DIR = os.environ.get("RECSYS_OUTPUT_DIR", "outputs")  # artifacts, ML Met
 
 PREPROCESSING_FN = "models.features.preprocessing_fn"
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema.pbtxt")  # curated
-RETRIEVAL_RUN_FN = "models.retrieval.run_fn"
-RANKING_RUN_FN = "models.ranking.run_fn"
+RETRIEVAL_RUN_FN = "models.retrieval.model.run_fn"
+RANKING_RUN_FN = "models.ranking.export.run_fn"
 
 SPLIT = "random"  # "random" (seeded hash), "temporal" (global time cut) or "leave_last_n" (per user)
 EVAL_FRACTION = 0.2  # share of ratings in the eval split (random and temporal splits)

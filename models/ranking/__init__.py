@@ -1,2 +1,1 @@
-"""DCN ranking model; the Trainer runs models.ranking.run_fn."""
-from models.ranking.export import run_fn  # noqa: F401
+"""DCN ranking model; the Trainer runs models.ranking.export.run_fn."""

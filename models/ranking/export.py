@@ -127,7 +127,7 @@ class Ranker(F.RawFeatureModule):
     @tf.function(input_signature=[EXAMPLES])
     def transformed_labels(self, examples):
         rating = tf.reshape(self._parse(examples)[F.RATING], [-1])
-        return {M.LIKED: tf.cast(rating >= F.LIKED_THRESHOLD, tf.float32)}
+        return {F.LIKED: F.liked(rating)}
 
 
 def save(ranker: Ranker, path: str) -> None:

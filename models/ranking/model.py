@@ -18,8 +18,6 @@ import tensorflow_transform as tft
 from models import features as F
 from models.ranking.constants import RankingConfig
 
-LIKED = F.LIKED  # label: rating >= F.LIKED_THRESHOLD
-
 
 class RankingModel(tfrs.Model):
     """Embeddings -> DCN-v2 (or a plain deep network) -> rating and like logit.
@@ -95,7 +93,7 @@ class RankingModel(tfrs.Model):
     def compute_loss(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         out = self(inputs, training=training)
         rating = inputs[F.RATING]
-        liked = inputs[LIKED] if LIKED in inputs else tf.cast(rating >= F.LIKED_THRESHOLD, tf.float32)
+        liked = inputs[F.LIKED] if F.LIKED in inputs else F.liked(rating)
         rating_weight, liked_weight = self.weights_
         loss = (rating_weight * self.rating_task(labels=rating, predictions=out["rating"])
                 + liked_weight * self.like_task(labels=liked, predictions=out["like_logit"]))
