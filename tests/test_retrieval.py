@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from models import features as F
 from models.retrieval.constants import RetrievalConfig
-from models.retrieval.model import RetrievalModel, tables
+from models.retrieval.model import RetrievalModel, sampling_probability, tables
 from models.retrieval.towers import (
     HISTORY_KEEP,
     MOVIE_BAGS,
@@ -111,3 +111,14 @@ def test_unknown_negative_sampler_is_refused():
     with pytest.raises(ValueError, match="negatives='random'"):
         RetrievalModel(query_tower([[], [], [], []]), CandidateTower(SIZES, 8, [8]), None, np.array([1, 1, 1, 1, 0]),
                        RetrievalConfig(negatives="random"))
+
+
+def test_sampling_probability_mixes_positives_and_both_samplers():
+    popularity = tf.constant([0.5, 0.25, 0.25, 0.0])
+    uniform = tf.constant([1 / 3, 1 / 3, 1 / 3, 0.0])
+    # 2 positives + 1 popular draw follow popularity, 1 uniform draw: weights 3/4 and 1/4.
+    q = sampling_probability(tf.constant([0, 2]), popularity, uniform, batch=2, n_popular=1, n_uniform=1)
+    # movie 0: (3 * 0.5 + 1/3) / 4 = 0.458333; movie 2: (3 * 0.25 + 1/3) / 4 = 0.270833
+    np.testing.assert_allclose(q.numpy(), [0.458333, 0.270833], rtol=1e-5)
+    # in_batch: positives only, so popularity alone.
+    np.testing.assert_allclose(sampling_probability(tf.constant([1]), popularity, uniform, 5, 0, 0).numpy(), [0.25])

@@ -24,7 +24,7 @@ movies are the input, and only examples whose movie fell in the other half are t
 on. The input never depends on which movie is the target (leaving out just the target,
 or keeping only what came before it, both let the model tell the target apart).
 """
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -75,16 +75,22 @@ class RetrievalModel(tfrs.Model):
                          tf.random.categorical(tf.math.log(self.popularity)[None], n - n_uniform)[0]], 0)
         return ids, n_uniform, n - n_uniform
 
+    def _history_coin(self, inputs: Dict[str, tf.Tensor]) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
+        """The module docstring's coin: `inputs` with HISTORY_KEEP (the half of each user's
+        history the query reads) and weights float32 [batch], 1 where the example's movie
+        fell in the other half (the examples trained on)."""
+        user, seed = inputs[F.transformed_name(F.USER_ID)], self.optimizer.iterations
+        history = self.query.history.gather(user)
+        keep = tf.ragged.map_flat_values(lambda m: coin(tf.repeat(user, history.row_lengths()), m, seed) < 0.5,
+                                         history)
+        weights = tf.cast(coin(user, inputs[F.transformed_name(F.MOVIE_ID)], seed) >= 0.5, tf.float32)
+        return {**inputs, HISTORY_KEEP: keep}, weights
+
     def compute_loss(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         positives = inputs[F.transformed_name(F.MOVIE_ID)]  # [batch]
         weights = None
-        if training and self.query.use_history:  # see the module docstring
-            user, seed = inputs[F.transformed_name(F.USER_ID)], self.optimizer.iterations
-            history = self.query.history.gather(user)
-            keep = tf.ragged.map_flat_values(lambda m: coin(tf.repeat(user, history.row_lengths()), m, seed) < 0.5,
-                                             history)
-            inputs = {**inputs, HISTORY_KEEP: keep}
-            weights = tf.cast(coin(user, positives, seed) >= 0.5, tf.float32)  # [batch]
+        if training and self.query.use_history:
+            inputs, weights = self._history_coin(inputs)
         queries = self.query(inputs)  # [batch, dim]
         candidates = self.candidate(inputs)  # [batch, dim]
         ids, n_uniform, n_popular = positives, 0, 0
@@ -92,13 +98,24 @@ class RetrievalModel(tfrs.Model):
             sampled, n_uniform, n_popular = self._sample()
             candidates = tf.concat([candidates, self.candidate(self.movies.gather(sampled))], 0)
             ids = tf.concat([positives, sampled], 0)
-        # Each candidate came from a mixture of batch positives, popular and uniform draws.
-        batch = tf.cast(tf.shape(positives)[0], tf.float32)
-        probability = (((batch + n_popular) * tf.gather(self.popularity, ids)
-                        + n_uniform * tf.gather(self.uniform, ids))
-                       / (batch + n_popular + n_uniform))
+        probability = sampling_probability(ids, self.popularity, self.uniform, tf.shape(positives)[0],
+                                           n_popular, n_uniform)
         return self.task(queries, candidates, sample_weight=weights, candidate_sampling_probability=probability,
                          candidate_ids=ids, compute_metrics=False)
+
+
+def sampling_probability(ids: tf.Tensor, popularity: tf.Tensor, uniform: tf.Tensor, batch,
+                         n_popular: int, n_uniform: int) -> tf.Tensor:
+    """The logQ correction's q: each candidate's probability under the mixture it was drawn
+    from, the `batch` positives and `n_popular` draws by `popularity`, the `n_uniform`
+    draws by `uniform` (both float32 [movies]), weighted by their counts.
+
+    Returns:
+      float32 [len(ids)].
+    """
+    batch = tf.cast(batch, tf.float32)
+    return (((batch + n_popular) * tf.gather(popularity, ids) + n_uniform * tf.gather(uniform, ids))
+            / (batch + n_popular + n_uniform))
 
 
 def tables(tft_output: tft.TFTransformOutput, files: List[str], sizes: Dict[str, int]) -> dict:
