@@ -25,3 +25,11 @@ def test_ranking_config_checks_its_nested_retrieval_config():
         RankingConfig.of({"retrieval": {"negative": "uniform"}})
     with pytest.raises(ValueError, match="RankingConfig: unknown key.*'learning_rates'"):
         RankingConfig.of({"learning_rates": 0.1})
+
+
+def test_create_pipeline_refuses_a_mistyped_key_before_any_component_runs(tmp_path):
+    from pipeline.pipeline import create_pipeline
+    with pytest.raises(ValueError, match="RetrievalConfig: unknown key.*'epoch'"):
+        create_pipeline("p", str(tmp_path), str(tmp_path), str(tmp_path), retrieval_config={"epoch": 1})
+    with pytest.raises(ValueError, match="RankingConfig: unknown key.*'crosslayers'"):
+        create_pipeline("p", str(tmp_path), str(tmp_path), str(tmp_path), ranking_config={"crosslayers": 0})
