@@ -34,7 +34,8 @@ def main() -> None:
     serving_dir = local_runner.run(data_dir, args.output_dir, args.epochs)
 
     from serving.client import RecommenderClient, format_table
-    from serving.server import running_server, write_config
+    from serving.config import write_config
+    from serving.server import running_server
 
     config = write_config(os.path.join(args.output_dir, "models.config"), {
         name: os.path.join("serving", name) for name in ("retrieval", "retrieval_bruteforce", "ranking")})

@@ -72,7 +72,8 @@ def served_metrics(serving_dir: str, users: List[bytes], relevant: list, index: 
                    work_dir: str) -> Dict[str, dict]:
     """The client's answers over gRPC (serving/server.py over the pushed models), in each order."""
     from serving.client import RecommenderClient
-    from serving.server import running_server, write_config
+    from serving.config import write_config
+    from serving.server import running_server
 
     config = write_config(os.path.join(work_dir, "models.config"),
                           {name: os.path.join(serving_dir, name) for name in ("retrieval", "ranking")})

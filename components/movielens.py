@@ -46,7 +46,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, channel, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 
-from components.movielens_formats import (  # noqa: F401 (ml-100k parsers re-exported)
+from components.movielens_formats import (
     UNKNOWN_USER,
     Movie,
     MovieLensError,
@@ -55,11 +55,8 @@ from components.movielens_formats import (  # noqa: F401 (ml-100k parsers re-exp
     User,
     check_header,
     decode,
-    parse_movie,
-    parse_rating,
-    parse_user,
 )
-from components.movielens_tables import id_order, read_table, read_tables, to_example  # noqa: F401
+from components.movielens_tables import id_order, read_tables, to_example
 
 SPLITS = ("random", "temporal", "leave_last_n")
 CHUNK_LINES = 20_000  # ratings lines per parallel parsing task

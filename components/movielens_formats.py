@@ -25,7 +25,6 @@ ENCODING = "latin-1"  # ml-100k's u.item holds Latin-1 titles
 GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
           "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
           "Romance", "Sci-Fi", "Thriller", "War", "Western"]  # ml-100k's u.item flag order
-GENRE_DOMAIN = GENRES + ["IMAX"]  # every release's genres, after _GENRE_ALIASES
 _GENRE_ALIASES = {"(no genres listed)": "unknown", "Children": "Children's"}
 OCCUPATIONS_1M = ["other", "academic/educator", "artist", "clerical/admin", "college/grad student",
                   "customer service", "doctor/health care", "executive/managerial", "farmer",

@@ -13,6 +13,7 @@ is one movie: read_tables keeps the smallest id and `tables.aliases` maps the ot
 so the catalogue and the ExampleGen (which remaps those ids' ratings) list it once.
 """
 import collections
+import functools
 import logging
 import os
 from typing import Dict, NamedTuple, Optional, Tuple
@@ -115,7 +116,7 @@ def read_tables(data_dir: str) -> Tables:
     """Detects the release in `data_dir` and reads its movies (duplicates merged, with tags)
     and users."""
     release = detect_release(data_dir)
-    path = lambda name: os.path.join(data_dir, name)  # noqa: E731
+    path = functools.partial(os.path.join, data_dir)
     movies, aliases = merge_duplicates(
         read_table(path(release.movies), release.parse_movie, release.encoding, release.header))
     if release.tags and tf.io.gfile.exists(path(release.tags)):

@@ -101,11 +101,12 @@ def RetrievalEvaluator(
         recall_floor: tfx.dsl.components.Parameter[float] = 0.05,
         max_regression: tfx.dsl.components.Parameter[float] = 0.0) -> None:
     """Evaluates `model` (brute force) and `scann_model`; blesses per the module docstring."""
-    serving = lambda artifact: os.path.join(artifact.uri, "Format-Serving")  # noqa: E731
     train, eval_ = read_pairs(examples.uri, "train"), read_pairs(examples.uri, "eval")
     movies = read_catalogue(catalogue.uri)
-    result = evaluate(serving(model), serving(scann_model), train, eval_, movies)
-    baseline = evaluate(serving(baseline_model), None, train, eval_, movies) if baseline_model else None
+    model_dir, scann_dir = (os.path.join(m.uri, "Format-Serving") for m in (model, scann_model))
+    result = evaluate(model_dir, scann_dir, train, eval_, movies)
+    baseline = (evaluate(os.path.join(baseline_model.uri, "Format-Serving"), None, train, eval_, movies)
+                if baseline_model else None)
     blessed, why = bless(result, baseline, recall_floor, max_regression)
     with tf.io.gfile.GFile(os.path.join(evaluation.uri, "metrics.json"), "w") as f:
         json.dump({"model": result, "baseline": baseline, "blessed": blessed, "why": why}, f, indent=1)

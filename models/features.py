@@ -24,13 +24,10 @@ MOVIE_YEAR = "movie_year"
 MOVIE_GENRES = "movie_genres"
 MOVIE_TAGS = "movie_tags"
 
-USER_FEATURES = [USER_ID, USER_AGE, USER_GENDER, USER_OCCUPATION, USER_ZIP]
-MOVIE_FEATURES = [MOVIE_ID, MOVIE_TITLE, MOVIE_YEAR, MOVIE_GENRES, MOVIE_TAGS]
 # Categorical features turned into vocabulary indices (one OOV bucket each); the
 # multi-valued ones (and the title's tokens) become SparseTensors of indices.
 VOCAB_FEATURES = [USER_ID, MOVIE_ID, USER_GENDER, USER_OCCUPATION, USER_ZIP, MOVIE_GENRES, MOVIE_TAGS,
                   MOVIE_TITLE]
-MULTI_VALUED = [MOVIE_GENRES, MOVIE_TAGS, MOVIE_TITLE]
 VOCAB_TOP_K = {MOVIE_TITLE: 20_000, MOVIE_TAGS: 10_000}  # the rest keep every value
 # Numeric features turned into quantile bucket indices.
 BUCKET_FEATURES = {USER_AGE: 8, MOVIE_YEAR: 10}

@@ -24,7 +24,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving.config import read_config, under_root, validate, write_config  # noqa: F401  (re-exported)
+from serving.config import read_config, under_root, validate
 from serving.errors import ServableError, op_message
 
 State = get_model_status_pb2.ModelVersionStatus.State

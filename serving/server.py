@@ -29,8 +29,9 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 
 from serving import health
 from serving.batching import Batcher
+from serving.config import read_config, write_config  # noqa: F401  write_config: for benchmarks/serving.py
 from serving.errors import ServableError
-from serving.registry import ModelRegistry, read_config, write_config  # noqa: F401  (re-exported)
+from serving.registry import ModelRegistry
 from serving.service import RELOAD_FLAG, Admission, ModelServer
 from serving.tensors import Limits
 

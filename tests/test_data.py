@@ -7,7 +7,8 @@ import zipfile
 
 import pytest
 
-from components.movielens import parse_movie, parse_rating, parse_user, read_table
+from components.movielens_formats import parse_movie, parse_rating, parse_user
+from components.movielens_tables import read_table
 from pipeline import data, synthetic
 
 

@@ -11,7 +11,8 @@ import pytest
 from components.examples import read_pairs
 from pipeline import configs, local_runner, synthetic
 from serving.client import RecommenderClient
-from serving.server import running_server, write_config
+from serving.config import write_config
+from serving.server import running_server
 
 K = 10
 
