@@ -18,7 +18,8 @@ from pipeline import configs, data, local_runner
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the MovieLens recommender end to end.")
-    parser.add_argument("--data-dir", help="ml-100k directory (default: $MOVIELENS_DIR, else download)")
+    parser.add_argument("--data-dir", help="MovieLens directory, any release "
+                        "(default: $MOVIELENS_DIR, else download ml-100k)")
     parser.add_argument("--output-dir", default=configs.OUTPUT_DIR, help="where artifacts and models go")
     parser.add_argument("--epochs", type=int, help="training epochs of both models (default: constants)")
     parser.add_argument("--users", nargs="+", default=["196", "186", "22"], help="users to recommend for")

@@ -26,7 +26,9 @@ from models import metrics
 
 SEED = 42
 TRAIN_FRACTION = 0.8
-SHARED_ML100K = "/work/shared/data/movielens/ml-100k"
+# The copy the Makefile uses too: shared/data/movielens beside the checkout.
+SHARED_ML100K = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
+                             "movielens", "ml-100k")
 
 
 def find_data_dir(data_dir: Optional[str] = None) -> Optional[str]:

@@ -36,8 +36,9 @@ from models.retrieval.constants import RetrievalConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-DEFAULT_SETTINGS = ["1000,1000,10",  # components/index_builder.py's defaults: sqrt(n) leaves, all searched
-                    "1000,20,100", "1000,50,100", "1000,100,250", "1000,100,500", "1000,200,500"]
+DEFAULT_SETTINGS = ["1000,1000,10",  # sqrt(n) leaves, every one searched
+                    "1000,20,100", "1000,50,100", "1000,100,250", "1000,100,500",
+                    "1000,200,500"]  # index_builder.scann_parameters' choice at 1M movies
 
 
 def catalogue(items: int, queries: int, dim: int, clusters: int, spread: float, seed: int):

@@ -1,9 +1,9 @@
 """What users get, scored: the served answer, asked through the gRPC client, beside
 popularity, EASE and retrieval alone, for the same users of the pipeline's own split.
 
-    python benchmarks/quality.py                  # pipeline on ML-100K, serve, score the eval split
-    python benchmarks/quality.py --reuse          # score the last run in --output-dir again
-    python benchmarks/quality.py --validation     # the same on validation data carved out of train
+    python -m benchmarks.quality                  # pipeline on ML-100K, serve, score the eval split
+    python -m benchmarks.quality --reuse          # score the last run in --output-dir again
+    python -m benchmarks.quality --validation     # the same on validation data carved out of train
 
 The pipeline's pushed models run behind serving/server.py; every eval user is asked
 through serving.client over gRPC for 100 movies: `served` is the client's default

@@ -23,7 +23,7 @@ SHA256 = {
 OFFLINE_HELP = """\
 Could not download MovieLens 100K from {url}
 ({error}).
-The demo needs the ml-100k files (u.data, u.item, u.user). Either connect this
+The demo needs a MovieLens release, by default ml-100k. Either connect this
 machine to the internet and run again (the archive is cached in {cache}), or
 download and unzip ml-100k.zip elsewhere, copy the ml-100k directory here, and
 pass it with --data-dir /path/to/ml-100k or MOVIELENS_DIR=/path/to/ml-100k."""
@@ -83,6 +83,7 @@ def download(cache: Optional[Path] = None) -> Path:
 
 
 def resolve(data_dir: Optional[str] = None) -> Path:
-    """The ml-100k directory to use: `data_dir`, else $MOVIELENS_DIR, else the download."""
+    """The MovieLens directory to use (any release): `data_dir`, else $MOVIELENS_DIR, else
+    the ml-100k download."""
     given = data_dir or os.environ.get("MOVIELENS_DIR")
     return check_dir(Path(given)) if given else download()

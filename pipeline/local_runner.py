@@ -43,7 +43,8 @@ def run(data_dir: str, output_dir: str, epochs: Optional[int] = None,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the MovieLens TFX pipeline locally.")
-    parser.add_argument("--data-dir", help="ml-100k directory (default: $MOVIELENS_DIR, else download)")
+    parser.add_argument("--data-dir", help="MovieLens directory, any release "
+                        "(default: $MOVIELENS_DIR, else download ml-100k)")
     parser.add_argument("--output-dir", default=configs.OUTPUT_DIR, help="where artifacts and models go")
     parser.add_argument("--epochs", type=int, help="training epochs of both models (default: constants)")
     parser.add_argument("--beam-arg", action="append", default=[], dest="beam_args",

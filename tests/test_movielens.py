@@ -67,25 +67,21 @@ def test_100k_examples_join_user_and_movie(tmp_path):
                                                                          ("196", "302")]
 
 
-def test_1m_examples_decode_codes(tmp_path):
-    data_dir = write(tmp_path / "ml", {"ratings.dat": "1::2::5::978300760\n",
-                                       "movies.dat": "2::Jumanji (1995)::Adventure|Children's\n",
-                                       "users.dat": "1::F::25::12::48067\n"})
-    [row] = run(data_dir, str(tmp_path / "out"), eval_fraction=0.0)["train"]
-    assert row == {"user_id": "1", "movie_id": "2", "rating": 5.0, "timestamp": 978300760, "user_age": 25,
-                   "user_gender": "F", "user_occupation": "programmer", "user_zip": "48067",
-                   "movie_title": "Jumanji (1995)", "movie_year": 1995,
-                   "movie_genres": ["Adventure", "Children's"], "movie_tags": []}
-
-
-def test_10m_examples_have_tags_and_no_demographics(tmp_path):
-    data_dir = write(tmp_path / "ml", {"ratings.dat": "5::122::3.5::838985046\n",
-                                       "movies.dat": "122::Boomerang (1992)::Comedy|Romance\n",
-                                       "tags.dat": "15::122::Eddie Murphy::1215184630\n"})
-    [row] = run(data_dir, str(tmp_path / "out"), eval_fraction=0.0)["train"]
-    assert row == {"user_id": "5", "movie_id": "122", "rating": 3.5, "timestamp": 838985046, "user_age": 0,
-                   "user_gender": "", "user_occupation": "", "user_zip": "", "movie_title": "Boomerang (1992)",
-                   "movie_year": 1992, "movie_genres": ["Comedy", "Romance"], "movie_tags": ["eddie murphy"]}
+@pytest.mark.parametrize("files, expected", [
+    ({"ratings.dat": "1::2::5::978300760\n", "movies.dat": "2::Jumanji (1995)::Adventure|Children's\n",
+      "users.dat": "1::F::25::12::48067\n"},
+     {"user_id": "1", "movie_id": "2", "rating": 5.0, "timestamp": 978300760, "user_age": 25, "user_gender": "F",
+      "user_occupation": "programmer", "user_zip": "48067", "movie_title": "Jumanji (1995)", "movie_year": 1995,
+      "movie_genres": ["Adventure", "Children's"], "movie_tags": []}),
+    ({"ratings.dat": "5::122::3.5::838985046\n", "movies.dat": "122::Boomerang (1992)::Comedy|Romance\n",
+      "tags.dat": "15::122::Eddie Murphy::1215184630\n"},
+     {"user_id": "5", "movie_id": "122", "rating": 3.5, "timestamp": 838985046, "user_age": 0, "user_gender": "",
+      "user_occupation": "", "user_zip": "", "movie_title": "Boomerang (1992)", "movie_year": 1992,
+      "movie_genres": ["Comedy", "Romance"], "movie_tags": ["eddie murphy"]}),
+], ids=["ml-1m: user codes decoded", "ml-10m: half stars, tags, no demographics"])
+def test_dat_release_examples(tmp_path, files, expected):
+    [row] = run(write(tmp_path / "ml", files), str(tmp_path / "out"), eval_fraction=0.0)["train"]
+    assert row == expected
 
 
 def test_csv_examples_skip_the_header(tmp_path):

@@ -111,6 +111,22 @@ def test_in_batch_negatives_teach_the_like_head_which_pairs_were_not_rated():
     assert all(like[i, i] > max(np.delete(like[i], i)) for i in range(4))
 
 
+def test_model_fits_ratings_from_ids_alone():
+    tf.keras.utils.set_random_seed(0)
+    ids = tf.constant([0, 1, 2, 3], tf.int64)
+    rows = {"user_id_xf": ids, "movie_id_xf": ids, "movie_year_xf": tf.constant([0, 1, 1, 2], tf.int64),
+            "movie_genres_xf": tf.sparse.from_dense(tf.constant([[1, 0], [0, 2], [1, 2], [2, 0]], tf.int64)),
+            F.RATING: tf.constant([5.0, 1.0, 3.0, 4.0])}
+    model = M.RankingModel({"user_id_xf": 5, "movie_id_xf": 5, "movie_year_xf": 3, "movie_genres_xf": 3}, dim=8,
+                           deep_layers=(16,))
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
+    data = tf.data.Dataset.from_tensors(rows)
+    before = model.evaluate(data, return_dict=True, verbose=0)["loss"]
+    model.fit(data.repeat(30), verbose=0)
+    assert model.evaluate(data, return_dict=True, verbose=0)["loss"] < 0.2 * before
+    assert model(rows)["rating"].shape == (4,) and model(rows)["like_logit"].shape == (4,)
+
+
 def test_side_features_are_read_per_id(transformed):
     tft_output, files = transformed
     keys, values = export.side_features(files, tft_output, F.MOVIE_ID, ["movie_genres_xf", "movie_year_xf"])
