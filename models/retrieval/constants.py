@@ -12,7 +12,7 @@ class RetrievalConfig(Config):
     embedding_dim: int = 64
     layers: Tuple[int, ...] = (128,)  # hidden layers of each tower's MLP, before the output of embedding_dim
     use_history: bool = True  # the query tower adds the mean embedding of the user's training movies
-    temperature: float = 0.05
+    temperature: float = 0.1  # chosen on validation data (benchmarks/RESULTS.md, retrieval sweep)
     negatives: str = "mixed"  # in_batch | uniform | hard | mixed (see models/retrieval/model.py)
     num_sampled: int = 512  # sampled negatives per batch, on top of the batch's own movies
     num_hard_negatives: int = 128  # with negatives="hard": negatives kept per query, the highest-scored
