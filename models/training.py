@@ -22,11 +22,12 @@ class EpochLine(tf.keras.callbacks.Callback):
       sizes: {"loss": examples in the train split, "val_loss": in the eval split}.
       batch_size: examples per batch; the last batch holds the rest.
       summed: whether a batch's loss is the sum over its examples (tfrs Retrieval) rather than the mean.
+      show: False sets the means without printing.
     """
 
-    def __init__(self, epochs: int, sizes: Dict[str, int], batch_size: int, summed: bool):
+    def __init__(self, epochs: int, sizes: Dict[str, int], batch_size: int, summed: bool, show: bool = True):
         super().__init__()
-        self.epochs, self.sizes, self.batch_size, self.summed = epochs, sizes, batch_size, summed
+        self.epochs, self.sizes, self.batch_size, self.summed, self.show = epochs, sizes, batch_size, summed, show
         self.start, self.totals = 0.0, {}
 
     def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
@@ -44,6 +45,8 @@ class EpochLine(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         logs.update({key: total / max(self.sizes[key], 1) for key, total in self.totals.items() if key in logs})
+        if not self.show:
+            return
         shown = [f"{key} {value:.4f}" for key, value in logs.items()
                  if not key.endswith("total_loss") and not (key.endswith("regularization_loss") and value == 0)]
         print(f"  epoch {epoch + 1}/{self.epochs} ({time.monotonic() - self.start:.0f} s): {', '.join(shown)}",

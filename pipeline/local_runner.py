@@ -10,10 +10,28 @@ Artifacts land in <output-dir>/pipeline, metadata in <output-dir>/metadata.db an
 pushed models in <output-dir>/serving/<model>/<version>.
 """
 import argparse
+import logging
 import os
+import time
 from typing import List, Optional
 
 from pipeline import configs, data
+
+
+class ComponentTimes(logging.Handler):
+    """Prints each component's start and end, with its wall time, from LocalDagRunner's log."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.started = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == "Component %s is running.":
+            self.started[record.args[0]] = time.monotonic()
+            print(f"{record.args[0]} ...", flush=True)
+        elif record.msg == "Component %s is finished.":
+            seconds = time.monotonic() - self.started.pop(record.args[0], time.monotonic())
+            print(f"{record.args[0]} done ({seconds:.0f} s)", flush=True)
 
 
 def run(data_dir: str, output_dir: str, epochs: Optional[int] = None,
@@ -37,7 +55,14 @@ def run(data_dir: str, output_dir: str, epochs: Optional[int] = None,
         retrieval_config={**configs.RETRIEVAL_CONFIG, **override, **(retrieval_config or {})},
         ranking_config={**configs.RANKING_CONFIG, **override})
     options = tfx_pipeline.RunOptions(to_nodes=[until]) if until else None  # a partial run
-    tfx.orchestration.LocalDagRunner().run(pipeline, run_options=options)
+    absl = logging.getLogger("absl")  # where LocalDagRunner logs each component's start and end
+    absl.setLevel(min(absl.getEffectiveLevel(), logging.INFO))
+    times = ComponentTimes()
+    absl.addHandler(times)
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline, run_options=options)
+    finally:
+        absl.removeHandler(times)
     return serving_dir
 
 

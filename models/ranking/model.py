@@ -16,6 +16,7 @@ import tensorflow_recommenders as tfrs
 import tensorflow_transform as tft
 
 from models import features as F
+from models import training
 from models.ranking.constants import RankingConfig
 
 
@@ -212,7 +213,9 @@ def fit_listwise(features: np.ndarray, labels: np.ndarray, config: RankingConfig
     def lists(rows: np.ndarray) -> tf.data.Dataset:
         return tf.data.Dataset.from_tensor_slices((features[rows], labels[rows]))
 
+    line = training.EpochLine(config.list_epochs, {"loss": len(order) - cut, "val_loss": cut}, config.list_batch_size,
+                              summed=False, show=bool(config.verbose))
     history = model.fit(lists(order[cut:]).shuffle(len(order), seed=0).batch(config.list_batch_size),
-                        validation_data=lists(order[:cut]).batch(256), epochs=config.list_epochs,
-                        callbacks=[stop], verbose=config.verbose)
+                        validation_data=lists(order[:cut]).batch(config.list_batch_size), epochs=config.list_epochs,
+                        callbacks=[line, stop], verbose=0)
     return model, history.history
