@@ -30,7 +30,6 @@ def main() -> None:
                         "them to <output-dir>/demo.log")
     args = parser.parse_args()
     start = time.monotonic()
-    data_dir = data.resolve(args.data_dir)  # its errors and download progress stay on the terminal
     output = os.path.abspath(args.output_dir)
     log = os.path.join(output, "demo.log")
     if not args.verbose:  # before TensorFlow loads: its C++ logs write to file descriptor 2 too
@@ -39,10 +38,13 @@ def main() -> None:
         print(f"Logs: {log} (--verbose prints them here)")
     warnings.filterwarnings("ignore", category=FutureWarning)  # google-cloud's Python EOL notices
     try:
-        serving_dir, config = run(args, data_dir)
+        serving_dir, config = run(args)
     except BaseException as error:
         if not args.verbose:
-            print(f"Failed: {type(error).__name__}: {error}\nThe traceback and the logs before it: {log}")
+            with open(log, errors="replace") as f:
+                tail = "".join(f.readlines()[-20:])
+            print(f"Failed: {type(error).__name__}: {error}\nThe last lines of {log} (the traceback "
+                  f"follows there):\n{tail}", flush=True)
         raise
     print(f"Pipeline artifacts: {output}/pipeline\nML Metadata:        {output}/metadata.db\n"
           f"Pushed models:      {serving_dir}\nServer config:      {os.path.abspath(config)}\n"
@@ -50,9 +52,10 @@ def main() -> None:
           + f"Total wall time:    {time.monotonic() - start:.0f} s")
 
 
-def run(args: argparse.Namespace, data_dir) -> tuple:
+def run(args: argparse.Namespace) -> tuple:
     """Runs the pipeline, serves its models and prints the users' recommendations; returns
     the pushed models' directory and the server's config file."""
+    data_dir = data.resolve(args.data_dir)
     print(f"[1/3] Running the TFX pipeline on {data_dir} ...", flush=True)
     serving_dir = local_runner.run(data_dir, args.output_dir, args.epochs)
 

@@ -44,10 +44,9 @@ from components.movielens_formats import (
     Rating,
     Release,
     User,
-    check_header,
     decode,
 )
-from components.movielens_tables import id_order, read_tables, to_example
+from components.movielens_tables import id_order, read_lines, read_tables, to_example
 
 SPLITS = ("random", "temporal", "leave_last_n")
 CHUNK_LINES = 20_000  # ratings lines per parallel parsing task
@@ -104,15 +103,8 @@ def read_chunks(path: str, header: bool) -> Iterator[tuple]:
 
 def check_ratings_file(path: str, release: Release) -> None:
     """Raises MovieLensError unless `path` exists, has the right header and holds a row."""
-    if not tf.io.gfile.exists(path):
-        raise MovieLensError(f"{path}: file not found", "missing")
-    with tf.io.gfile.GFile(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            if number == 1 and release.header:
-                check_header(decode(raw, "utf-8", f"{path}:1"), path)
-            elif raw.strip():
-                return
-    raise MovieLensError(f"{path}: file is empty (no ratings); is the download complete?", "empty")
+    if next(read_lines(path, "utf-8/latin-1", release.header), None) is None:  # Latin-1 decodes any byte
+        raise MovieLensError(f"{path}: file is empty (no ratings); is the download complete?", "empty")
 
 
 class _ParseChunk(beam.DoFn):
@@ -218,18 +210,9 @@ def report_bad_rows(path: str, rows: int, bad: Dict[str, dict], max_fraction: fl
 
 def report_duplicates(path: str, aliases: Dict[str, str], remapped: int, collapsed: int,
                       report_path: Optional[str]) -> dict:
-    """Logs and writes the duplicate titles merged and the ratings remapped and collapsed.
-
-    Args:
-        path: the movies file.
-        aliases: {merged id: the id kept for its title}.
-        remapped: ratings of a merged id, now of the kept id.
-        collapsed: ratings dropped because their user also rated another id of the title.
-        report_path: where to write the report as JSON; None writes nothing.
-
-    Returns:
-        The report: counts and the aliases.
-    """
+    """Logs the duplicate titles merged ({merged id: kept id} `aliases` of the movies file
+    `path`), the ratings remapped to a kept id and those collapsed (their user also rated
+    another id of the title); writes the report to `report_path` unless None; returns it."""
     report = {"file": path, "titles_merged": len(set(aliases.values())), "ids_merged": len(aliases),
               "ratings_remapped": remapped, "ratings_collapsed": collapsed,
               "aliases": dict(sorted(aliases.items(), key=lambda item: id_order(item[0])))}

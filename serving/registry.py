@@ -19,8 +19,7 @@ from typing import Dict, List, Optional, Tuple
 
 import grpc
 import tensorflow as tf
-from google.protobuf import text_format
-from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.saved_model import loader_impl
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
@@ -41,13 +40,8 @@ class Servable:
         self.name, self.version, self.path = name, version, path
         self.model = tf.saved_model.load(path)
         self.signatures = dict(self.model.signatures)
-        saved_model = saved_model_pb2.SavedModel()  # TF Serving's metadata lists every SignatureDef
-        if os.path.isfile(os.path.join(path, "saved_model.pb")):
-            with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-                saved_model.ParseFromString(f.read())
-        else:
-            text_format.Parse(_read(os.path.join(path, "saved_model.pbtxt")), saved_model)
-        self.signature_defs = dict(saved_model.meta_graphs[0].signature_def)
+        # TF Serving's metadata lists every SignatureDef; parse_saved_model reads .pb or .pbtxt.
+        self.signature_defs = dict(loader_impl.parse_saved_model(path).meta_graphs[0].signature_def)
 
     def signature(self, name: str):
         """The concrete function of signature `name`; FAILED_PRECONDITION if absent (as Predict)."""
