@@ -3,14 +3,11 @@
 A `ModelRegistry` holds, per configured model, the versions its `model_version_policy`
 asks for (latest N, all, or specific), loaded from `<base_path>/<version>/`. A version
 is a directory named by a non-negative integer that holds a `saved_model.pb` (or
-`.pbtxt`); anything else in a base path is ignored. `poll()` rescans the base paths: a
-new version is loaded beside the serving ones and swapped in with one reference
-assignment, so requests never wait and never see a half-loaded model. Failures stay
-their own: a version that fails to load is reported (END with its error) and never
-replaces a working one, and a model whose base path cannot be read keeps serving what it
-has while the other models update. `reload()` applies a new ModelServerConfig all or
-nothing: it is validated whole (serving/config.py) and its version labels checked
-before anything is swapped in.
+`.pbtxt`). `poll()` loads new versions beside the serving ones and swaps them in with one
+reference assignment: requests never wait nor see a half-loaded model. A version that
+fails to load is reported (END with its error), never replaces a working one, and is
+retried only once its files change; a model whose base path cannot be read keeps serving.
+`reload()` applies a new ModelServerConfig all or nothing (serving/config.py validates it).
 """
 import os
 import threading
