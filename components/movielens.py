@@ -187,15 +187,19 @@ def _line_order(message: str) -> tuple:
     return (int(line) if line.isdigit() else 0, message)
 
 
+def _write_json(report: dict, path: Optional[str]) -> None:
+    if path:
+        with tf.io.gfile.GFile(path, "w") as f:
+            json.dump(report, f, indent=1)
+
+
 def report_bad_rows(path: str, rows: int, bad: Dict[str, dict], max_fraction: float,
                     report_path: Optional[str]) -> dict:
     """Logs and writes the bad-row counts; raises MovieLensError past `max_fraction`."""
     count = sum(entry["count"] for entry in bad.values())
     report = {"file": path, "rows": rows, "bad_rows": count, "max_bad_row_fraction": max_fraction,
               "reasons": dict(sorted(bad.items()))}
-    if report_path:
-        with tf.io.gfile.GFile(report_path, "w") as f:
-            json.dump(report, f, indent=1)
+    _write_json(report, report_path)
     per_reason = ", ".join(f"{reason} {entry['count']}" for reason, entry in sorted(bad.items()))
     logging.info("MovieLensExampleGen: %d of %d rows of %s bad%s", count, rows, path,
                  f" ({per_reason})" if count else "")
@@ -216,9 +220,7 @@ def report_duplicates(path: str, aliases: Dict[str, str], remapped: int, collaps
     report = {"file": path, "titles_merged": len(set(aliases.values())), "ids_merged": len(aliases),
               "ratings_remapped": remapped, "ratings_collapsed": collapsed,
               "aliases": dict(sorted(aliases.items(), key=lambda item: id_order(item[0])))}
-    if report_path:
-        with tf.io.gfile.GFile(report_path, "w") as f:
-            json.dump(report, f, indent=1)
+    _write_json(report, report_path)
     if aliases:
         pairs = [f"{merged}->{kept}" for merged, kept in report["aliases"].items()]
         more = f", ... {len(pairs) - DUPLICATES_LOGGED} more" if len(pairs) > DUPLICATES_LOGGED else ""

@@ -13,9 +13,9 @@ from models import features as F
 
 
 class EpochLine(tf.keras.callbacks.Callback):
-    """Sets each epoch's `loss` and `val_loss` to per-example means over the whole split (a
-    tfrs Model logs the last batch's loss) and prints them, its wall time and metrics on one
-    line. Put it first in the callbacks, so that early stopping and History see those means.
+    """Sets each epoch's `loss` and `val_loss` to per-example means over the split (a tfrs Model
+    logs the last batch's) and prints them with the wall time and metrics. First in the
+    callbacks, so that early stopping and History see those means.
 
     Args:
       epochs: the epochs asked for.
