@@ -39,6 +39,7 @@ def run(data_dir: str, output_dir: str, epochs: Optional[int] = None,
         until: Optional[str] = None) -> str:
     """Runs the pipeline (up to component `until`, if given); returns the directory the
     models are pushed to. `retrieval_config` overrides configs.RETRIEVAL_CONFIG key by key."""
+    from absl import logging as absl_logging
     from tfx import v1 as tfx
     from tfx.orchestration import pipeline as tfx_pipeline
 
@@ -55,14 +56,15 @@ def run(data_dir: str, output_dir: str, epochs: Optional[int] = None,
         retrieval_config={**configs.RETRIEVAL_CONFIG, **override, **(retrieval_config or {})},
         ranking_config={**configs.RANKING_CONFIG, **override})
     options = tfx_pipeline.RunOptions(to_nodes=[until]) if until else None  # a partial run
-    absl = logging.getLogger("absl")  # where LocalDagRunner logs each component's start and end
-    absl.setLevel(min(absl.getEffectiveLevel(), logging.INFO))
+    # LocalDagRunner logs each component's start and end at INFO, as TFX's templates show them.
+    # (The absl flag, not only the logger's level: TensorFlow's SavedModel export restores the flag.)
+    absl_logging.set_verbosity(absl_logging.INFO)
     times = ComponentTimes()
-    absl.addHandler(times)
+    absl_logging.get_absl_logger().addHandler(times)
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline, run_options=options)
     finally:
-        absl.removeHandler(times)
+        absl_logging.get_absl_logger().removeHandler(times)
     return serving_dir
 
 
