@@ -5,7 +5,9 @@
 
 Runs the pipeline with LocalDagRunner, starts serving/server.py on a free loopback
 port over the pushed models, prints recommendations for a few users through the
-composing gRPC client, and stops the server.
+composing gRPC client, and stops the server. It prints each component's start and end,
+the models' epochs and the recommendations; TensorFlow's, Beam's and TFX's own logs go
+to <output-dir>/demo.log (--verbose prints them too).
 """
 import argparse
 import contextlib
@@ -24,12 +26,35 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="training epochs of both models (default: constants)")
     parser.add_argument("--users", nargs="+", default=["196", "186", "22"], help="users to recommend for")
     parser.add_argument("-k", type=int, default=10, help="recommendations per user")
+    parser.add_argument("--verbose", action="store_true", help="print every log line instead of writing "
+                        "them to <output-dir>/demo.log")
     args = parser.parse_args()
     start = time.monotonic()
+    output = os.path.abspath(args.output_dir)
+    log = os.path.join(output, "demo.log")
+    if not args.verbose:  # before TensorFlow loads: its C++ logs write to file descriptor 2 too
+        os.makedirs(output, exist_ok=True)
+        os.dup2(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 2)
+        print(f"Logs: {log} (--verbose prints them here)")
     warnings.filterwarnings("ignore", category=FutureWarning)  # google-cloud's Python EOL notices
-    from absl import logging
-    logging.set_verbosity(logging.WARNING)  # TFX's per-component INFO lines; training still reports
+    try:
+        serving_dir, config = run(args)
+    except BaseException as error:
+        if not args.verbose:
+            with open(log, errors="replace") as f:
+                tail = "".join(f.readlines()[-20:])
+            print(f"Failed: {type(error).__name__}: {error}\nThe last lines of {log} (the traceback "
+                  f"follows there):\n{tail}", flush=True)
+        raise
+    print(f"Pipeline artifacts: {output}/pipeline\nML Metadata:        {output}/metadata.db\n"
+          f"Pushed models:      {serving_dir}\nServer config:      {os.path.abspath(config)}\n"
+          + ("" if args.verbose else f"Logs:               {log}\n")
+          + f"Total wall time:    {time.monotonic() - start:.0f} s")
 
+
+def run(args: argparse.Namespace) -> tuple:
+    """Runs the pipeline, serves its models and prints the users' recommendations; returns
+    the pushed models' directory and the server's config file."""
     data_dir = data.resolve(args.data_dir)
     print(f"[1/3] Running the TFX pipeline on {data_dir} ...", flush=True)
     serving_dir = local_runner.run(data_dir, args.output_dir, args.epochs)
@@ -47,12 +72,7 @@ def main() -> None:
               "already rated are excluded):\n")
         for user in args.users:
             print(format_table(user, client.recommend(user, args.k)), "\n")
-
-    output = os.path.abspath(args.output_dir)
-    print(f"Pipeline artifacts: {output}/pipeline\nML Metadata:        {output}/metadata.db\n"
-          f"Pushed models:      {serving_dir}\nServer config:      {os.path.abspath(config)}\n"
-          f"Total wall time:    {time.monotonic() - start:.0f} s")
-
+    return serving_dir, config
 
 if __name__ == "__main__":
     main()

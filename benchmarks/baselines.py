@@ -8,7 +8,7 @@ user ranks all 1,682 movies with their training movies masked.
     from models import metrics
     train, test = baselines.stack_split(data_dir)
     data = baselines.interactions(train, test, baselines.movie_ids(data_dir))
-    top = metrics.top_k_masked(baselines.ease_scores(data.train), data.train, k=100)
+    top = baselines.top_k_masked(baselines.ease_scores(data.train), data.train, k=100)
     metrics.ranking_metrics(top, data.relevant)   # EASE: recall@10 0.234, ndcg@10 0.441
 
 Run as a script it prints popularity's and EASE's figures:
@@ -16,7 +16,7 @@ Run as a script it prints popularity's and EASE's figures:
 """
 import argparse
 import os
-from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -126,6 +126,44 @@ def ease_scores(train: sp.spmatrix, lam: float = 500.0) -> np.ndarray:
     return np.asarray(x @ b)
 
 
+def top_k_masked(scores: np.ndarray, mask: Union[np.ndarray, sp.spmatrix], k: int) -> np.ndarray:
+    """The k best unmasked items of each user, best first.
+
+    Args:
+        scores: float [U, I], higher is better (finite values).
+        mask: bool [U, I] or a scipy sparse matrix [U, I] whose stored non-zeros are the
+            items to exclude (e.g. the training interactions).
+        k: items per user, 1 <= k <= I.
+
+    Returns:
+        int64 [U, k] item indices; a user with n < k unmasked items gets -1 in the last
+        k - n places. Masked items are never returned.
+    """
+    scores = np.asarray(scores)
+    mask = mask if sp.issparse(mask) else np.asarray(mask, dtype=bool)
+    if scores.ndim != 2 or mask.shape != scores.shape:
+        raise ValueError(f"top_k_masked: scores {scores.shape} and mask {mask.shape} must be "
+                         "the same [users, items] shape")
+    num_users, num_items = scores.shape
+    if not 1 <= k <= num_items:
+        raise ValueError(f"top_k_masked: k={k} must be between 1 and the {num_items} items")
+    scores = np.array(scores, dtype=np.result_type(scores.dtype, np.float32))  # a copy
+    if sp.issparse(mask):
+        mask = sp.csr_matrix(mask, dtype=bool)
+        mask.sum_duplicates()
+        mask.eliminate_zeros()
+        per_user = np.diff(mask.indptr)
+        scores[np.repeat(np.arange(num_users), per_user), mask.indices] = -np.inf
+    else:
+        per_user = mask.sum(axis=1)
+        scores[mask] = -np.inf
+    best = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # [U, k], unordered
+    order = np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(best, order, axis=1).astype(np.int64)
+    top[np.arange(k)[None, :] >= (num_items - per_user)[:, None]] = -1  # ran out of items
+    return top
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", help="ml-100k directory (default: $MOVIELENS_DIR, then "
@@ -137,7 +175,7 @@ def main() -> None:
 
     data = interactions(*stack_split(data_dir), movie_ids(data_dir))
     for name, scores in (("popularity", popularity_scores), ("ease", ease_scores)):
-        top = metrics.top_k_masked(scores(data.train), data.train, k=100)
+        top = top_k_masked(scores(data.train), data.train, k=100)
         result = metrics.ranking_metrics(top, data.relevant)
         print(f"{name:10s} " + "  ".join(f"{key} {result[key]:.3f}"
                                          for key in ("recall@10", "ndcg@10", "recall@100")))

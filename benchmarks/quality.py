@@ -55,7 +55,7 @@ def newest(pattern: str) -> str:
 def baseline_metrics(train: pd.DataFrame, test: pd.DataFrame, movies: List[str]) -> Dict[str, dict]:
     """Popularity and EASE on (train, test); EASE's lambda is chosen on a fifth of train."""
     def score(split: baselines.Interactions, lam: float) -> dict:
-        top = metrics.top_k_masked(baselines.ease_scores(split.train, lam), split.train, k=100)
+        top = baselines.top_k_masked(baselines.ease_scores(split.train, lam), split.train, k=100)
         return metrics.ranking_metrics(top, split.relevant)
 
     held = np.random.default_rng(0).random(len(train)) < 0.2
@@ -63,7 +63,7 @@ def baseline_metrics(train: pd.DataFrame, test: pd.DataFrame, movies: List[str])
     by_lambda = {lam: score(inner, lam)["ndcg@10"] for lam in EASE_LAMBDAS}
     lam = max(by_lambda, key=by_lambda.get)
     split = baselines.interactions(train, test, movies)
-    popularity = metrics.top_k_masked(baselines.popularity_scores(split.train), split.train, k=100)
+    popularity = baselines.top_k_masked(baselines.popularity_scores(split.train), split.train, k=100)
     return {"popularity": metrics.ranking_metrics(popularity, split.relevant),
             "ease": {**score(split, lam), "lambda": lam, "validation_ndcg@10_by_lambda": by_lambda}}
 

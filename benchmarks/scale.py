@@ -73,7 +73,7 @@ def train_stats(output_dir: str, trainer: str) -> dict:
 
 
 def measure(ratings: int, workdir: str, epochs: int, beam_args: list) -> dict:
-    from pipeline import synthetic
+    from benchmarks import synthetic
 
     users, movies = shape(ratings)
     data_dir = synthetic.write(os.path.join(workdir, f"data-{ratings}"), users, movies, ratings)

@@ -5,13 +5,10 @@ still retrievable by their features).
     catalogue_gen = MovieCatalogueGen(input_base="/path/to/ml-100k")
     catalogue_gen.outputs["catalogue"]  # Examples, one split "catalogue"
 
-Output: <uri>/Split-catalogue/data_tfrecord-00000-of-00001.gz, gzipped TFRecords of one
-tf.Example per movie of the release's movies file: movie_id, movie_title, movie_year,
-movie_genres (1+ values), movie_tags (0+ values), written in movie-id order. The release
-and its parsers are those of MovieLensExampleGen (components/movielens_tables.py), so a
-title listed under several ids appears once, under the id its ratings are remapped to; the
-artifact's custom property duplicate_ids_merged counts the ids dropped. A movies table,
-even 32M's 87K movies, fits in memory, so this needs no Beam.
+Output: one gzipped TFRecord file of a tf.Example per movie (movie_features in
+components/movielens_tables.py), in movie-id order. A title listed under several ids
+appears once, under the id MovieLensExampleGen remaps its ratings to; the custom property
+duplicate_ids_merged counts the ids dropped. Even 32M's 87K movies fit in memory: no Beam.
 """
 import logging
 import os

@@ -1,9 +1,5 @@
-"""DataGate: stops the pipeline before any Trainer when the data is anomalous.
-
-    data_gate = DataGate(statistics=statistics_gen.outputs["statistics"],
-                         schema=schema_gen.outputs["schema"],
-                         anomalies=example_validator.outputs["anomalies"])
-    transform.add_upstream_node(data_gate)
+"""DataGate: stops the pipeline before any Trainer when the data is anomalous (wired in
+pipeline/pipeline.py, upstream of Transform).
 
 It fails the run (so nothing downstream trains or pushes) when ExampleValidator found
 anomalies in any split, or when the eval split has drifted from the train split beyond
@@ -49,15 +45,20 @@ def _stats(uri: str, split: str):
     return tfdv.load_stats_binary(os.path.join(uri, f"Split-{split}", STATISTICS_FILE))
 
 
+def gate(statistics_uri: str, schema_uri: str, anomalies_uri: str, splits: List[str]) -> None:
+    """Raises DataAnomalyError on ExampleValidator's anomalies in any of `splits` or on the
+    eval split's drift from train (artifact directories as the components write them)."""
+    check({f"split '{split}'": anomalies_util.load_anomalies_binary(
+        os.path.join(anomalies_uri, f"Split-{split}", ANOMALIES_FILE)) for split in splits})
+    curated = io_utils.parse_pbtxt_file(os.path.join(schema_uri, "schema.pbtxt"), schema_pb2.Schema())
+    check({"eval drifted from train": tfdv.validate_statistics(
+        _stats(statistics_uri, "eval"), curated, previous_statistics=_stats(statistics_uri, "train"))})
+
+
 @tfx.dsl.components.component
 def DataGate(statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
              schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
              anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
              ) -> None:
     """Fails on ExampleValidator's anomalies or train/eval drift (see the module docstring)."""
-    splits = artifact_utils.decode_split_names(anomalies.split_names)
-    check({f"split '{split}'": anomalies_util.load_anomalies_binary(
-        os.path.join(anomalies.uri, f"Split-{split}", ANOMALIES_FILE)) for split in splits})
-    curated = io_utils.parse_pbtxt_file(os.path.join(schema.uri, "schema.pbtxt"), schema_pb2.Schema())
-    check({"eval drifted from train": tfdv.validate_statistics(
-        _stats(statistics.uri, "eval"), curated, previous_statistics=_stats(statistics.uri, "train"))})
+    gate(statistics.uri, schema.uri, anomalies.uri, artifact_utils.decode_split_names(anomalies.split_names))

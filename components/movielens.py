@@ -1,35 +1,26 @@
-"""MovieLensExampleGen: reads any MovieLens release into tf.Examples, one per rating, each
-joined with what its release has of the user and the movie, split into train and eval.
+"""MovieLensExampleGen: any MovieLens release (components/movielens_formats.py) into
+tf.Examples, one per rating joined with its user and movie, split into train and eval.
 
     example_gen = MovieLensExampleGen(input_base="/path/to/ml-1m", split="temporal")
 
-The release is detected from the files present (components/movielens_formats.py). The
-ratings file is read in numbered chunks (so every error names its line), parsed in
-parallel, grouped by user (to catch duplicate ratings and to split per user) and joined
-with the movies and users tables, which are small side inputs. It is a Beam pipeline, so
-it runs on Dataflow, Flink or Spark through the pipeline's beam_pipeline_args.
+A Beam pipeline (so it runs on Dataflow, Flink or Spark through beam_pipeline_args): the
+ratings are read in numbered chunks (every error names its line), parsed in parallel,
+grouped by user and joined with the movies and users tables, small side inputs.
 
-Splits (`split`), each deterministic for a given input and seed:
-  random: a rating is eval when sha256(seed, user, movie, timestamp) falls below
-    eval_fraction (so about eval_fraction of the ratings; benchmarks/PROTOCOL.md).
-  temporal: one global cut; ratings at or after the (1 - eval_fraction) quantile of all
-    timestamps are eval (approximate quantile, rank error under 0.1%; exact below 1,001 rows).
-  leave_last_n: each user's last n ratings by (timestamp, movie_id) are eval; users with
-    n ratings or fewer keep all of theirs in train.
+Splits, each deterministic for a given input and seed:
+  random: eval when sha256(seed, user, movie, timestamp) falls below eval_fraction.
+  temporal: eval from the (1 - eval_fraction) quantile of all timestamps (approximate,
+    rank error under 0.1%; exact below 1,001 rows).
+  leave_last_n: each user's last n ratings by (timestamp, movie_id); users with n or fewer
+    keep all in train.
 
-Bad rows (wrong field count, non-numeric or off-scale rating, unknown user or movie,
-undecodable bytes, a duplicate (user, movie)): with max_bad_row_fraction 0 the first one
-stops the run with a MovieLensError naming the file, line and problem. Above 0, they are
-counted per reason, logged and written to <examples uri>/bad_rows.json, and the run fails
-only when they exceed that fraction of the rows.
-
-Duplicate titles (one title and year under several ids, e.g. ml-100k's "Chasing Amy (1997)"
-as 246 and 268): merged into the smallest id when the movies are read (read_tables), and
-every rating of another id of the title is remapped to it. A user who rated two ids of one
-title keeps one rating, the later by timestamp (on a tie, the smallest id's); the other is
-collapsed, not counted bad (rating one id twice still is). The counts are logged, written
-to <examples uri>/duplicates.json and set as the examples' custom properties
-duplicate_titles_merged, duplicate_ratings_remapped and duplicate_ratings_collapsed.
+Bad rows (field count, rating, unknown user or movie, encoding, a duplicate (user, movie)):
+with max_bad_row_fraction 0 the first stops the run with a MovieLensError naming file, line
+and problem; above 0 they are counted per reason into <examples uri>/bad_rows.json, and the
+run fails past that fraction. A title under several ids (ml-100k's "Chasing Amy (1997)" as
+246 and 268) is merged into the smallest id (components/movielens_tables.py); a user who
+rated two of its ids keeps the later rating. Counts: <examples uri>/duplicates.json and the
+examples' custom properties duplicate_{titles_merged,ratings_remapped,ratings_collapsed}.
 """
 import hashlib
 import json
@@ -53,10 +44,9 @@ from components.movielens_formats import (
     Rating,
     Release,
     User,
-    check_header,
     decode,
 )
-from components.movielens_tables import id_order, read_tables, to_example
+from components.movielens_tables import id_order, read_lines, read_tables, to_example
 
 SPLITS = ("random", "temporal", "leave_last_n")
 CHUNK_LINES = 20_000  # ratings lines per parallel parsing task
@@ -113,15 +103,8 @@ def read_chunks(path: str, header: bool) -> Iterator[tuple]:
 
 def check_ratings_file(path: str, release: Release) -> None:
     """Raises MovieLensError unless `path` exists, has the right header and holds a row."""
-    if not tf.io.gfile.exists(path):
-        raise MovieLensError(f"{path}: file not found", "missing")
-    with tf.io.gfile.GFile(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            if number == 1 and release.header:
-                check_header(decode(raw, "utf-8", f"{path}:1"), path)
-            elif raw.strip():
-                return
-    raise MovieLensError(f"{path}: file is empty (no ratings); is the download complete?", "empty")
+    if next(read_lines(path, "utf-8/latin-1", release.header), None) is None:  # Latin-1 decodes any byte
+        raise MovieLensError(f"{path}: file is empty (no ratings); is the download complete?", "empty")
 
 
 class _ParseChunk(beam.DoFn):
@@ -197,37 +180,17 @@ class _SplitUser(beam.DoFn):
                                            to_example(rating, user, self.movies[rating[1]]))
 
 
-class _BadRows(beam.CombineFn):
-    """(reason, message) -> {reason: {"count": n, "examples": first messages by file order}}."""
-
-    def create_accumulator(self):
-        return {}
-
-    def add_input(self, acc, bad):
-        reason, message = bad
-        entry = acc.setdefault(reason, {"count": 0, "examples": []})
-        entry["count"] += 1
-        entry["examples"] = sorted(entry["examples"] + [message], key=_line_order)[:EXAMPLES_PER_REASON]
-        return acc
-
-    def merge_accumulators(self, accs):
-        merged = {}
-        for acc in accs:
-            for reason, entry in acc.items():
-                into = merged.setdefault(reason, {"count": 0, "examples": []})
-                into["count"] += entry["count"]
-                into["examples"] = sorted(into["examples"] + entry["examples"],
-                                          key=_line_order)[:EXAMPLES_PER_REASON]
-        return merged
-
-    def extract_output(self, acc):
-        return acc
-
-
 def _line_order(message: str) -> tuple:
+    """Sort key of bad-row messages: by the line number their 'path:line: ' prefix names."""
     where = message.split(": ", 1)[0]
     line = where.rsplit(":", 1)[-1]
     return (int(line) if line.isdigit() else 0, message)
+
+
+def _write_json(report: dict, path: Optional[str]) -> None:
+    if path:
+        with tf.io.gfile.GFile(path, "w") as f:
+            json.dump(report, f, indent=1)
 
 
 def report_bad_rows(path: str, rows: int, bad: Dict[str, dict], max_fraction: float,
@@ -236,9 +199,7 @@ def report_bad_rows(path: str, rows: int, bad: Dict[str, dict], max_fraction: fl
     count = sum(entry["count"] for entry in bad.values())
     report = {"file": path, "rows": rows, "bad_rows": count, "max_bad_row_fraction": max_fraction,
               "reasons": dict(sorted(bad.items()))}
-    if report_path:
-        with tf.io.gfile.GFile(report_path, "w") as f:
-            json.dump(report, f, indent=1)
+    _write_json(report, report_path)
     per_reason = ", ".join(f"{reason} {entry['count']}" for reason, entry in sorted(bad.items()))
     logging.info("MovieLensExampleGen: %d of %d rows of %s bad%s", count, rows, path,
                  f" ({per_reason})" if count else "")
@@ -253,24 +214,13 @@ def report_bad_rows(path: str, rows: int, bad: Dict[str, dict], max_fraction: fl
 
 def report_duplicates(path: str, aliases: Dict[str, str], remapped: int, collapsed: int,
                       report_path: Optional[str]) -> dict:
-    """Logs and writes the duplicate titles merged and the ratings remapped and collapsed.
-
-    Args:
-        path: the movies file.
-        aliases: {merged id: the id kept for its title}.
-        remapped: ratings of a merged id, now of the kept id.
-        collapsed: ratings dropped because their user also rated another id of the title.
-        report_path: where to write the report as JSON; None writes nothing.
-
-    Returns:
-        The report: counts and the aliases.
-    """
+    """Logs the duplicate titles merged ({merged id: kept id} `aliases` of the movies file
+    `path`), the ratings remapped to a kept id and those collapsed (their user also rated
+    another id of the title); writes the report to `report_path` unless None; returns it."""
     report = {"file": path, "titles_merged": len(set(aliases.values())), "ids_merged": len(aliases),
               "ratings_remapped": remapped, "ratings_collapsed": collapsed,
               "aliases": dict(sorted(aliases.items(), key=lambda item: id_order(item[0])))}
-    if report_path:
-        with tf.io.gfile.GFile(report_path, "w") as f:
-            json.dump(report, f, indent=1)
+    _write_json(report, report_path)
     if aliases:
         pairs = [f"{merged}->{kept}" for merged, kept in report["aliases"].items()]
         more = f", ... {len(pairs) - DUPLICATES_LOGGED} more" if len(pairs) > DUPLICATES_LOGGED else ""
@@ -309,13 +259,18 @@ def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, A
              | "ByUser" >> beam.GroupByKey()
              | "Split" >> beam.ParDo(_SplitUser(path, tables.users, tables.movies, options, strict), cut)
              .with_outputs("bad", "collapsed", "train", "eval"))
-    bad = ((parsed.bad, split.bad) | "AllBad" >> beam.Flatten()
-           | "CountBad" >> beam.CombineGlobally(_BadRows()))
+    bad = (parsed.bad, split.bad) | "AllBad" >> beam.Flatten()  # (reason, message)
+    counts = bad | "CountBad" >> beam.combiners.Count.PerKey()
+    firsts = bad | "FirstBad" >> beam.combiners.Top.PerKey(EXAMPLES_PER_REASON, key=_line_order, reverse=True)
     rows = parsed.rows | "CountRows" >> beam.CombineGlobally(sum)
     once = pipeline | "Once" >> beam.Create([None])
-    _ = (once
-         | "Report" >> beam.Map(lambda _, r, b: report_bad_rows(path, r, b, max_fraction, report_path),
-                                beam.pvalue.AsSingleton(rows), beam.pvalue.AsSingleton(bad)))
+
+    def report(_, rows: int, counts: dict, firsts: dict) -> dict:
+        per_reason = {reason: {"count": n, "examples": firsts[reason]} for reason, n in counts.items()}
+        return report_bad_rows(path, rows, per_reason, max_fraction, report_path)
+
+    _ = once | "Report" >> beam.Map(report, beam.pvalue.AsSingleton(rows), beam.pvalue.AsDict(counts),
+                                    beam.pvalue.AsDict(firsts))
     remapped = parsed.remapped | "CountRemapped" >> beam.CombineGlobally(sum)
     collapsed = split.collapsed | "CountCollapsed" >> beam.CombineGlobally(sum)
     movies_path = os.path.join(data_dir, release.movies)

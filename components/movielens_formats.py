@@ -15,6 +15,7 @@ naming `where`, the problem and a `reason` (used to count bad rows). Reading the
 and building tf.Examples: components/movielens_tables.py.
 """
 import csv
+import functools
 import os
 import re
 from typing import Callable, List, NamedTuple, Optional, Tuple
@@ -113,8 +114,6 @@ def parse_year(release_date: str, title: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-# ml-100k
-
 def _split_rating(line: str, where: str, sep: str, half_stars: bool) -> Rating:
     """'user<sep>movie<sep>rating<sep>timestamp' -> (user_id, movie_id, rating, timestamp)."""
     user_id, movie_id, rating, timestamp = _fields(line, sep, 4, where)
@@ -123,10 +122,14 @@ def _split_rating(line: str, where: str, sep: str, half_stars: bool) -> Rating:
     return user_id, movie_id, _rating(rating, where, half_stars), _int(timestamp, "timestamp", where)
 
 
-def parse_rating(line: str, where: str) -> Rating:
-    """One u.data line -> (user_id, movie_id, rating, timestamp)."""
-    return _split_rating(line, where, "\t", half_stars=False)
+# One ratings line and its `where` -> (user_id, movie_id, rating, timestamp), per release.
+parse_rating = functools.partial(_split_rating, sep="\t", half_stars=False)  # ml-100k's u.data
+parse_1m_rating = functools.partial(_split_rating, sep="::", half_stars=False)  # ml-1m's ratings.dat
+parse_10m_rating = functools.partial(_split_rating, sep="::", half_stars=True)  # ml-10m's ratings.dat
+parse_csv_rating = functools.partial(_split_rating, sep=",", half_stars=True)  # 20m+: ratings.csv
 
+
+# ml-100k
 
 def parse_movie(line: str, where: str) -> Tuple[str, Movie]:
     """One u.item line -> (movie_id, Movie)."""
@@ -148,16 +151,6 @@ def parse_user(line: str, where: str) -> Tuple[str, User]:
 
 
 # ml-1m and ml-10m ('::'-separated .dat files)
-
-def parse_1m_rating(line: str, where: str) -> Rating:
-    """One ml-1m ratings.dat line (whole stars) -> (user_id, movie_id, rating, timestamp)."""
-    return _split_rating(line, where, "::", half_stars=False)
-
-
-def parse_10m_rating(line: str, where: str) -> Rating:
-    """One ml-10m ratings.dat line (half stars) -> (user_id, movie_id, rating, timestamp)."""
-    return _split_rating(line, where, "::", half_stars=True)
-
 
 def parse_dat_movie(line: str, where: str) -> Tuple[str, Movie]:
     """One movies.dat line 'id::Title (year)::Genre|Genre' -> (movie_id, Movie)."""
@@ -188,11 +181,6 @@ def parse_dat_tag(line: str, where: str) -> Tuple[str, str]:
 
 
 # ml-20m, 25m, 32m, latest, latest-small (CSV with a header)
-
-def parse_csv_rating(line: str, where: str) -> Rating:
-    """One ratings.csv line 'userId,movieId,rating,timestamp' -> (user_id, movie_id, rating, timestamp)."""
-    return _split_rating(line, where, ",", half_stars=True)
-
 
 def parse_csv_movie(line: str, where: str) -> Tuple[str, Movie]:
     """One movies.csv line 'movieId,"Title, The (1995)",Genre|Genre' -> (movie_id, Movie)."""

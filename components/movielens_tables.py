@@ -1,16 +1,12 @@
 """A MovieLens release's tables read into memory, and the tf.Example join of a rating.
 
     tables = read_tables("/data/ml-1m")   # release detected from the files present
-    tables.release.name, len(tables.movies), len(tables.users or {})
     example = to_example(("1", "1193", 5.0, 978300760), tables.users["1"], tables.movies["1193"])
 
-The movies, users and tags files are small (32M's movies.csv: 87K lines), so they are read
-here, in the driver, and reach the Beam workers as side inputs; ratings are read in Beam
-(components/movielens.py). Parsers and encodings: components/movielens_formats.py.
-
-A title listed under several ids (ml-100k has 18, e.g. "Chasing Amy (1997)" as 246 and 268)
-is one movie: read_tables keeps the smallest id and `tables.aliases` maps the others to it,
-so the catalogue and the ExampleGen (which remaps those ids' ratings) list it once.
+The movies, users and tags files are small (32M's movies.csv: 87K lines): they are read in
+the driver and reach the Beam workers as side inputs. A title listed under several ids
+(ml-100k has 18) is one movie: read_tables keeps the smallest id and `tables.aliases` maps
+the others to it, so the catalogue and the ExampleGen list it once.
 """
 import collections
 import functools

@@ -1,11 +1,5 @@
-"""RetrievalEvaluator: measures the retrieval models on the eval split and blesses them.
-
-    evaluator = RetrievalEvaluator(model=index_builder.outputs["bruteforce_model"],
-                                   scann_model=index_builder.outputs["scann_model"],
-                                   examples=example_gen.outputs["examples"],
-                                   catalogue=catalogue_gen.outputs["catalogue"],
-                                   baseline_model=latest_blessed.outputs["model"],
-                                   recall_floor=0.05)
+"""RetrievalEvaluator: measures the retrieval models on the eval split and blesses them
+(wired in pipeline/pipeline.py).
 
 Protocol (benchmarks/PROTOCOL.md): each eval user's list ranks the whole catalogue with their
 training movies masked; every eval rating is relevant. It records recall, precision,
@@ -108,17 +102,20 @@ def RetrievalEvaluator(
     baseline = (evaluate(os.path.join(baseline_model.uri, "Format-Serving"), None, train, eval_, movies)
                 if baseline_model else None)
     blessed, why = bless(result, baseline, recall_floor, max_regression)
+    record(evaluation, {"model": result, "baseline": baseline}, result, blessing, model, blessed, why,
+           "RetrievalEvaluator")
+
+
+def record(evaluation, report: dict, properties: Dict[str, float], blessing, model, blessed: bool, why: str,
+           component: str) -> None:
+    """Writes `report` (with the verdict) to `evaluation`/metrics.json, `properties` as its custom
+    properties, and marks the ModelBlessing artifact for `model`: the ML Metadata properties
+    that the Pusher and LatestBlessedModelStrategy read, and a BLESSED / NOT_BLESSED file
+    holding the reason (as TFX's Evaluator writes one)."""
     with tf.io.gfile.GFile(os.path.join(evaluation.uri, "metrics.json"), "w") as f:
-        json.dump({"model": result, "baseline": baseline, "blessed": blessed, "why": why}, f, indent=1)
-    for key, value in result.items():
+        json.dump({**report, "blessed": blessed, "why": why}, f, indent=1)
+    for key, value in properties.items():
         evaluation.set_float_custom_property(key, value)
-    write_blessing(blessing, model, blessed, why, "RetrievalEvaluator")
-
-
-def write_blessing(blessing, model, blessed: bool, why: str, component: str) -> None:
-    """Marks a ModelBlessing artifact for `model`: the ML Metadata properties that the Pusher
-    and LatestBlessedModelStrategy read, and a BLESSED / NOT_BLESSED file holding the reason
-    (as TFX's Evaluator writes one)."""
     blessing.set_int_custom_property("blessed", int(blessed))
     blessing.set_int_custom_property("current_model_id", model.id)
     blessing.set_string_custom_property("current_model", model.uri)

@@ -1,11 +1,5 @@
-"""TwoStageEvaluator: blesses a ranking model only when it improves the served order.
-
-    two_stage = TwoStageEvaluator(ranking_model=ranking_trainer.outputs["model"],
-                                  retrieval_model=index_builder.outputs["bruteforce_model"],
-                                  examples=example_gen.outputs["examples"],
-                                  catalogue=catalogue_gen.outputs["catalogue"],
-                                  rating_blessing=tfma_evaluator.outputs["blessing"],
-                                  retrieval_blessing=retrieval_evaluator.outputs["blessing"])
+"""TwoStageEvaluator: blesses a ranking model only when it improves the served order
+(wired in pipeline/pipeline.py).
 
 What users get is the retrieval model's top candidates re-ordered by the ranking model's
 `score`. On the eval split, by the retrieval evaluator's protocol, it measures that order
@@ -15,7 +9,6 @@ model when the TFMA Evaluator blessed its ratings (`rating_blessing`), the retri
 model whose towers its features read was blessed (`retrieval_blessing`), and its order's
 NDCG@10 is at least retrieval's plus `min_ndcg_gain`. The ranking Pusher needs it.
 """
-import json
 import os
 from typing import Dict, List, Tuple
 
@@ -91,9 +84,5 @@ def TwoStageEvaluator(
     blessed, why = bless(ranked, alone, int(rating_blessing.get_int_custom_property("blessed")) == 1, min_ndcg_gain)
     if int(retrieval_blessing.get_int_custom_property("blessed")) != 1:  # its features read those towers
         blessed, why = False, why + "; the retrieval model it was trained with was NOT blessed"
-    with tf.io.gfile.GFile(os.path.join(evaluation.uri, "metrics.json"), "w") as f:
-        json.dump({**result, "blessed": blessed, "why": why}, f, indent=1)
-    for name, values in result.items():
-        for key, value in values.items():
-            evaluation.set_float_custom_property(f"{name}_{key}", value)
-    RE.write_blessing(blessing, ranking_model, blessed, why, "TwoStageEvaluator")
+    properties = {f"{name}_{key}": value for name, values in result.items() for key, value in values.items()}
+    RE.record(evaluation, result, properties, blessing, ranking_model, blessed, why, "TwoStageEvaluator")

@@ -3,55 +3,15 @@
 The protocol (benchmarks/PROTOCOL.md): rank the whole catalogue for each user with the
 user's training items masked, keep the top K, and compare with the user's held-out items.
 
-    top = top_k_masked(scores, train_csr, k=100)            # [U, 100]
     ranking_metrics(top, relevant, ks=(10, 50, 100))         # recall@10, ndcg@10, ...
     beyond_accuracy(top, 10, popularity, num_users, genres)  # coverage@10, ...
 
 Item indices are columns of the score matrix; -1 in a top list means "no item" (a user
 with fewer than k unmasked items) and never counts as a hit.
 """
-from typing import Dict, Iterable, Sequence, Union
+from typing import Dict, Iterable, Sequence
 
 import numpy as np
-import scipy.sparse as sp
-
-
-def top_k_masked(scores: np.ndarray, mask: Union[np.ndarray, sp.spmatrix], k: int) -> np.ndarray:
-    """The k best unmasked items of each user, best first.
-
-    Args:
-        scores: float [U, I], higher is better (finite values).
-        mask: bool [U, I] or a scipy sparse matrix [U, I] whose stored non-zeros are the
-            items to exclude (e.g. the training interactions).
-        k: items per user, 1 <= k <= I.
-
-    Returns:
-        int64 [U, k] item indices; a user with n < k unmasked items gets -1 in the last
-        k - n places. Masked items are never returned.
-    """
-    scores = np.asarray(scores)
-    mask = mask if sp.issparse(mask) else np.asarray(mask, dtype=bool)
-    if scores.ndim != 2 or mask.shape != scores.shape:
-        raise ValueError(f"top_k_masked: scores {scores.shape} and mask {mask.shape} must be "
-                         "the same [users, items] shape")
-    num_users, num_items = scores.shape
-    if not 1 <= k <= num_items:
-        raise ValueError(f"top_k_masked: k={k} must be between 1 and the {num_items} items")
-    scores = np.array(scores, dtype=np.result_type(scores.dtype, np.float32))  # a copy
-    if sp.issparse(mask):
-        mask = sp.csr_matrix(mask, dtype=bool)
-        mask.sum_duplicates()
-        mask.eliminate_zeros()
-        per_user = np.diff(mask.indptr)
-        scores[np.repeat(np.arange(num_users), per_user), mask.indices] = -np.inf
-    else:
-        per_user = mask.sum(axis=1)
-        scores[mask] = -np.inf
-    best = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # [U, k], unordered
-    order = np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1, kind="stable")
-    top = np.take_along_axis(best, order, axis=1).astype(np.int64)
-    top[np.arange(k)[None, :] >= (num_items - per_user)[:, None]] = -1  # ran out of items
-    return top
 
 
 def _hits(top_items: np.ndarray, relevant: Sequence[Iterable[int]]) -> tuple:

@@ -30,11 +30,8 @@ pass it with --data-dir /path/to/ml-100k or MOVIELENS_DIR=/path/to/ml-100k."""
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def check_dir(path: Path) -> Path:
@@ -63,7 +60,7 @@ def download(cache: Optional[Path] = None) -> Path:
         try:
             with urllib.request.urlopen(URL, timeout=30) as response, open(archive, "wb") as out:
                 total = int(response.headers.get("Content-Length", 0)) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc="ml-100k.zip") as bar:
+                with tqdm(total=total, unit="B", unit_scale=True, desc="ml-100k.zip", file=sys.stdout) as bar:
                     for block in iter(lambda: response.read(1 << 16), b""):
                         out.write(block)
                         bar.update(len(block))

@@ -10,10 +10,28 @@ Artifacts land in <output-dir>/pipeline, metadata in <output-dir>/metadata.db an
 pushed models in <output-dir>/serving/<model>/<version>.
 """
 import argparse
+import logging
 import os
+import time
 from typing import List, Optional
 
 from pipeline import configs, data
+
+
+class ComponentTimes(logging.Handler):
+    """Prints each component's start and end, with its wall time, from LocalDagRunner's log."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.started = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == "Component %s is running.":
+            self.started[record.args[0]] = time.monotonic()
+            print(f"{record.args[0]} ...", flush=True)
+        elif record.msg == "Component %s is finished.":
+            seconds = time.monotonic() - self.started.pop(record.args[0], time.monotonic())
+            print(f"{record.args[0]} done ({seconds:.0f} s)", flush=True)
 
 
 def run(data_dir: str, output_dir: str, epochs: Optional[int] = None,
@@ -21,6 +39,7 @@ def run(data_dir: str, output_dir: str, epochs: Optional[int] = None,
         until: Optional[str] = None) -> str:
     """Runs the pipeline (up to component `until`, if given); returns the directory the
     models are pushed to. `retrieval_config` overrides configs.RETRIEVAL_CONFIG key by key."""
+    from absl import logging as absl_logging
     from tfx import v1 as tfx
     from tfx.orchestration import pipeline as tfx_pipeline
 
@@ -37,7 +56,15 @@ def run(data_dir: str, output_dir: str, epochs: Optional[int] = None,
         retrieval_config={**configs.RETRIEVAL_CONFIG, **override, **(retrieval_config or {})},
         ranking_config={**configs.RANKING_CONFIG, **override})
     options = tfx_pipeline.RunOptions(to_nodes=[until]) if until else None  # a partial run
-    tfx.orchestration.LocalDagRunner().run(pipeline, run_options=options)
+    # LocalDagRunner logs each component's start and end at INFO, as TFX's templates show them.
+    # (The absl flag, not only the logger's level: TensorFlow's SavedModel export restores the flag.)
+    absl_logging.set_verbosity(absl_logging.INFO)
+    times = ComponentTimes()
+    absl_logging.get_absl_logger().addHandler(times)
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline, run_options=options)
+    finally:
+        absl_logging.get_absl_logger().removeHandler(times)
     return serving_dir
 
 

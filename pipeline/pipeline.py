@@ -126,17 +126,13 @@ def ranking_branch(data: Components, retrieval: Components, config: dict, servin
 
 
 def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, serving_dir: str,
-                    metadata_path: Optional[str] = None,
-                    beam_pipeline_args: Optional[List[str]] = None,
-                    retrieval_config: Optional[dict] = None,
-                    ranking_config: Optional[dict] = None,
+                    metadata_path: Optional[str] = None, beam_pipeline_args: Optional[List[str]] = None,
+                    retrieval_config: Optional[dict] = None, ranking_config: Optional[dict] = None,
                     num_candidates: int = configs.NUM_CANDIDATES,
                     schema_file: str = configs.SCHEMA_FILE) -> tfx.dsl.Pipeline:
     """The pipeline; models are pushed to `serving_dir`/{retrieval,retrieval_bruteforce,ranking}/<version>.
-
-    The model configs are dicts of RetrievalConfig / RankingConfig keys, checked here: a
-    mistyped key fails now, not in a Trainer.
-    """
+    The model configs (dicts of RetrievalConfig / RankingConfig keys) are checked here: a
+    mistyped key fails now, not in a Trainer."""
     retrieval_config = retrieval_config or {}
     ranking_config = {"num_candidates": num_candidates, "retrieval": retrieval_config, **(ranking_config or {})}
     RetrievalConfig.of(retrieval_config)

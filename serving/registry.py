@@ -3,14 +3,11 @@
 A `ModelRegistry` holds, per configured model, the versions its `model_version_policy`
 asks for (latest N, all, or specific), loaded from `<base_path>/<version>/`. A version
 is a directory named by a non-negative integer that holds a `saved_model.pb` (or
-`.pbtxt`); anything else in a base path is ignored. `poll()` rescans the base paths: a
-new version is loaded beside the serving ones and swapped in with one reference
-assignment, so requests never wait and never see a half-loaded model. Failures stay
-their own: a version that fails to load is reported (END with its error) and never
-replaces a working one, and a model whose base path cannot be read keeps serving what it
-has while the other models update. `reload()` applies a new ModelServerConfig all or
-nothing: it is validated whole (serving/config.py) and its version labels checked
-before anything is swapped in.
+`.pbtxt`). `poll()` loads new versions beside the serving ones and swaps them in with one
+reference assignment: requests never wait nor see a half-loaded model. A version that
+fails to load is reported (END with its error), never replaces a working one, and is
+retried only once its files change; a model whose base path cannot be read keeps serving.
+`reload()` applies a new ModelServerConfig all or nothing (serving/config.py validates it).
 """
 import os
 import threading
@@ -19,8 +16,7 @@ from typing import Dict, List, Optional, Tuple
 
 import grpc
 import tensorflow as tf
-from google.protobuf import text_format
-from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.saved_model import loader_impl
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
@@ -41,13 +37,8 @@ class Servable:
         self.name, self.version, self.path = name, version, path
         self.model = tf.saved_model.load(path)
         self.signatures = dict(self.model.signatures)
-        saved_model = saved_model_pb2.SavedModel()  # TF Serving's metadata lists every SignatureDef
-        if os.path.isfile(os.path.join(path, "saved_model.pb")):
-            with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-                saved_model.ParseFromString(f.read())
-        else:
-            text_format.Parse(_read(os.path.join(path, "saved_model.pbtxt")), saved_model)
-        self.signature_defs = dict(saved_model.meta_graphs[0].signature_def)
+        # TF Serving's metadata lists every SignatureDef; parse_saved_model reads .pb or .pbtxt.
+        self.signature_defs = dict(loader_impl.parse_saved_model(path).meta_graphs[0].signature_def)
 
     def signature(self, name: str):
         """The concrete function of signature `name`; FAILED_PRECONDITION if absent (as Predict)."""

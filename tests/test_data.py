@@ -1,5 +1,5 @@
 """Unit tests for pipeline/data.py (finding or downloading ml-100k) and
-pipeline/synthetic.py (seeded synthetic ml-100k files)."""
+benchmarks/synthetic.py (seeded synthetic ml-100k files)."""
 import http.server
 import io
 import threading
@@ -7,9 +7,10 @@ import zipfile
 
 import pytest
 
+from benchmarks import synthetic
 from components.movielens_formats import parse_movie, parse_rating, parse_user
 from components.movielens_tables import read_table
-from pipeline import data, synthetic
+from pipeline import data
 
 
 def _ml100k(path):

@@ -1,11 +1,13 @@
 """DataGate: the curated schema and drift checks stop anomalous data, naming feature and reason."""
+import shutil
+
 import pandas as pd
 import pytest
 import tensorflow_data_validation as tfdv
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 
-from components.data_gate import DataAnomalyError, check
+from components.data_gate import ANOMALIES_FILE, STATISTICS_FILE, DataAnomalyError, check, gate
 from pipeline import configs
 
 
@@ -47,3 +49,26 @@ def test_drift_between_train_and_eval_is_an_anomaly():
     drifted = tfdv.validate_statistics(stats(frame([5.0] * 25)), schema(), previous_statistics=train)
     with pytest.raises(DataAnomalyError, match="eval drifted from train: rating"):
         check({"eval drifted from train": drifted})
+
+
+def write_artifacts(root, train, eval_):
+    """The files StatisticsGen, the schema importer and ExampleValidator leave for DataGate,
+    from two frames: FeatureStats.pb and SchemaDiff.pb per split, and schema.pbtxt."""
+    (root / "schema").mkdir(parents=True)
+    shutil.copy(configs.SCHEMA_FILE, root / "schema" / "schema.pbtxt")
+    for split, df in (("train", train), ("eval", eval_)):
+        for kind in ("statistics", "anomalies"):
+            (root / kind / f"Split-{split}").mkdir(parents=True)
+        statistics = stats(df)
+        (root / "statistics" / f"Split-{split}" / STATISTICS_FILE).write_bytes(statistics.SerializeToString())
+        anomalies = tfdv.validate_statistics(statistics, schema())  # what ExampleValidator computes
+        (root / "anomalies" / f"Split-{split}" / ANOMALIES_FILE).write_bytes(anomalies.SerializeToString())
+    return [str(root / kind) for kind in ("statistics", "schema", "anomalies")]
+
+
+def test_gate_passes_good_data_and_fails_on_an_anomalous_split(tmp_path):
+    good = frame([1.0, 2.0, 3.0, 4.0, 5.0] * 4)
+    gate(*write_artifacts(tmp_path / "good", good, good), ["train", "eval"])  # returns
+    bad = frame([1.0, 2.0, 3.0, 4.0, 7.0] * 4)  # a rating off the 0.5..5 scale
+    with pytest.raises(DataAnomalyError, match=r"split 'eval': rating: .*\n.*update pipeline/schema\.pbtxt"):
+        gate(*write_artifacts(tmp_path / "bad", good, bad), ["train", "eval"])

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
+from benchmarks import synthetic
 from components.examples import read_pairs
-from pipeline import configs, local_runner, synthetic
+from pipeline import configs, local_runner
 from serving.client import RecommenderClient
 from serving.config import write_config
 from serving.server import running_server

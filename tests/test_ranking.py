@@ -102,7 +102,8 @@ def test_in_batch_negatives_teach_the_like_head_which_pairs_were_not_rated():
     tf.keras.utils.set_random_seed(0)
     ids = tf.constant([0, 1, 2, 3], tf.int64)  # user i rated (and liked) movie i only
     rated = {"user_id_xf": ids, "movie_id_xf": ids, F.RATING: tf.fill([4], 5.0)}
-    model = M.RankingModel({"user_id_xf": 4, "movie_id_xf": 4}, dim=8, deep_layers=(16,), negative_weight=1.0)
+    model = M.RankingModel({"user_id_xf": 4, "movie_id_xf": 4},
+                           RankingConfig(embedding_dim=8, deep_layers=(16,), negative_weight=1.0))
     model.compile(optimizer=tf.keras.optimizers.Adam(0.02))
     model.fit(tf.data.Dataset.from_tensors(rated).repeat(300), verbose=0)
     users, movies = np.meshgrid(np.arange(4), np.arange(4), indexing="ij")
@@ -117,8 +118,8 @@ def test_model_fits_ratings_from_ids_alone():
     rows = {"user_id_xf": ids, "movie_id_xf": ids, "movie_year_xf": tf.constant([0, 1, 1, 2], tf.int64),
             "movie_genres_xf": tf.sparse.from_dense(tf.constant([[1, 0], [0, 2], [1, 2], [2, 0]], tf.int64)),
             F.RATING: tf.constant([5.0, 1.0, 3.0, 4.0])}
-    model = M.RankingModel({"user_id_xf": 5, "movie_id_xf": 5, "movie_year_xf": 3, "movie_genres_xf": 3}, dim=8,
-                           deep_layers=(16,))
+    model = M.RankingModel({"user_id_xf": 5, "movie_id_xf": 5, "movie_year_xf": 3, "movie_genres_xf": 3},
+                           RankingConfig(embedding_dim=8, deep_layers=(16,)))
     model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
     data = tf.data.Dataset.from_tensors(rows)
     before = model.evaluate(data, return_dict=True, verbose=0)["loss"]

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from pipeline import synthetic
+from benchmarks import synthetic
 
 
 @pytest.mark.slow

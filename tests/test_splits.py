@@ -5,8 +5,8 @@ import random
 import pytest
 from test_movielens import ITEM, run, write
 
+from benchmarks import synthetic
 from components.movielens import eval_flags, is_eval_random, temporal_cut
-from pipeline import synthetic
 
 # (user, movie, timestamp); user 2's last two ratings share a timestamp, user 3 has one rating.
 RATINGS = [(1, 1, 100), (1, 2, 200), (1, 3, 300), (1, 4, 400), (1, 5, 500),

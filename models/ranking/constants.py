@@ -40,7 +40,7 @@ class RankingConfig(Config):
     list_epochs: int = 40  # at most; stops when the loss on a tenth of the lists stops improving
     list_patience: int = 4
     list_learning_rate: float = 0.01
-    verbose: int = 2  # Keras fit's verbosity for the listwise re-ranker
+    verbose: int = 1  # 0: the listwise re-ranker trains silently; else one line per epoch
     # The config of the retrieval model trained without the held-out movies (the pipeline
     # passes the served one's), a dict of RetrievalConfig keys.
     retrieval: RetrievalConfig = dataclasses.field(default_factory=RetrievalConfig)

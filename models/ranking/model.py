@@ -8,7 +8,7 @@ training mean) and the like logit (rating >= 4, binary cross-entropy). With
 cross_layers=0 it is a plain deep network of the same size, to measure what the cross
 layers add. run_fn (models/ranking/export.py's Ranker) saves the serving model.
 """
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Dict, Iterable, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -16,6 +16,7 @@ import tensorflow_recommenders as tfrs
 import tensorflow_transform as tft
 
 from models import features as F
+from models import training
 from models.ranking.constants import RankingConfig
 
 
@@ -24,44 +25,32 @@ class RankingModel(tfrs.Model):
 
     Args:
       cardinalities: {transformed feature name: number of ids}, e.g. {"user_id_xf": 944}.
-      dim: embedding width.
-      deep_layers: widths of the deep network's ReLU layers.
-      cross_layers: number of Cross layers; 0 gives the plain deep network.
-      structure: "stacked" (cross then deep) or "parallel" (concatenated outputs).
-      projection_dim: rank of the Cross kernels' low-rank factorisation, None for full.
-      rating_weight, liked_weight: the two losses' weights.
+      config: embedding_dim, deep_layers, cross_layers, structure, projection_dim, the two
+        losses' weights, l2 and negative_weight (see RankingConfig).
       rating_bias: initial global bias of the rating head (the training mean).
-      l2: L2 penalty on the embeddings.
-      negative_weight: weight of a like-head loss on in-batch negatives (each user with
-        another row's movie, labelled not liked); 0 trains the like head on ratings only.
     """
 
-    def __init__(self, cardinalities: Dict[str, int], dim: int = RankingConfig.embedding_dim,
-                 deep_layers: Iterable[int] = RankingConfig.deep_layers, cross_layers: int = RankingConfig.cross_layers,
-                 structure: str = RankingConfig.structure, projection_dim: Optional[int] = RankingConfig.projection_dim,
-                 rating_weight: float = RankingConfig.rating_weight, liked_weight: float = RankingConfig.liked_weight,
-                 rating_bias: float = 0.0, l2: float = RankingConfig.l2,
-                 negative_weight: float = RankingConfig.negative_weight):
+    def __init__(self, cardinalities: Dict[str, int], config: RankingConfig, rating_bias: float = 0.0):
         super().__init__()
-        if structure not in ("stacked", "parallel"):
-            raise ValueError(f"ranking config structure={structure!r}: use 'stacked' or 'parallel'")
-        reg = tf.keras.regularizers.l2(l2) if l2 else None
+        if config.structure not in ("stacked", "parallel"):
+            raise ValueError(f"ranking config structure={config.structure!r}: use 'stacked' or 'parallel'")
+        reg = tf.keras.regularizers.l2(config.l2) if config.l2 else None
         self.cardinalities = dict(cardinalities)
-        self.embeddings = {name: tf.keras.layers.Embedding(n, dim, embeddings_regularizer=reg)
+        self.embeddings = {name: tf.keras.layers.Embedding(n, config.embedding_dim, embeddings_regularizer=reg)
                            for name, n in self.cardinalities.items()}
         for layer in self.embeddings.values():
             layer.build((None,))  # multi-valued features read the table directly
         self.biases = {name: tf.keras.layers.Embedding(self.cardinalities[name], 1, embeddings_initializer="zeros")
                        for name in (F.transformed_name(F.USER_ID), F.transformed_name(F.MOVIE_ID))
                        if name in self.cardinalities}
-        self.structure = structure
-        self.crosses = [tfrs.layers.dcn.Cross(projection_dim=projection_dim, kernel_initializer="glorot_uniform")
-                        for _ in range(cross_layers)]
-        self.deep = tf.keras.Sequential([tf.keras.layers.Dense(n, activation="relu") for n in deep_layers])
+        self.structure = config.structure
+        self.crosses = [tfrs.layers.dcn.Cross(projection_dim=config.projection_dim, kernel_initializer="glorot_uniform")
+                        for _ in range(config.cross_layers)]
+        self.deep = tf.keras.Sequential([tf.keras.layers.Dense(n, activation="relu") for n in config.deep_layers])
         self.rating_head = tf.keras.layers.Dense(1, bias_initializer=tf.keras.initializers.Constant(rating_bias))
         self.like_head = tf.keras.layers.Dense(1)
-        self.weights_ = (rating_weight, liked_weight)
-        self.negative_weight = negative_weight
+        self.weights_ = (config.rating_weight, config.liked_weight)
+        self.negative_weight = config.negative_weight
         self.rating_task = tfrs.tasks.Ranking(loss=tf.keras.losses.MeanSquaredError(),
                                               metrics=[tf.keras.metrics.RootMeanSquaredError("rmse")])
         self.like_task = tfrs.tasks.Ranking(loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
@@ -132,9 +121,7 @@ def build(tft_output: tft.TFTransformOutput, config: RankingConfig, rating_bias:
             raise ValueError(f"Ranking feature {name}: Transform records no number of ids for it ({error}); "
                              "produce it with a tft vocabulary or bucketize, or drop it from "
                              "user_features/movie_features in the ranking config") from None
-    model = RankingModel(cardinalities, config.embedding_dim, config.deep_layers, config.cross_layers,
-                         config.structure, config.projection_dim, config.rating_weight, config.liked_weight,
-                         rating_bias, config.l2, config.negative_weight)
+    model = RankingModel(cardinalities, config, rating_bias)
     model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
     return model
 
@@ -226,7 +213,9 @@ def fit_listwise(features: np.ndarray, labels: np.ndarray, config: RankingConfig
     def lists(rows: np.ndarray) -> tf.data.Dataset:
         return tf.data.Dataset.from_tensor_slices((features[rows], labels[rows]))
 
+    line = training.EpochLine(config.list_epochs, {"loss": len(order) - cut, "val_loss": cut}, config.list_batch_size,
+                              summed=False, show=bool(config.verbose))
     history = model.fit(lists(order[cut:]).shuffle(len(order), seed=0).batch(config.list_batch_size),
-                        validation_data=lists(order[:cut]).batch(256), epochs=config.list_epochs,
-                        callbacks=[stop], verbose=config.verbose)
+                        validation_data=lists(order[:cut]).batch(config.list_batch_size), epochs=config.list_epochs,
+                        callbacks=[line, stop], verbose=0)
     return model, history.history

@@ -2,7 +2,7 @@
 tests and benchmarks. Users prefer a few genres; they mostly rate, and rate highly,
 movies of those genres, so both retrieval and ranking have something to learn.
 
-    python -m pipeline.synthetic --out /tmp/ml-synth --users 200 --movies 300 --ratings 8000
+    python -m benchmarks.synthetic --out /tmp/ml-synth --users 200 --movies 300 --ratings 8000
 """
 import argparse
 from pathlib import Path
