@@ -56,7 +56,7 @@ def main() -> None:
     relevant = [set(test[u].tolist()) for u in users]
 
     def score(scores: np.ndarray) -> dict:
-        top = metrics.top_k_masked(scores, seen[users], 100)
+        top = baselines.top_k_masked(scores, seen[users], 100)
         return {k: round(v, 4) for k, v in metrics.ranking_metrics(top, relevant, (10, 100)).items() if k in KEYS}
 
     results = {"ease": score(baselines.ease_scores(seen, args.ease_lambda)[users])}
