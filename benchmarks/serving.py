@@ -38,7 +38,9 @@ sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ONE_THREAD = ["--tensorflow_intra_op_parallelism", "1", "--tensorflow_inter_op_parallelism", "1"]
-MODES = {"default": [], "tf_1_thread": ONE_THREAD, "tf_1_thread_batching": ONE_THREAD + ["--enable_batching"]}
+MODES = {"default": [], "tf_1_thread": ONE_THREAD, "tf_1_thread_batching": ONE_THREAD + ["--enable_batching"],
+         **{f"processes_{n}": ONE_THREAD + ["--processes", str(n)] for n in (2, 3, 4)}}
+BASELINE = "baseline"  # tf_1_thread, served by the checkout at --baseline-root over --baseline-serving-dir
 
 
 def run_load(target: str, concurrency: int, requests: int, max_seconds: float, users: list, args) -> list:
@@ -49,7 +51,7 @@ def run_load(target: str, concurrency: int, requests: int, max_seconds: float, u
     counter = iter(range(requests))
 
     def worker():
-        client = RecommenderClient(target, args.retrieval, args.ranking, timeout=10)
+        client = RecommenderClient(target, args.retrieval, args.ranking, timeout=10, own_connection=True)
         while time.monotonic() < stop_at:
             with lock:
                 i = next(counter, None)
@@ -74,6 +76,54 @@ def cpu_seconds(pid: Optional[int] = None) -> float:
     """User + system CPU seconds a process (this one by default) has used, all threads."""
     times = psutil.Process(pid).cpu_times()
     return times.user + times.system
+
+
+def split(config: str, users: list, args, calls: int = 200) -> dict:
+    """Median ms of each Predict in this process (one TensorFlow thread): the signature alone
+    on ready tensors (TensorFlow), and the server's whole Predict without gRPC (conversion
+    of the protos too); the rest of a round trip is gRPC and Python."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    from serving.registry import ModelRegistry, read_config
+    from serving.service import ModelServer
+    from serving.tensors import to_proto
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    server = ModelServer(ModelRegistry(read_config(config)))
+
+    def request(model, signature, **inputs):
+        out = predict_pb2.PredictRequest()
+        out.model_spec.name, out.model_spec.signature_name = model, signature
+        for key, value in inputs.items():
+            to_proto(value, out.inputs[key])
+        return out
+
+    def median_ms(function):
+        times = []
+        for i in range(calls + 20):
+            start = time.perf_counter()
+            function(i)
+            times.append(time.perf_counter() - start)
+        return round(1000 * float(np.median(times[20:])), 3)  # the first 20 warm up
+    retrieve = [request(args.retrieval, "retrieve", user_id=np.array([u.encode()], object),
+                        exclude=np.zeros([1, 0], object), k=np.array(args.candidates, np.int32)) for u in users[:50]]
+    movies = [np.array(server._predict(r).outputs["movie_ids"].string_val, object) for r in retrieve]
+    rank = [request(args.ranking, "serving_default", user_id=np.array([r.inputs["user_id"].string_val[0]] * len(m),
+                                                                        object), movie_id=m)
+            for r, m in zip(retrieve, movies, strict=True)]
+    out = {}
+    for name, requests in (("retrieval", retrieve), ("ranking", rank)):
+        function = server.registry.servable(requests[0].model_spec).signature(requests[0].model_spec.signature_name)
+        tensors = [{k: tf.constant(to_array_plain(v)) for k, v in r.inputs.items()} for r in requests]
+        out[name] = {"tensorflow_ms": median_ms(lambda i: function(**tensors[i % len(tensors)])),  # noqa: B023
+                     "predict_without_grpc_ms": median_ms(lambda i: server._predict(requests[i % len(requests)]))}  # noqa: B023
+    return out
+
+
+def to_array_plain(proto) -> np.ndarray:
+    from serving.tensors import from_proto
+    return from_proto(proto)
 
 
 def summarize(samples: list, wall: float) -> dict:
@@ -128,6 +178,9 @@ def main() -> None:
                         help="batching mode: how long a batch waits to fill")
     parser.add_argument("--headline", default="tf_1_thread", help="mode whose figures lead serving.json")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "serving"), help="path stem of .json/.png")
+    parser.add_argument("--baseline-root", help="a checkout of the code before a change: adds mode "
+                        f"{BASELINE!r}, its server (tf_1_thread) over --baseline-serving-dir")
+    parser.add_argument("--baseline-serving-dir", help="the models the baseline serves (default: --serving-dir)")
     args = parser.parse_args()
 
     from serving import server as S
@@ -136,24 +189,30 @@ def main() -> None:
     if missing:
         sys.exit(f"benchmarks/serving.py: no {missing} under {args.serving_dir}; run `make demo` to push models.")
     workdir = tempfile.mkdtemp(prefix="bench-serving-")
-    config = S.write_config(os.path.join(workdir, "models.config"), {
-        m: os.path.abspath(os.path.join(args.serving_dir, m)) for m in (args.retrieval, args.ranking)})
+    configs = {serving_dir: S.write_config(os.path.join(workdir, f"models{i}.config"), {
+        m: os.path.abspath(os.path.join(serving_dir, m)) for m in (args.retrieval, args.ranking)})
+        for i, serving_dir in enumerate({args.serving_dir, args.baseline_serving_dir or args.serving_dir})}
+    config = configs[args.serving_dir]
     users = [str(u) for u in range(1, 944)]  # ML-100K's users
+    modes = args.modes + [BASELINE] * bool(args.baseline_root)
     load_before, servers, targets = os.getloadavg()[0], {}, {}
     try:
-        for mode in args.modes:  # both servers up at once, so rounds can alternate between them
+        for mode in modes:  # every server up at once, so rounds can alternate between them
             port = S.free_port()
-            flags = ["--grpc_max_threads", str(args.workers)] + MODES[mode]
+            flags = ["--grpc_max_threads", str(args.workers)] + MODES.get(mode, ONE_THREAD)
             if "--enable_batching" in flags:
                 flags += ["--batch_timeout_micros", str(args.batch_timeout_micros)]
-            servers[mode], targets[mode] = S.spawn(config, port, *flags), f"127.0.0.1:{port}"
+            baseline = mode == BASELINE
+            servers[mode] = S.spawn(configs[args.baseline_serving_dir or args.serving_dir] if baseline else config,
+                                    port, *flags, cwd=args.baseline_root if baseline else None)
+            targets[mode] = f"127.0.0.1:{port}"
         for target in targets.values():
             client = RecommenderClient(target, args.retrieval, args.ranking)
             client.wait_until_ready(300)
             for user in users[:50]:  # warm-up: first calls trace and allocate
                 client.recommend(user, args.k, args.candidates)
             client.close()
-        runs = {(mode, c): ([], 0.0, 0.0, 0.0) for mode in args.modes for c in args.concurrency}
+        runs = {(mode, c): ([], 0.0, 0.0, 0.0) for mode in modes for c in args.concurrency}
         for _ in range(args.rounds):  # alternate modes in rounds: both see the same background load
             for mode, concurrency in runs:
                 cpu_before = cpu_seconds(servers[mode].pid), cpu_seconds()
@@ -167,7 +226,10 @@ def main() -> None:
         for server in servers.values():
             server.terminate()
             server.wait(timeout=30)
-    modes, raw = {mode: {} for mode in args.modes}, {}
+    splits = {mode: split(configs[args.baseline_serving_dir or args.serving_dir] if mode == BASELINE else config,
+                          users, args) for mode in sorted({BASELINE} & set(modes)) + ["tf_1_thread"]}
+    print("in-process split", json.dumps(splits), flush=True)
+    modes, raw = {mode: {} for mode in modes}, {}
     for (mode, concurrency), (samples, wall, server_cpu, client_cpu) in runs.items():
         name = f"concurrency_{concurrency}"
         modes[mode][name] = summarize(samples, wall)
@@ -177,6 +239,7 @@ def main() -> None:
         raw[f"{mode}, {name}"] = (modes[mode][name], [s[0] * 1000 for s in samples])
         print(mode, name, json.dumps(modes[mode][name]), flush=True)
     results = {**modes.get(args.headline, next(iter(modes.values()))), "modes": modes}
+    results["in_process_ms"] = splits
     results["setup"] = {
         "headline_mode": args.headline, "batch_timeout_micros": args.batch_timeout_micros, "rounds": args.rounds,
         "retrieval_model": args.retrieval, "ranking_model": args.ranking, "k": args.k,

@@ -124,7 +124,7 @@ class ModelServer(prediction_service_pb2_grpc.PredictionServiceServicer,
         outputs = self.batcher.run((id(servable), name), call, inputs) if batchable else call(inputs)
         response = predict_pb2.PredictResponse(model_spec=_spec(servable, name))
         for key in list(request.output_filter) or list(outputs):
-            response.outputs[key].CopyFrom(to_proto(outputs[key]))
+            to_proto(outputs[key], response.outputs[key])
         return response
 
     def Classify(self, request, context):
