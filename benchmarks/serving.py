@@ -2,20 +2,23 @@
 
     python benchmarks/serving.py                               # the pushed ML-100K models
     python benchmarks/serving.py --requests 300 --concurrency 1 4 --retrieval retrieval_bruteforce
+    python benchmarks/serving.py --baseline-root ../before --baseline-serving-dir ../before/outputs/serving
 
 Starts one server per mode in child processes over <serving-dir>/{retrieval,ranking}
 (`default`: the server's defaults; `tf_1_thread`: one TensorFlow thread per call, so
 concurrent requests run side by side instead of fighting over TensorFlow's pools;
-`tf_1_thread_batching`: that plus --enable_batching, concurrent Predicts of a
-signature merged into one TensorFlow call), waits on their health service, warms
-them up, then in `--rounds` rounds alternating between the modes (so both share the
-machine's background load), for each concurrency runs that many client threads
-(one RecommenderClient, so one channel, each) asking for k=10 of 100 re-ranked
+`processes_N`: that in N processes sharing the port; `baseline`: tf_1_thread served
+by another checkout over its models, for before/after in one run), waits on their
+health service, warms them up, then in `--rounds` rounds alternating between the modes
+(so all share the machine's background load), for each concurrency runs that many
+client threads (one RecommenderClient, with a connection of its own, each) asking for k=10 of 100 re-ranked
 candidates for ML-100K users in turn, until `--requests` recommendations (over all
 rounds) are done or `--max-seconds` pass. Each request's wall time is split into the
 retrieval call, the ranking call (both round trips, server work included) and the
 client's own work (building requests, parsing answers, sorting); the CPU time the
-server process and this load generator used per recommendation is recorded too. Writes benchmarks/results/serving.json
+server's processes and this load generator used per recommendation is recorded too, and,
+in this process, the median time of each Predict without gRPC, and of its TensorFlow
+call alone (`in_process_ms`). Writes benchmarks/results/serving.json
 and serving.png (latency histograms); the top-level concurrency_N figures are those of
 the `--headline` mode, every mode's are under "modes".
 """
@@ -38,7 +41,7 @@ sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ONE_THREAD = ["--tensorflow_intra_op_parallelism", "1", "--tensorflow_inter_op_parallelism", "1"]
-MODES = {"default": [], "tf_1_thread": ONE_THREAD, "tf_1_thread_batching": ONE_THREAD + ["--enable_batching"],
+MODES = {"default": [], "tf_1_thread": ONE_THREAD,
          **{f"processes_{n}": ONE_THREAD + ["--processes", str(n)] for n in (2, 3, 4)}}
 BASELINE = "baseline"  # tf_1_thread, served by the checkout at --baseline-root over --baseline-serving-dir
 
@@ -73,9 +76,11 @@ def run_load(target: str, concurrency: int, requests: int, max_seconds: float, u
 
 
 def cpu_seconds(pid: Optional[int] = None) -> float:
-    """User + system CPU seconds a process (this one by default) has used, all threads."""
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+    """User + system CPU seconds a process (this one by default) has used, all threads; for a
+    server, its child processes (--processes) too."""
+    process = psutil.Process(pid)
+    family = [process] + (process.children(recursive=True) if pid else [])
+    return sum(p.cpu_times().user + p.cpu_times().system for p in family)
 
 
 def split(config: str, users: list, args, calls: int = 200) -> dict:
@@ -174,8 +179,6 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES),
                         help="server configurations, alternated in rounds")
     parser.add_argument("--rounds", type=int, default=5, help="rounds alternating between the modes")
-    parser.add_argument("--batch-timeout-micros", type=int, default=500,
-                        help="batching mode: how long a batch waits to fill")
     parser.add_argument("--headline", default="tf_1_thread", help="mode whose figures lead serving.json")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "serving"), help="path stem of .json/.png")
     parser.add_argument("--baseline-root", help="a checkout of the code before a change: adds mode "
@@ -200,8 +203,6 @@ def main() -> None:
         for mode in modes:  # every server up at once, so rounds can alternate between them
             port = S.free_port()
             flags = ["--grpc_max_threads", str(args.workers)] + MODES.get(mode, ONE_THREAD)
-            if "--enable_batching" in flags:
-                flags += ["--batch_timeout_micros", str(args.batch_timeout_micros)]
             baseline = mode == BASELINE
             servers[mode] = S.spawn(configs[args.baseline_serving_dir or args.serving_dir] if baseline else config,
                                     port, *flags, cwd=args.baseline_root if baseline else None)
@@ -241,7 +242,7 @@ def main() -> None:
     results = {**modes.get(args.headline, next(iter(modes.values()))), "modes": modes}
     results["in_process_ms"] = splits
     results["setup"] = {
-        "headline_mode": args.headline, "batch_timeout_micros": args.batch_timeout_micros, "rounds": args.rounds,
+        "headline_mode": args.headline, "rounds": args.rounds,
         "retrieval_model": args.retrieval, "ranking_model": args.ranking, "k": args.k,
         "candidates": args.candidates, "server_workers": args.workers, "cpus": os.cpu_count(),
         "load_average_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],

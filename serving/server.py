@@ -28,7 +28,6 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from serving import health
-from serving.batching import Batcher
 from serving.errors import ServableError
 from serving.registry import ModelRegistry, read_config, write_config  # noqa: F401  (re-exported)
 from serving.service import RELOAD_FLAG, Admission, ModelServer
@@ -40,7 +39,7 @@ SPARE_THREADS = 4  # threads beyond inference's running and queued ones: health 
 def serve(model_config_file: str, port: int, host: str = "127.0.0.1", workers: int = 4,
           poll_seconds: float = 1.0, config_poll_seconds: float = 0.0, max_request_bytes: int = 64 << 20,
           limits: Optional[Limits] = None, tls: Optional[Tuple[bytes, bytes]] = None,
-          batcher: Optional[Batcher] = None, client_ca: Optional[bytes] = None, allow_reload: bool = False,
+          client_ca: Optional[bytes] = None, allow_reload: bool = False,
           base_path_root: Optional[str] = None, reuse_port: bool = False) -> grpc.Server:
     """Loads the models and starts serving them; returns the started grpc.Server.
 
@@ -54,7 +53,6 @@ def serve(model_config_file: str, port: int, host: str = "127.0.0.1", workers: i
       max_request_bytes: larger requests get RESOURCE_EXHAUSTED.
       limits: batch, tensor and exclusion limits.
       tls: (PEM certificate chain, PEM private key) to serve TLS only.
-      batcher: merges concurrent Predict calls of a signature (None: each runs alone).
       client_ca: with `tls`, PEM CA certificate(s): clients must present a certificate it signed.
       allow_reload: whether HandleReloadConfigRequest may change the served models.
       base_path_root: when set, every base path must resolve under this directory.
@@ -62,7 +60,7 @@ def serve(model_config_file: str, port: int, host: str = "127.0.0.1", workers: i
         kernel spreads connections over them); off, a port another server holds is an error.
     """
     registry = ModelRegistry(read_config(model_config_file), base_path_root)
-    model_server = ModelServer(registry, limits, batcher, Admission(workers, 4 * workers), allow_reload)
+    model_server = ModelServer(registry, limits, Admission(workers, 4 * workers), allow_reload)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=5 * workers + SPARE_THREADS),
                          options=[("grpc.max_receive_message_length", max_request_bytes),
                                   ("grpc.so_reuseport", int(reuse_port))])
@@ -133,8 +131,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="threads one TensorFlow op may use (0: TensorFlow's choice)")
     parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0,
                         help="TensorFlow ops run at once per call (0: TensorFlow's choice)")
-    parser.add_argument("--enable_batching", action="store_true", help="merge concurrent Predict calls")
-    parser.add_argument("--batch_timeout_micros", type=int, default=0, help="how long a batch waits to fill")
     parser.add_argument("--ssl_cert_file", help="PEM certificate chain: serve TLS (needs --ssl_key_file)")
     parser.add_argument("--ssl_key_file", help="PEM private key of --ssl_cert_file")
     parser.add_argument("--ssl_client_ca_file",
@@ -164,7 +160,6 @@ def main() -> None:
         server = serve(args.model_config_file, args.port, args.host, args.grpc_max_threads,
                        args.file_system_poll_wait_seconds, args.model_config_file_poll_wait_seconds,
                        args.max_request_bytes, Limits(args.max_batch_size, max_exclusions=args.max_exclusions), tls,
-                       Batcher(args.batch_timeout_micros / 1e6, args.max_batch_size) if args.enable_batching else None,
                        _read_bytes(args.ssl_client_ca_file), args.allow_reload_config, args.model_base_path_root,
                        args.reuse_port or args.processes > 1)
     except (OSError, text_format.ParseError, ServableError) as error:

@@ -43,7 +43,7 @@ def served(tmp_path_factory):
     config = S.write_config(str(base / "models.config"), {"double": "double", "examples": "examples"})
     port = S.free_port()
     server = S.serve(config, port, poll_seconds=0, max_request_bytes=1 << 20, limits=S.Limits(max_batch_size=100),
-                     batcher=S.Batcher(timeout=0.0), allow_reload=True)  # every test also goes through batching
+                     allow_reload=True)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     yield (prediction_service_pb2_grpc.PredictionServiceStub(channel), model_service_pb2_grpc.ModelServiceStub(channel),
            channel, base)
@@ -165,7 +165,7 @@ def test_version_policies_and_labels_through_reload(served):
         model_management_pb2.ReloadConfigRequest(config=relative), timeout=10)) == INVALID
 
 
-def test_concurrent_predictions_batched_get_their_own_answers(served):
+def test_concurrent_predictions_get_their_own_answers(served):
     inputs = [np.arange(i + 1, dtype=np.float32) for i in range(16)]
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda x: predict(served[0], inputs={"x": x}), inputs))
