@@ -105,7 +105,7 @@ class Retriever(tf.Module):
         excluded = tf.ragged.boolean_mask(self.movie_index.lookup(exclude), tf.not_equal(exclude, ""))
         banned = tf.concat([self.seen.gather(row), excluded], axis=1)
         k = tf.minimum(k, self.n)  # the index is asked for k plus the batch's most banned movies only
-        wanted = tf.minimum(k + tf.cast(tf.reduce_max(banned.row_lengths(), initial=0), tf.int32), self.max_k)
+        wanted = tf.minimum(k + tf.cast(tf.maximum(tf.reduce_max(banned.row_lengths()), 0), tf.int32), self.max_k)
         scores, ids = self.index(tf.gather(self.queries, row), k=wanted)  # [batch, wanted]
         drop = self._dropped(ids, banned)
         scores, best = tf.math.top_k(tf.where(drop, float("-inf"), scores), k=tf.minimum(k, wanted))
