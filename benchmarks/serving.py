@@ -83,16 +83,17 @@ def cpu_seconds(pid: Optional[int] = None) -> float:
     return sum(p.cpu_times().user + p.cpu_times().system for p in family)
 
 
-def split(config: str, users: list, args, calls: int = 200) -> dict:
-    """Median ms of each Predict in this process (one TensorFlow thread): the signature alone
-    on ready tensors (TensorFlow), and the server's whole Predict without gRPC (conversion
-    of the protos too); the rest of a round trip is gRPC and Python."""
+def split(config: str, users: list, args, calls: int = 300) -> dict:
+    """Median cost of each Predict in this process (one TensorFlow thread): the signature
+    alone on ready tensors (TensorFlow), and the server's whole Predict without gRPC (the
+    protos' conversion too), called in turn so that both see the same load; wall and CPU
+    (this process) time. The rest of a round trip is gRPC and Python."""
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
     from serving.registry import ModelRegistry, read_config
     from serving.service import ModelServer
-    from serving.tensors import to_proto
+    from serving.tensors import from_proto, to_proto
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     server = ModelServer(ModelRegistry(read_config(config)))
@@ -103,32 +104,27 @@ def split(config: str, users: list, args, calls: int = 200) -> dict:
         for key, value in inputs.items():
             to_proto(value, out.inputs[key])
         return out
-
-    def median_ms(function):
-        times = []
-        for i in range(calls + 20):
-            start = time.perf_counter()
-            function(i)
-            times.append(time.perf_counter() - start)
-        return round(1000 * float(np.median(times[20:])), 3)  # the first 20 warm up
     retrieve = [request(args.retrieval, "retrieve", user_id=np.array([u.encode()], object),
                         exclude=np.zeros([1, 0], object), k=np.array(args.candidates, np.int32)) for u in users[:50]]
-    movies = [np.array(server._predict(r).outputs["movie_ids"].string_val, object) for r in retrieve]
-    rank = [request(args.ranking, "serving_default", user_id=np.array([r.inputs["user_id"].string_val[0]] * len(m),
-                                                                        object), movie_id=m)
-            for r, m in zip(retrieve, movies, strict=True)]
+    rank = [request(args.ranking, "serving_default", user_id=np.array([r.inputs["user_id"].string_val[0]] * 100,
+                                                                        object),
+                    movie_id=np.array(server._predict(r).outputs["movie_ids"].string_val, object)) for r in retrieve]
     out = {}
     for name, requests in (("retrieval", retrieve), ("ranking", rank)):
-        function = server.registry.servable(requests[0].model_spec).signature(requests[0].model_spec.signature_name)
-        tensors = [{k: tf.constant(to_array_plain(v)) for k, v in r.inputs.items()} for r in requests]
-        out[name] = {"tensorflow_ms": median_ms(lambda i: function(**tensors[i % len(tensors)])),  # noqa: B023
-                     "predict_without_grpc_ms": median_ms(lambda i: server._predict(requests[i % len(requests)]))}  # noqa: B023
+        spec = requests[0].model_spec
+        function = server.registry.servable(spec).signature(spec.signature_name)
+        tensors = [{k: tf.constant(from_proto(v)) for k, v in r.inputs.items()} for r in requests]
+        ways = {"tensorflow": lambda i: function(**tensors[i]),  # noqa: B023
+                "predict_without_grpc": lambda i: server._predict(requests[i])}  # noqa: B023
+        times = {way: [] for way in ways}
+        for i in range(calls + 20):
+            for way, call in ways.items():
+                wall, cpu = time.perf_counter(), time.process_time()
+                call(i % len(requests))
+                times[way].append((time.perf_counter() - wall, time.process_time() - cpu))
+        out[name] = {f"{way}_{kind}_ms": round(1000 * float(np.median([t[j] for t in ts[20:]])), 3)
+                     for way, ts in times.items() for j, kind in enumerate(("wall", "cpu"))}
     return out
-
-
-def to_array_plain(proto) -> np.ndarray:
-    from serving.tensors import from_proto
-    return from_proto(proto)
 
 
 def summarize(samples: list, wall: float) -> dict:

@@ -12,7 +12,7 @@ length (10, 100, 1,000, 5,000) 5 users whose training history is that many rando
 movies. The users are named by ML-100K user ids, so the ranking model, the real pushed
 one, ranks their candidates with its features of real users (its cost per pair does not
 depend on the history's length: models/ranking/relations.py). `measure` serves each
-model beside that ranking model (one server each, one TensorFlow thread, as
+model beside that ranking model (or DIR/ranking where there is one; one server each, one TensorFlow thread, as
 benchmarks/serving.py's tf_1_thread), and asks for k=10 of 100 re-ranked candidates one
 at a time, the lengths in turn, alternating between the models in rounds; p50 and p99
 per length go to benchmarks/results/serving_history.{json,png} (the last model named
@@ -79,7 +79,8 @@ def measure(args) -> None:
         for name, path in (m.split("=", 1) for m in args.models):
             config = S.write_config(os.path.join(workdir, f"{name}.config"), {
                 "retrieval": os.path.abspath(os.path.join(path, "retrieval")),
-                "ranking": os.path.abspath(args.ranking_dir)})
+                "ranking": os.path.abspath(os.path.join(path, "ranking") if os.path.isdir(os.path.join(path, "ranking"))
+                                           else args.ranking_dir)})
             port = S.free_port()
             servers.append(S.spawn(config, port, "--tensorflow_intra_op_parallelism", "1",
                                    "--tensorflow_inter_op_parallelism", "1"))
@@ -134,8 +135,9 @@ def main() -> None:
     b.add_argument("dir")
     b.add_argument("--code-root", default=ROOT, help="the checkout whose IndexBuilder builds it")
     m = sub.add_parser("measure", help="latency per history length")
-    m.add_argument("--ranking-dir", required=True, help="a pushed ranking model's base path")
-    m.add_argument("--models", nargs="+", required=True, help="name=DIR of `build`")
+    m.add_argument("--ranking-dir", help="a pushed ranking model's base path")
+    m.add_argument("--models", nargs="+", required=True,
+                   help="name=DIR of `build` (with DIR/ranking, that ranking model instead of --ranking-dir)")
     m.add_argument("--requests", type=int, default=200, help="recommendations per length and model")
     m.add_argument("--rounds", type=int, default=4)
     m.add_argument("--output", default=os.path.join(HERE, "results", "serving_history"))

@@ -128,13 +128,11 @@ class Relations(tf.Module):
         users, row = tf.unique(user)
         cells = tf.size(users, out_type=tf.int64) * self.num_movies
 
-        def mask():  # the request's users' histories over the catalogue, built in one scatter
+        def mask():  # the call's users' histories over the catalogue (flat [users x movies]), in one scatter
             history = self.history.gather(users)
-            at = tf.stack([history.value_rowids(), history.flat_values], axis=1)
-            shape = tf.stack([tf.size(users, out_type=tf.int64), tf.constant(self.num_movies, tf.int64)])
-            seen = tf.scatter_nd(at, tf.ones_like(history.flat_values, tf.float32), shape)
-            rows = tf.broadcast_to(tf.cast(row, tf.int64)[:, None], tf.shape(near, out_type=tf.int64))
-            return tf.gather_nd(seen, tf.stack([rows, near], axis=-1))
+            at = history.value_rowids() * self.num_movies + history.flat_values
+            seen = tf.scatter_nd(at[:, None], tf.ones_like(at, tf.float32), cells[None])
+            return tf.gather(seen, tf.cast(row, tf.int64)[:, None] * self.num_movies + near)
 
         def search():  # many users x a large catalogue: a sorted search per neighbour instead
             return tf.cast(sorted_contains(self.pairs, user[:, None] * self.num_movies + near), tf.float32)
