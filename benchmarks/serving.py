@@ -172,7 +172,8 @@ def main() -> None:
     parser.add_argument("-k", type=int, default=10, help="recommendations per request")
     parser.add_argument("--candidates", type=int, default=100, help="retrieved movies re-ranked")
     parser.add_argument("--workers", type=int, default=8, help="server request threads")
-    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES),
+    parser.add_argument("--modes", nargs="+", default=["tf_1_thread", "processes_2", "processes_3"],
+                        choices=list(MODES),
                         help="server configurations, alternated in rounds")
     parser.add_argument("--rounds", type=int, default=5, help="rounds alternating between the modes")
     parser.add_argument("--headline", default="tf_1_thread", help="mode whose figures lead serving.json")

@@ -112,20 +112,25 @@ def measure(args) -> None:
     print(json.dumps(results, indent=1))
     with open(args.output + ".json", "w") as f:
         json.dump(out, f, indent=2)
+    plot(results, args.output + ".png")
+    print(f"Wrote {args.output}.json and .png")
+
+
+def plot(results: dict, path: str) -> None:
+    """p50 (solid) and p99 (dashed) against history length, one colour per model."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     figure, axis = plt.subplots(figsize=(6, 3.6))
-    for name, by_length in results.items():
+    for i, (name, by_length) in enumerate(results.items()):
         for p, style in (("p50_ms", "-o"), ("p99_ms", "--o")):
-            axis.plot(LENGTHS, [by_length[str(n)][p] for n in LENGTHS], style, label=f"{name} {p[:3]}")
+            axis.plot(LENGTHS, [by_length[str(n)][p] for n in LENGTHS], style, color=f"C{i}", label=f"{name} {p[:3]}")
     axis.axhline(15, color="grey", linewidth=0.8, label="p99 target 15 ms")
     axis.set(xscale="log", xlabel="movies in the user's history", ylabel="ms per recommendation",
              title="One recommendation (retrieval top-100 -> ranking -> top-10)")
     axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(args.output + ".png", dpi=110)
-    print(f"Wrote {args.output}.json and .png")
+    figure.savefig(path, dpi=110)
 
 
 def main() -> None:
