@@ -83,6 +83,19 @@ def cpu_seconds(pid: Optional[int] = None) -> float:
     return sum(p.cpu_times().user + p.cpu_times().system for p in family)
 
 
+def wait_for_processes(pid: int, port: int, count: int, seconds: float = 300) -> None:
+    """Until `count` processes of a server's tree listen on `port`: with --processes, the children
+    load their models beside a parent already serving (their loading must not count as work)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        family = [psutil.Process(pid)] + psutil.Process(pid).children(recursive=True)
+        if sum(any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in p.net_connections("tcp"))
+               for p in family) >= count:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{count} server processes not listening on {port} after {seconds} s")
+
+
 def split(config: str, users: list, args, calls: int = 300) -> dict:
     """Median cost of each Predict in this process (one TensorFlow thread): the signature
     alone on ready tensors (TensorFlow), and the server's whole Predict without gRPC (the
@@ -204,7 +217,10 @@ def main() -> None:
             servers[mode] = S.spawn(configs[args.baseline_serving_dir or args.serving_dir] if baseline else config,
                                     port, *flags, cwd=args.baseline_root if baseline else None)
             targets[mode] = f"127.0.0.1:{port}"
-        for target in targets.values():
+        for mode, target in targets.items():
+            flags = MODES.get(mode, [])
+            wait_for_processes(servers[mode].pid, int(target.rsplit(":", 1)[1]),
+                               int(flags[flags.index("--processes") + 1]) if "--processes" in flags else 1)
             client = RecommenderClient(target, args.retrieval, args.ranking)
             client.wait_until_ready(300)
             for user in users[:50]:  # warm-up: first calls trace and allocate
