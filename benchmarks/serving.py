@@ -2,20 +2,23 @@
 
     python benchmarks/serving.py                               # the pushed ML-100K models
     python benchmarks/serving.py --requests 300 --concurrency 1 4 --retrieval retrieval_bruteforce
+    python benchmarks/serving.py --baseline-root ../before --baseline-serving-dir ../before/outputs/serving
 
 Starts one server per mode in child processes over <serving-dir>/{retrieval,ranking}
 (`default`: the server's defaults; `tf_1_thread`: one TensorFlow thread per call, so
 concurrent requests run side by side instead of fighting over TensorFlow's pools;
-`tf_1_thread_batching`: that plus --enable_batching, concurrent Predicts of a
-signature merged into one TensorFlow call), waits on their health service, warms
-them up, then in `--rounds` rounds alternating between the modes (so both share the
-machine's background load), for each concurrency runs that many client threads
-(one RecommenderClient, so one channel, each) asking for k=10 of 100 re-ranked
+`processes_N`: that in N processes sharing the port; `baseline`: tf_1_thread served
+by another checkout over its models, for before/after in one run), waits on their
+health service, warms them up, then in `--rounds` rounds alternating between the modes
+(so all share the machine's background load), for each concurrency runs that many
+client threads (one RecommenderClient, with a connection of its own, each) asking for k=10 of 100 re-ranked
 candidates for ML-100K users in turn, until `--requests` recommendations (over all
 rounds) are done or `--max-seconds` pass. Each request's wall time is split into the
 retrieval call, the ranking call (both round trips, server work included) and the
 client's own work (building requests, parsing answers, sorting); the CPU time the
-server process and this load generator used per recommendation is recorded too. Writes benchmarks/results/serving.json
+server's processes and this load generator used per recommendation is recorded too, and,
+in this process, the median time of each Predict without gRPC, and of its TensorFlow
+call alone (`in_process_ms`). Writes benchmarks/results/serving.json
 and serving.png (latency histograms); the top-level concurrency_N figures are those of
 the `--headline` mode, every mode's are under "modes".
 """
@@ -38,7 +41,9 @@ sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ONE_THREAD = ["--tensorflow_intra_op_parallelism", "1", "--tensorflow_inter_op_parallelism", "1"]
-MODES = {"default": [], "tf_1_thread": ONE_THREAD, "tf_1_thread_batching": ONE_THREAD + ["--enable_batching"]}
+MODES = {"default": [], "tf_1_thread": ONE_THREAD,
+         **{f"processes_{n}": ONE_THREAD + ["--processes", str(n)] for n in (2, 3, 4)}}
+BASELINE = "baseline"  # tf_1_thread, served by the checkout at --baseline-root over --baseline-serving-dir
 
 
 def run_load(target: str, concurrency: int, requests: int, max_seconds: float, users: list, args) -> list:
@@ -49,7 +54,7 @@ def run_load(target: str, concurrency: int, requests: int, max_seconds: float, u
     counter = iter(range(requests))
 
     def worker():
-        client = RecommenderClient(target, args.retrieval, args.ranking, timeout=10)
+        client = RecommenderClient(target, args.retrieval, args.ranking, timeout=10, own_connection=True)
         while time.monotonic() < stop_at:
             with lock:
                 i = next(counter, None)
@@ -71,9 +76,69 @@ def run_load(target: str, concurrency: int, requests: int, max_seconds: float, u
 
 
 def cpu_seconds(pid: Optional[int] = None) -> float:
-    """User + system CPU seconds a process (this one by default) has used, all threads."""
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+    """User + system CPU seconds a process (this one by default) has used, all threads; for a
+    server, its child processes (--processes) too."""
+    process = psutil.Process(pid)
+    family = [process] + (process.children(recursive=True) if pid else [])
+    return sum(p.cpu_times().user + p.cpu_times().system for p in family)
+
+
+def wait_for_processes(pid: int, port: int, count: int, seconds: float = 300) -> None:
+    """Until `count` processes of a server's tree listen on `port`: with --processes, the children
+    load their models beside a parent already serving (their loading must not count as work)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        family = [psutil.Process(pid)] + psutil.Process(pid).children(recursive=True)
+        if sum(any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in p.net_connections("tcp"))
+               for p in family) >= count:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{count} server processes not listening on {port} after {seconds} s")
+
+
+def split(config: str, users: list, args, calls: int = 300) -> dict:
+    """Median cost of each Predict in this process (one TensorFlow thread): the signature
+    alone on ready tensors (TensorFlow), and the server's whole Predict without gRPC (the
+    protos' conversion too), called in turn so that both see the same load; wall and CPU
+    (this process) time. The rest of a round trip is gRPC and Python."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    from serving.config import read_config
+    from serving.registry import ModelRegistry
+    from serving.service import ModelServer
+    from serving.tensors import from_proto, to_proto
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    server = ModelServer(ModelRegistry(read_config(config)))
+
+    def request(model, signature, **inputs):
+        out = predict_pb2.PredictRequest()
+        out.model_spec.name, out.model_spec.signature_name = model, signature
+        for key, value in inputs.items():
+            to_proto(value, out.inputs[key])
+        return out
+    retrieve = [request(args.retrieval, "retrieve", user_id=np.array([u.encode()], object),
+                        exclude=np.zeros([1, 0], object), k=np.array(args.candidates, np.int32)) for u in users[:50]]
+    rank = [request(args.ranking, "serving_default", user_id=np.array([r.inputs["user_id"].string_val[0]] * 100,
+                                                                        object),
+                    movie_id=np.array(server._predict(r).outputs["movie_ids"].string_val, object)) for r in retrieve]
+    out = {}
+    for name, requests in (("retrieval", retrieve), ("ranking", rank)):
+        spec = requests[0].model_spec
+        function = server.registry.servable(spec).signature(spec.signature_name)
+        tensors = [{k: tf.constant(from_proto(v)) for k, v in r.inputs.items()} for r in requests]
+        ways = {"tensorflow": lambda i: function(**tensors[i]),  # noqa: B023
+                "predict_without_grpc": lambda i: server._predict(requests[i])}  # noqa: B023
+        times = {way: [] for way in ways}
+        for i in range(calls + 20):
+            for way, call in ways.items():
+                wall, cpu = time.perf_counter(), time.process_time()
+                call(i % len(requests))
+                times[way].append((time.perf_counter() - wall, time.process_time() - cpu))
+        out[name] = {f"{way}_{kind}_ms": round(1000 * float(np.median([t[j] for t in ts[20:]])), 3)
+                     for way, ts in times.items() for j, kind in enumerate(("wall", "cpu"))}
+    return out
 
 
 def summarize(samples: list, wall: float) -> dict:
@@ -121,13 +186,15 @@ def main() -> None:
     parser.add_argument("-k", type=int, default=10, help="recommendations per request")
     parser.add_argument("--candidates", type=int, default=100, help="retrieved movies re-ranked")
     parser.add_argument("--workers", type=int, default=8, help="server request threads")
-    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES),
+    parser.add_argument("--modes", nargs="+", default=["tf_1_thread", "processes_2", "processes_3"],
+                        choices=list(MODES),
                         help="server configurations, alternated in rounds")
     parser.add_argument("--rounds", type=int, default=5, help="rounds alternating between the modes")
-    parser.add_argument("--batch-timeout-micros", type=int, default=500,
-                        help="batching mode: how long a batch waits to fill")
     parser.add_argument("--headline", default="tf_1_thread", help="mode whose figures lead serving.json")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "serving"), help="path stem of .json/.png")
+    parser.add_argument("--baseline-root", help="a checkout of the code before a change: adds mode "
+                        f"{BASELINE!r}, its server (tf_1_thread) over --baseline-serving-dir")
+    parser.add_argument("--baseline-serving-dir", help="the models the baseline serves (default: --serving-dir)")
     args = parser.parse_args()
 
     from serving import server as S
@@ -136,24 +203,31 @@ def main() -> None:
     if missing:
         sys.exit(f"benchmarks/serving.py: no {missing} under {args.serving_dir}; run `make demo` to push models.")
     workdir = tempfile.mkdtemp(prefix="bench-serving-")
-    config = S.write_config(os.path.join(workdir, "models.config"), {
-        m: os.path.abspath(os.path.join(args.serving_dir, m)) for m in (args.retrieval, args.ranking)})
+    configs = {serving_dir: S.write_config(os.path.join(workdir, f"models{i}.config"), {
+        m: os.path.abspath(os.path.join(serving_dir, m)) for m in (args.retrieval, args.ranking)})
+        for i, serving_dir in enumerate({args.serving_dir, args.baseline_serving_dir or args.serving_dir})}
+    config = configs[args.serving_dir]
     users = [str(u) for u in range(1, 944)]  # ML-100K's users
+    modes = args.modes + [BASELINE] * bool(args.baseline_root)
     load_before, servers, targets = os.getloadavg()[0], {}, {}
     try:
-        for mode in args.modes:  # both servers up at once, so rounds can alternate between them
+        for mode in modes:  # every server up at once, so rounds can alternate between them
             port = S.free_port()
-            flags = ["--grpc_max_threads", str(args.workers)] + MODES[mode]
-            if "--enable_batching" in flags:
-                flags += ["--batch_timeout_micros", str(args.batch_timeout_micros)]
-            servers[mode], targets[mode] = S.spawn(config, port, *flags), f"127.0.0.1:{port}"
-        for target in targets.values():
+            flags = ["--grpc_max_threads", str(args.workers)] + MODES.get(mode, ONE_THREAD)
+            baseline = mode == BASELINE
+            servers[mode] = S.spawn(configs[args.baseline_serving_dir or args.serving_dir] if baseline else config,
+                                    port, *flags, cwd=args.baseline_root if baseline else None)
+            targets[mode] = f"127.0.0.1:{port}"
+        for mode, target in targets.items():
+            flags = MODES.get(mode, [])
+            wait_for_processes(servers[mode].pid, int(target.rsplit(":", 1)[1]),
+                               int(flags[flags.index("--processes") + 1]) if "--processes" in flags else 1)
             client = RecommenderClient(target, args.retrieval, args.ranking)
             client.wait_until_ready(300)
             for user in users[:50]:  # warm-up: first calls trace and allocate
                 client.recommend(user, args.k, args.candidates)
             client.close()
-        runs = {(mode, c): ([], 0.0, 0.0, 0.0) for mode in args.modes for c in args.concurrency}
+        runs = {(mode, c): ([], 0.0, 0.0, 0.0) for mode in modes for c in args.concurrency}
         for _ in range(args.rounds):  # alternate modes in rounds: both see the same background load
             for mode, concurrency in runs:
                 cpu_before = cpu_seconds(servers[mode].pid), cpu_seconds()
@@ -167,7 +241,10 @@ def main() -> None:
         for server in servers.values():
             server.terminate()
             server.wait(timeout=30)
-    modes, raw = {mode: {} for mode in args.modes}, {}
+    splits = {mode: split(configs[args.baseline_serving_dir or args.serving_dir] if mode == BASELINE else config,
+                          users, args) for mode in sorted({BASELINE} & set(modes)) + ["tf_1_thread"]}
+    print("in-process split", json.dumps(splits), flush=True)
+    modes, raw = {mode: {} for mode in modes}, {}
     for (mode, concurrency), (samples, wall, server_cpu, client_cpu) in runs.items():
         name = f"concurrency_{concurrency}"
         modes[mode][name] = summarize(samples, wall)
@@ -177,8 +254,9 @@ def main() -> None:
         raw[f"{mode}, {name}"] = (modes[mode][name], [s[0] * 1000 for s in samples])
         print(mode, name, json.dumps(modes[mode][name]), flush=True)
     results = {**modes.get(args.headline, next(iter(modes.values()))), "modes": modes}
+    results["in_process_ms"] = splits
     results["setup"] = {
-        "headline_mode": args.headline, "batch_timeout_micros": args.batch_timeout_micros, "rounds": args.rounds,
+        "headline_mode": args.headline, "rounds": args.rounds,
         "retrieval_model": args.retrieval, "ranking_model": args.ranking, "k": args.k,
         "candidates": args.candidates, "server_workers": args.workers, "cpus": os.cpu_count(),
         "load_average_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],

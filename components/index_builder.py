@@ -38,15 +38,16 @@ class Retriever(tf.Module):
 
     The query of every user with training ratings is computed once, here, and looked
     up per request; a user the model does not know gets the query of an unknown id.
-    Seen and excluded movies are dropped by sorted keys (row * movies + movie index),
-    so a request costs memory and time linear in its rows x (index k + history +
-    exclusions), whatever the users' history lengths.
+    Seen and excluded movies are dropped by sorted keys (row * movies + movie index);
+    the index is asked for k plus the batch's longest history and exclusions (not the
+    catalogue's longest history), so a request costs memory and time linear in its rows x
+    (k + its users' history + exclusions).
     """
 
     def __init__(self, towers, index, ids: np.ndarray, titles: np.ndarray, seen: Dict[bytes, List[bytes]],
                  popular: np.ndarray, n: int, batch: int = 1024):
         super().__init__()
-        self.index, self.n = index, n
+        self.index, self.n, self.max_k = index, n, index._k  # TFRS keeps the built k private
         users = sorted(seen)
         queries = [towers.embed_users(tf.constant(users[i:i + batch]))["embeddings"]
                    for i in range(0, len(users), batch)] + [towers.embed_users(tf.constant([b""]))["embeddings"]]
@@ -71,10 +72,13 @@ class Retriever(tf.Module):
                                   tf.TensorSpec([], tf.int32, name="k")])
     def retrieve(self, user_id, exclude, k):
         row = self.user_row.lookup(user_id)
-        scores, ids = self.index(tf.gather(self.queries, row))  # [batch, index k]
         excluded = tf.ragged.boolean_mask(self.movie_index.lookup(exclude), tf.not_equal(exclude, ""))
-        drop = self._dropped(ids, tf.concat([self.seen.gather(row), excluded], axis=1))
-        scores, best = tf.math.top_k(tf.where(drop, float("-inf"), scores), k=tf.minimum(k, self.n))
+        banned = tf.concat([self.seen.gather(row), excluded], axis=1)
+        k = tf.minimum(k, self.n)  # the index is asked for k plus the batch's most banned movies only
+        wanted = tf.minimum(k + tf.cast(tf.maximum(tf.reduce_max(banned.row_lengths()), 0), tf.int32), self.max_k)
+        scores, ids = self.index(tf.gather(self.queries, row), k=wanted)  # [batch, wanted]
+        drop = self._dropped(ids, banned)
+        scores, best = tf.math.top_k(tf.where(drop, float("-inf"), scores), k=tf.minimum(k, wanted))
         ids = tf.gather(ids, best, batch_dims=1)
         return {"movie_ids": ids, "scores": scores, "titles": self.titles.lookup(ids),
                 "known_user": row < tf.cast(tf.shape(self.queries)[0] - 1, tf.int64)}

@@ -52,17 +52,23 @@ class RecommenderClient:
         system's CAs when a client certificate is given).
       server_name: the name the server's certificate holds, when `target` differs from it.
       certificate_chain, private_key: PEM client certificate and key, for servers that verify clients.
+      own_connection: a TCP connection of this client's own, not shared with the process's other
+        channels to `target` (gRPC's default); one client per process needs none.
     """
 
     def __init__(self, target: str = "127.0.0.1:8500", retrieval_model: str = "retrieval",
                  ranking_model: str = "ranking", timeout: float = 5.0, retries: int = 3,
                  root_certificates: Optional[bytes] = None, server_name: Optional[str] = None,
-                 certificate_chain: Optional[bytes] = None, private_key: Optional[bytes] = None):
+                 certificate_chain: Optional[bytes] = None, private_key: Optional[bytes] = None,
+                 own_connection: bool = False):
         self.target, self.tls = target, root_certificates is not None or certificate_chain is not None
+        # Channels to one target share a connection unless told; a server of several processes
+        # (--processes) spreads connections, not calls, over them.
+        options = [("grpc.use_local_subchannel_pool", 1)] if own_connection else []
         if not self.tls:
-            self.channel = grpc.insecure_channel(target)
+            self.channel = grpc.insecure_channel(target, options)
         else:
-            options = [("grpc.ssl_target_name_override", server_name)] if server_name else None
+            options += [("grpc.ssl_target_name_override", server_name)] if server_name else []
             credentials = grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
             self.channel = grpc.secure_channel(target, credentials, options)
         self.predictions = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
@@ -130,7 +136,7 @@ class RecommenderClient:
         request = predict_pb2.PredictRequest()
         request.model_spec.name, request.model_spec.signature_name = model, signature
         for key, value in inputs.items():
-            request.inputs[key].CopyFrom(to_proto(value))
+            to_proto(value, request.inputs[key])  # numpy straight into the typed fields, no copy
         start = time.perf_counter()
         try:
             response = self._call(self.predictions.Predict, request)

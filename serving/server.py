@@ -14,6 +14,7 @@ is no remote file loader: HandleReloadConfigRequest is refused unless started wi
 """
 import argparse
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -28,8 +29,7 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from serving import health
-from serving.batching import Batcher
-from serving.config import read_config, write_config  # noqa: F401  write_config: for benchmarks/serving.py
+from serving.config import read_config, write_config  # noqa: F401  write_config: for tests and benchmarks
 from serving.errors import ServableError
 from serving.registry import ModelRegistry
 from serving.service import RELOAD_FLAG, Admission, ModelServer
@@ -41,8 +41,8 @@ SPARE_THREADS = 4  # threads beyond inference's running and queued ones: health 
 def serve(model_config_file: str, port: int, host: str = "127.0.0.1", workers: int = 4,
           poll_seconds: float = 1.0, config_poll_seconds: float = 0.0, max_request_bytes: int = 64 << 20,
           limits: Optional[Limits] = None, tls: Optional[Tuple[bytes, bytes]] = None,
-          batcher: Optional[Batcher] = None, client_ca: Optional[bytes] = None, allow_reload: bool = False,
-          base_path_root: Optional[str] = None) -> grpc.Server:
+          client_ca: Optional[bytes] = None, allow_reload: bool = False,
+          base_path_root: Optional[str] = None, reuse_port: bool = False) -> grpc.Server:
     """Loads the models and starts serving them; returns the started grpc.Server.
 
     Args:
@@ -55,15 +55,17 @@ def serve(model_config_file: str, port: int, host: str = "127.0.0.1", workers: i
       max_request_bytes: larger requests get RESOURCE_EXHAUSTED.
       limits: batch, tensor and exclusion limits.
       tls: (PEM certificate chain, PEM private key) to serve TLS only.
-      batcher: merges concurrent Predict calls of a signature (None: each runs alone).
       client_ca: with `tls`, PEM CA certificate(s): clients must present a certificate it signed.
       allow_reload: whether HandleReloadConfigRequest may change the served models.
       base_path_root: when set, every base path must resolve under this directory.
+      reuse_port: bind with SO_REUSEPORT, so that several processes serve one port (the
+        kernel spreads connections over them); off, a port another server holds is an error.
     """
     registry = ModelRegistry(read_config(model_config_file), base_path_root)
-    model_server = ModelServer(registry, limits, batcher, Admission(workers, 4 * workers), allow_reload)
+    model_server = ModelServer(registry, limits, Admission(workers, 4 * workers), allow_reload)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=5 * workers + SPARE_THREADS),
-                         options=[("grpc.max_receive_message_length", max_request_bytes)])
+                         options=[("grpc.max_receive_message_length", max_request_bytes),
+                                  ("grpc.so_reuseport", int(reuse_port))])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(model_server, server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(model_server, server)
     health.add_health_service(server, registry.ready)
@@ -83,10 +85,11 @@ def serve(model_config_file: str, port: int, host: str = "127.0.0.1", workers: i
     return server
 
 
-def spawn(model_config_file: str, port: int, *flags: str) -> subprocess.Popen:
-    """Starts this server in a child process on 127.0.0.1:`port`; the caller stops it."""
+def spawn(model_config_file: str, port: int, *flags: str, cwd: Optional[str] = None) -> subprocess.Popen:
+    """Starts this server (or the one of the checkout at `cwd`) in a child process on
+    127.0.0.1:`port`; the caller stops it."""
     return subprocess.Popen([sys.executable, "-m", "serving.server", "--model_config_file",
-                             model_config_file, "--port", str(port), *flags])
+                             model_config_file, "--port", str(port), *flags], cwd=cwd)
 
 
 def free_port() -> int:
@@ -131,7 +134,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "PERMISSION_DENIED); only where every client may choose which files are loaded")
     parser.add_argument("--model_base_path_root",
                         help="every base path (config file or reload) must resolve under this directory")
-    parser.add_argument("--grpc_max_threads", type=int, default=4, help="inference calls run at once")
+    parser.add_argument("--grpc_max_threads", type=int, default=4, help="inference calls run at once (per process)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="server processes sharing the port (SO_REUSEPORT), each with the models loaded: "
+                             "Python's GIL holds one process to about one core")
+    parser.add_argument("--reuse_port", action="store_true", help=argparse.SUPPRESS)  # set for --processes' children
     parser.add_argument("--max_request_bytes", type=int, default=64 << 20, help="largest request accepted")
     parser.add_argument("--max_batch_size", type=int, default=10_000, help="most rows in one request")
     parser.add_argument("--max_exclusions", type=int, default=10_000,
@@ -140,8 +147,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="threads one TensorFlow op may use (0: TensorFlow's choice)")
     parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0,
                         help="TensorFlow ops run at once per call (0: TensorFlow's choice)")
-    parser.add_argument("--enable_batching", action="store_true", help="merge concurrent Predict calls")
-    parser.add_argument("--batch_timeout_micros", type=int, default=0, help="how long a batch waits to fill")
     parser.add_argument("--ssl_cert_file", help="PEM certificate chain: serve TLS (needs --ssl_key_file)")
     parser.add_argument("--ssl_key_file", help="PEM private key of --ssl_cert_file")
     parser.add_argument("--ssl_client_ca_file",
@@ -153,7 +158,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.ssl_client_ca_file and not args.ssl_cert_file:
         parser.error("--ssl_client_ca_file needs --ssl_cert_file and --ssl_key_file (client certificates "
                      "are verified over TLS only)")
-    for flag in ("grpc_max_threads", "max_batch_size", "max_exclusions"):
+    for flag in ("grpc_max_threads", "max_batch_size", "max_exclusions", "processes"):
         if getattr(args, flag) < (0 if flag == "max_exclusions" else 1):
             parser.error(f"--{flag} must be at least {0 if flag == 'max_exclusions' else 1}")
     return args
@@ -161,6 +166,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    parent = os.getppid()
+    children = [subprocess.Popen([sys.executable, "-m", "serving.server", *sys.argv[1:], "--processes", "1",
+                                  "--reuse_port"]) for _ in range(args.processes - 1)]
     tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
     tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
     try:
@@ -168,16 +176,23 @@ def main() -> None:
         server = serve(args.model_config_file, args.port, args.host, args.grpc_max_threads,
                        args.file_system_poll_wait_seconds, args.model_config_file_poll_wait_seconds,
                        args.max_request_bytes, Limits(args.max_batch_size, max_exclusions=args.max_exclusions), tls,
-                       Batcher(args.batch_timeout_micros / 1e6, args.max_batch_size) if args.enable_batching else None,
-                       _read_bytes(args.ssl_client_ca_file), args.allow_reload_config, args.model_base_path_root)
+                       _read_bytes(args.ssl_client_ca_file), args.allow_reload_config, args.model_base_path_root,
+                       args.reuse_port or args.processes > 1)
     except (OSError, text_format.ParseError, ServableError) as error:
+        for child in children:
+            child.terminate()
         sys.exit(f"serving.server: {error}")
     verified = " (TLS, client certificates verified)" if args.ssl_client_ca_file else " (TLS)" if tls else ""
-    print(f"Serving on {args.host}:{args.port}{verified}", flush=True)
+    processes = f", process {os.getpid()}" if args.reuse_port else f", {args.processes} processes" * bool(children)
+    print(f"Serving on {args.host}:{args.port}{verified}{processes}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    while not stop.wait(1.0):  # a child whose parent died stops; so does a parent whose child died
+        if (args.reuse_port and os.getppid() != parent) or any(c.poll() is not None for c in children):
+            break
+    for child in children:
+        child.terminate()
     server.registry.stop()
     server.stop(grace=2).wait()
 

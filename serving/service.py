@@ -24,7 +24,6 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from serving.batching import Batcher
 from serving.errors import ServableError, status_of
 from serving.registry import ModelRegistry, Servable
 from serving.tensors import Limits, to_array, to_proto
@@ -38,6 +37,12 @@ def _spec(servable: Servable, signature_name: str = ""):
     spec = model_pb2.ModelSpec(name=servable.name, signature_name=signature_name)
     spec.version.value = servable.version
     return spec
+
+
+def _tensor(array, dtype) -> tf.Tensor:
+    """A constant of `array`; strings from a nested list, which TensorFlow converts faster than an
+    object array (a list keeps the shape only where no dimension is 0)."""
+    return tf.constant(array.tolist() if array.dtype == object and array.size else array, dtype)
 
 
 class Admission:
@@ -78,9 +83,9 @@ class ModelServer(prediction_service_pb2_grpc.PredictionServiceServicer,
                   model_service_pb2_grpc.ModelServiceServicer):
     """Answers TF Serving's gRPC API from a ModelRegistry."""
 
-    def __init__(self, registry: ModelRegistry, limits: Optional[Limits] = None, batcher: Optional[Batcher] = None,
+    def __init__(self, registry: ModelRegistry, limits: Optional[Limits] = None,
                  admission: Optional[Admission] = None, allow_reload: bool = False):
-        self.registry, self.limits, self.batcher = registry, limits or Limits(), batcher
+        self.registry, self.limits = registry, limits or Limits()
         self.admission, self.allow_reload = admission, allow_reload
 
     def _answer(self, context, method, request, inference: bool = False):
@@ -115,16 +120,11 @@ class ModelServer(prediction_service_pb2_grpc.PredictionServiceServicer,
                                     f"signature: {key} Outputs expected to be in the set {outputs_known}.")
             if key in request.output_filter[:i]:
                 raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"duplicate output tensor alias: {key}")
-        inputs = {key: to_array(key, proto, expected[key], self.limits) for key, proto in request.inputs.items()}
-
-        def call(arrays):
-            tensors = {key: tf.constant(value, dtype=expected[key].dtype) for key, value in arrays.items()}
-            return {key: value.numpy() for key, value in function(**tensors).items()}
-        batchable = self.batcher and all(spec.shape.rank and spec.shape[0] is None for spec in expected.values())
-        outputs = self.batcher.run((id(servable), name), call, inputs) if batchable else call(inputs)
+        outputs = function(**{key: _tensor(to_array(key, proto, expected[key], self.limits), expected[key].dtype)
+                              for key, proto in request.inputs.items()})
         response = predict_pb2.PredictResponse(model_spec=_spec(servable, name))
         for key in list(request.output_filter) or list(outputs):
-            response.outputs[key].CopyFrom(to_proto(outputs[key]))
+            to_proto(outputs[key].numpy(), response.outputs[key])
         return response
 
     def Classify(self, request, context):

@@ -8,6 +8,7 @@ are filled with the last, and more are cut to the shape. numpy only: the client 
 this without TensorFlow.
 """
 import math
+from typing import Optional
 
 import grpc
 import numpy as np
@@ -45,20 +46,43 @@ def _raw(array: np.ndarray) -> np.ndarray:
     return flat.view(flat.real.dtype) if flat.dtype.kind == "c" else flat
 
 
-def to_proto(value) -> tensor_pb2.TensorProto:
-    """A TensorProto of `value` (array or scalar; str / bytes / object arrays become DT_STRING)."""
+_FIELD_NUMBERS = {field.name: field.number for field in tensor_pb2.TensorProto.DESCRIPTOR.fields}
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes(out + bytes([value]))
+
+
+def to_proto(value, proto: Optional[tensor_pb2.TensorProto] = None) -> tensor_pb2.TensorProto:
+    """A TensorProto of `value` (array or scalar; str / bytes / object arrays become DT_STRING),
+    written into `proto` (an empty one, e.g. a request's `inputs[key]`) when given."""
     array = np.asarray(value)
+    proto = tensor_pb2.TensorProto() if proto is None else proto
     if array.dtype.kind in "OSU":
-        proto = tensor_pb2.TensorProto(dtype=T.DT_STRING)
-        proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode() for v in array.ravel())
+        proto.dtype = T.DT_STRING
+        values = array.ravel().tolist()
+        try:
+            proto.string_val.extend(values)  # bytes: straight in
+        except TypeError:  # str among them: encode each (after undoing a partial extend)
+            del proto.string_val[:]
+            proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode() for v in values)
     else:
         dtype = array.dtype.newbyteorder("=")
         if dtype not in _TYPES:
             raise ValueError(f"Cannot send a {array.dtype} tensor; convert it to one of "
                              f"{sorted(str(d) for d in _TYPES)}")
-        enum, field = _TYPES[dtype]
-        proto = tensor_pb2.TensorProto(dtype=enum)
-        getattr(proto, field).extend(_raw(np.ascontiguousarray(array, dtype)).tolist())
+        proto.dtype, field = _TYPES[dtype]
+        raw = _raw(np.ascontiguousarray(array, dtype))
+        if raw.dtype.kind == "f" and raw.itemsize >= 4 and raw.size:  # float_val, double_val, complex pairs
+            # a packed field's wire bytes are the little-endian values: numpy's buffer, no Python floats
+            number, payload = _FIELD_NUMBERS[field], raw.astype(raw.dtype.newbyteorder("<"), copy=False).tobytes()
+            proto.MergeFromString(_varint(number << 3 | 2) + _varint(len(payload)) + payload)
+        else:
+            getattr(proto, field).extend(raw.tolist())
     for size in array.shape:
         proto.tensor_shape.dim.add(size=size)
     return proto

@@ -87,3 +87,16 @@ def test_standardise_groups_by_hand():
     rows = tf.constant([[1.0, 5.0], [3.0, 5.0], [10.0, 0.0]])
     out = M.standardise_groups(rows, tf.constant([0, 0, 1])).numpy()
     np.testing.assert_allclose(out, [[-1.0, 0.0], [1.0, 0.0], [0.0, 0.0]], atol=1e-5)  # mean 2, std 1; constant
+
+
+def test_the_history_mask_and_the_sorted_search_give_the_same_ease(monkeypatch):
+    rng = np.random.default_rng(0)
+    users, movies = rng.integers(0, 30, 600), rng.integers(0, 50, 600)
+    rel = R.Relations(users, movies, 31, 51, rng.normal(size=[31, 4]), rng.normal(size=[51, 4]),
+                      rng.integers(0, 2, [51, 3]).astype(np.float32), 1.0, 10)
+    asked = tf.constant(rng.integers(0, 31, 300), tf.int64), tf.constant(rng.integers(0, 51, 300), tf.int64)
+    masked = rel(*asked).numpy()
+    monkeypatch.setattr(R, "MASK_CELLS", 0)  # every call takes the sorted searches
+    searched = rel(*asked).numpy()
+    np.testing.assert_allclose(masked, searched, rtol=1e-6, atol=1e-6)
+    assert np.count_nonzero(masked[:, R.NAMES.index("ease")]) > 100  # the histories reach the neighbours

@@ -4,6 +4,7 @@ Models: `double` (y = factor * x, z = x + 1) at versions 1 (factor 1) and 3 (fac
 7 a truncated copy that cannot load, 8 an empty directory (no version); `examples`, a TF1
 model with classify and regress signatures. Every error code: tests/test_serving_parity.py.
 """
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -42,7 +43,7 @@ def served(tmp_path_factory):
     config = S.write_config(str(base / "models.config"), {"double": "double", "examples": "examples"})
     port = S.free_port()
     server = S.serve(config, port, poll_seconds=0, max_request_bytes=1 << 20, limits=S.Limits(max_batch_size=100),
-                     batcher=S.Batcher(timeout=0.0), allow_reload=True)  # every test also goes through batching
+                     allow_reload=True)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     yield (prediction_service_pb2_grpc.PredictionServiceStub(channel), model_service_pb2_grpc.ModelServiceStub(channel),
            channel, base)
@@ -164,7 +165,7 @@ def test_version_policies_and_labels_through_reload(served):
         model_management_pb2.ReloadConfigRequest(config=relative), timeout=10)) == INVALID
 
 
-def test_concurrent_predictions_batched_get_their_own_answers(served):
+def test_concurrent_predictions_get_their_own_answers(served):
     inputs = [np.arange(i + 1, dtype=np.float32) for i in range(16)]
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda x: predict(served[0], inputs={"x": x}), inputs))
@@ -197,3 +198,36 @@ def test_missing_model_directory_is_a_clear_error(tmp_path):
     config = S.write_config(str(tmp_path / "models.config"), {"empty": "empty"})
     with pytest.raises(S.ServableError, match="did not become available.*run the pipeline"):
         S.ModelRegistry(S.read_config(config))
+
+
+def test_processes_share_one_port_each_answering_and_stop_together(tmp_path):
+    import psutil
+
+    from serving.client import RecommenderClient
+    save_scale(tmp_path / "double" / "1", 2.0)
+    config = S.write_config(str(tmp_path / "models.config"), {"double": "double"})
+    port = S.free_port()
+    parent = S.spawn(config, port, "--processes", "2", "--tensorflow_intra_op_parallelism", "1")
+    try:
+        def listening():
+            pids = [parent.pid] + [c.pid for c in psutil.Process(parent.pid).children()]
+            return [pid for pid in pids if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port
+                                               for c in psutil.Process(pid).net_connections("tcp"))]
+        clients = [RecommenderClient(f"127.0.0.1:{port}", own_connection=True) for _ in range(8)]
+        for client in clients:
+            client.wait_until_ready(120)
+        for _ in range(100):
+            if len(listening()) == 2:
+                break
+            time.sleep(0.2)
+        assert len(listening()) == 2  # two processes, each with the model loaded, bound to one port
+        for i, client in enumerate(clients):  # eight connections, spread by the kernel
+            answer = client.predictions.Predict(predict_request(inputs={"x": np.float32([i, 1])}), timeout=10)
+            assert tf.make_ndarray(answer.outputs["y"]).tolist() == [2.0 * i, 2.0]
+            client.close()
+        child = psutil.Process(parent.pid).children()[0]
+        parent.terminate()
+        parent.wait(timeout=30)
+        child.wait(timeout=30)  # the child stops with its parent
+    finally:
+        parent.kill()

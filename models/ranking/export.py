@@ -6,10 +6,11 @@ Signatures:
          candidates (higher first). It compares each movie with the user's other rows
          in the same request (their list): send all of a user's candidates in one
          request. rating float32 [B]: the predicted rating; like_probability float32 [B]
-    Clients send ids only: the model holds tables (tf.lookup.StaticHashTable) from each
-    user_id and movie_id seen in training to that user's and movie's transformed features,
-    and the relation features' tables (models/ranking/relations.py) over the whole train
-    split; an unknown id gets the features Transform makes of ""/0 raw values.
+    Clients send ids only: the model maps each user_id and movie_id seen in training to a
+    row (one hash lookup) of tables holding that user's and movie's transformed features
+    (Transform's output, so the Transform graph is not run per request), and holds the
+    relation features' tables (models/ranking/relations.py) over the whole train split;
+    an unknown id gets the features Transform makes of ""/0 raw values.
   evaluate(examples: string [B], serialized raw tf.Examples as ExampleGen writes them)
       -> the same two outputs, from the examples' own features (TFMA reads this one).
   transformed_labels(examples: string [B]) -> liked float32 [B] (rating >= 4), the
@@ -32,6 +33,7 @@ from models.ranking import relations as R
 from models.ranking.constants import RankingConfig
 from models.retrieval import model as retrieval
 from models.retrieval.model import tables
+from models.retrieval.towers import RaggedTable
 
 EXAMPLES = tf.TensorSpec([None], tf.string, name="examples")
 
@@ -71,11 +73,10 @@ def _rows(values) -> list:
     return [int(v) for v in values.numpy().reshape(-1)]
 
 
-def _table(keys: List[str], values: list, default) -> tf.lookup.StaticHashTable:
-    """string id -> int64 value, or -> string of space-separated ids for multi-valued features."""
-    dtype = tf.string if isinstance(default, str) else tf.int64
+def _table(keys: List[str], values: list, default: int) -> tf.lookup.StaticHashTable:
+    """string id -> int64 value."""
     return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-        tf.constant(keys, tf.string), tf.constant(values, dtype)), tf.constant(default, dtype))
+        tf.constant(keys, tf.string), tf.constant(values, tf.int64)), tf.constant(default, tf.int64))
 
 
 class Ranker(F.RawFeatureModule):
@@ -85,12 +86,19 @@ class Ranker(F.RawFeatureModule):
                  listwise: M.ListwiseRanker, relations: R.Relations):
         super().__init__(model, tft_output)
         self.listwise, self.relations = listwise, relations
+        if F.NUM_OOV_BUCKETS != 1:
+            raise ValueError("Ranker's tables give every unknown id one row: they need NUM_OOV_BUCKETS = 1")
         defaults = self._defaults()
-        self.tables = {}  # id key -> {transformed feature name: table from the raw id}
+        self.rows, self.dense, self.bags = {}, {}, {}  # per id key: raw id -> row; feature tables by row
         for id_key, prefix in ((F.USER_ID, "user_"), (F.MOVIE_ID, "movie_")):
-            names = [n for n in model.cardinalities if n.startswith(prefix) and n != F.transformed_name(id_key)]
+            names = [n for n in model.cardinalities if n.startswith(prefix)]  # the id's own _xf too
             keys, values = side_features(train_files, tft_output, id_key, names)
-            self.tables[id_key] = {name: _table(keys, values[name], defaults[name]) for name in names}
+            self.rows[id_key] = _table(keys, list(range(len(keys))), len(keys))  # unknown: the last row
+            dense = [n for n in names if not isinstance(defaults[n], str)]
+            table = np.array([values[n] + [defaults[n]] for n in dense], np.int64).reshape(len(dense), -1).T
+            self.dense[id_key] = (dense, tf.Variable(table, trainable=False))  # [ids + 1, one-valued features]
+            self.bags[id_key] = {n: RaggedTable([np.array(v.split(), np.int64) for v in values[n] + [defaults[n]]], n)
+                                 for n in names if n not in dense}  # multi-valued: ids per row
 
     def _defaults(self) -> dict:
         """Transformed features of a raw example whose values are all ""/0: an unknown id's."""
@@ -106,13 +114,12 @@ class Ranker(F.RawFeatureModule):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
                                   tf.TensorSpec([None], tf.string, name="movie_id")])
     def serve(self, user_id, movie_id):
-        features = self.transform(user_id=user_id, movie_id=movie_id)
+        features = {}  # each id: one hash lookup, one gather of its one-valued features, one per bag
         for id_key, ids in ((F.USER_ID, user_id), (F.MOVIE_ID, movie_id)):
-            for name, table in self.tables[id_key].items():
-                value = table.lookup(ids)
-                if value.dtype == tf.string:  # a multi-valued feature's ids, space-separated
-                    value = tf.strings.to_number(tf.strings.split(value), tf.int64).to_sparse()
-                features[name] = value
+            row = self.rows[id_key].lookup(ids)
+            names, table = self.dense[id_key]
+            features.update(zip(names, tf.unstack(tf.gather(table, row), num=len(names), axis=1), strict=True))
+            features.update({name: bag.gather(row).to_sparse() for name, bag in self.bags[id_key].items()})
         pairs = self.relations(features[F.transformed_name(F.USER_ID)], features[F.transformed_name(F.MOVIE_ID)])
         _, user = tf.unique(user_id)  # each user's rows are one list
         return {**self._predict(features), "score": self.listwise.score(M.standardise_groups(pairs, user))}

@@ -17,9 +17,11 @@ Features of a (user, candidate) pair, float32 [batch, len(NAMES)]:
 
 Users and movies are Transform's vocabulary indices (user_id_xf, movie_id_xf); an
 index past the tables (the OOV bucket) has an empty history and zero embeddings. Every
-table is per user or per movie, or a sparse neighbour list: memory and time grow with
-the interactions and the catalogue, never with users x movies, and a pair costs the
-same whatever the user's history length (EASE's sum is one sorted search per neighbour).
+table is per user or per movie, or a neighbour list of fixed width: memory grows with the
+interactions and the catalogue, never with users x movies. EASE's sum reads a mask of
+the call's users' histories over the catalogue, built in one scatter (a sorted search
+per neighbour instead where users x movies passes MASK_CELLS): a call costs time linear
+in its rows and its users' history lengths.
 """
 from typing import Dict, Optional, Tuple
 
@@ -30,6 +32,7 @@ import tensorflow as tf
 from models.retrieval.towers import RaggedTable, sorted_contains
 
 NAMES = ("retrieval", "similarity", "ease", "genre", "popularity")
+MASK_CELLS = 1 << 22  # the largest users x movies history mask a call builds (else sorted searches)
 
 
 def ease_weights(matrix: sp.csr_matrix, lam: float, max_items: int = 6_000) -> Tuple[np.ndarray, np.ndarray]:
@@ -108,19 +111,33 @@ class Relations(tf.Module):
         self.genres = tf.Variable(share.astype(np.float32), trainable=False)
         self.log_count = tf.Variable(np.log1p(np.asarray(matrix.sum(axis=0)).ravel()).astype(np.float32),
                                      trainable=False)
+        self.history = RaggedTable(np.split(matrix.indices.astype(np.int64), matrix.indptr[1:-1]), "history")
         ids, weights = ease_neighbours(matrix, lam, neighbours)
-        self.neighbours = RaggedTable(ids, "neighbours")
-        self.weights = RaggedTable(weights, "weights", np.float32)
+        width = max((len(row) for row in ids), default=0)  # rows padded with weight 0
+        self.near = tf.Variable(np.stack([np.pad(r, (0, width - len(r))) for r in ids]).reshape(len(ids), width),
+                                trainable=False)
+        self.near_weights = tf.Variable(np.stack([np.pad(r, (0, width - len(r))) for r in weights]).reshape(
+            len(ids), width).astype(np.float32), trainable=False)
 
     def __call__(self, user: tf.Tensor, movie: tf.Tensor) -> tf.Tensor:
         """int64 user, movie [B] -> float32 [B, len(NAMES)]."""
         user = tf.minimum(user, tf.shape(self.queries, out_type=tf.int64)[0] - 1)  # OOV: the last row
         movie = tf.minimum(movie, tf.cast(self.num_movies - 1, tf.int64))
         candidate = tf.gather(self.embeddings, movie)  # [B, dim]
-        near = self.neighbours.gather(movie)  # [B, None] movies h with a weight B[h, c]
-        keys = tf.repeat(user, near.row_lengths()) * self.num_movies + near.flat_values
-        seen = tf.cast(sorted_contains(self.pairs, keys), tf.float32)
-        ease = tf.reduce_sum(near.with_flat_values(seen * self.weights.gather(movie).flat_values), axis=1)
+        near = tf.gather(self.near, movie)  # [B, width] movies h with a weight B[h, c] (0: padding)
+        users, row = tf.unique(user)
+        cells = tf.size(users, out_type=tf.int64) * self.num_movies
+
+        def mask():  # the call's users' histories over the catalogue (flat [users x movies]), in one scatter
+            history = self.history.gather(users)
+            at = history.value_rowids() * self.num_movies + history.flat_values
+            seen = tf.scatter_nd(at[:, None], tf.ones_like(at, tf.float32), cells[None])
+            return tf.gather(seen, tf.cast(row, tf.int64)[:, None] * self.num_movies + near)
+
+        def search():  # many users x a large catalogue: a sorted search per neighbour instead
+            return tf.cast(sorted_contains(self.pairs, user[:, None] * self.num_movies + near), tf.float32)
+        seen = tf.cond(cells <= MASK_CELLS, mask, search)
+        ease = tf.reduce_sum(seen * tf.gather(self.near_weights, movie), axis=1)
         return tf.stack([
             tf.reduce_sum(tf.gather(self.queries, user) * candidate, axis=1),
             tf.reduce_sum(tf.gather(self.mean_history, user) * candidate, axis=1), ease,
