@@ -10,6 +10,12 @@ Signatures:
     user_id and movie_id seen in training to that user's and movie's transformed features,
     and the relation features' tables (models/ranking/relations.py) over the whole train
     split; an unknown id gets the features Transform makes of ""/0 raw values.
+  serve_history(user_id, movie_id, history: string [B, None] ('' pads), user_age: int64 [B],
+                user_gender, user_occupation, user_zip: string [B]) -> the same, with each row's
+    history (its user's movies rated since training; movies the model does not know are
+    ignored; more than MAX_HISTORY fails the request) pooled with the stored one in the
+    relation features, and the query of the retrieval towers' `embed_request` (side features
+    for a new user; 0 or '' for unknown).
   evaluate(examples: string [B], serialized raw tf.Examples as ExampleGen writes them)
       -> the same two outputs, from the examples' own features (TFMA reads this one).
   transformed_labels(examples: string [B]) -> liked float32 [B] (rating >= 4), the
@@ -31,7 +37,9 @@ from models.ranking import constants as C
 from models.ranking import model as M
 from models.ranking import relations as R
 from models.retrieval import model as retrieval
+from models.retrieval.constants import MAX_HISTORY
 from models.retrieval.model import tables
+from models.retrieval.towers import request_history
 
 EXAMPLES = tf.TensorSpec([None], tf.string, name="examples")
 
@@ -82,9 +90,9 @@ class Ranker(F.RawFeatureModule):
     """The trained model behind the ids-only and the tf.Example signatures."""
 
     def __init__(self, model: M.RankingModel, tft_output: tft.TFTransformOutput, train_files: list,
-                 listwise: M.ListwiseRanker, relations: R.Relations):
+                 listwise: M.ListwiseRanker, relations: R.Relations, towers=None):
         super().__init__(model, tft_output)
-        self.listwise, self.relations = listwise, relations
+        self.listwise, self.relations, self.towers = listwise, relations, towers
         defaults = self._defaults()
         self.tables = {}  # id key -> {transformed feature name: table from the raw id}
         for id_key, prefix in ((F.USER_ID, "user_"), (F.MOVIE_ID, "movie_")):
@@ -103,9 +111,7 @@ class Ranker(F.RawFeatureModule):
         out = self.model(features)
         return {"rating": out["rating"], "like_probability": tf.sigmoid(out["like_logit"])}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
-                                  tf.TensorSpec([None], tf.string, name="movie_id")])
-    def serve(self, user_id, movie_id):
+    def _serve(self, user_id, movie_id, history=None, queries=None) -> dict:
         features = self.transform(user_id=user_id, movie_id=movie_id)
         for id_key, ids in ((F.USER_ID, user_id), (F.MOVIE_ID, movie_id)):
             for name, table in self.tables[id_key].items():
@@ -113,9 +119,31 @@ class Ranker(F.RawFeatureModule):
                 if value.dtype == tf.string:  # a multi-valued feature's ids, space-separated
                     value = tf.strings.to_number(tf.strings.split(value), tf.int64).to_sparse()
                 features[name] = value
-        pairs = self.relations(features[F.transformed_name(F.USER_ID)], features[F.transformed_name(F.MOVIE_ID)])
+        pairs = self.relations(features[F.transformed_name(F.USER_ID)], features[F.transformed_name(F.MOVIE_ID)],
+                               history, queries)
         _, user = tf.unique(user_id)  # each user's rows are one list
         return {**self._predict(features), "score": self.listwise.score(M.standardise_groups(pairs, user))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
+                                  tf.TensorSpec([None], tf.string, name="movie_id")])
+    def serve(self, user_id, movie_id):
+        return self._serve(user_id, movie_id)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
+                                  tf.TensorSpec([None], tf.string, name="movie_id"),
+                                  tf.TensorSpec([None, None], tf.string, name="history"),
+                                  tf.TensorSpec([None], tf.int64, name="user_age"),
+                                  tf.TensorSpec([None], tf.string, name="user_gender"),
+                                  tf.TensorSpec([None], tf.string, name="user_occupation"),
+                                  tf.TensorSpec([None], tf.string, name="user_zip")])
+    def serve_history(self, user_id, movie_id, history, user_age, user_gender, user_occupation, user_zip):
+        movies = request_history(history, MAX_HISTORY)
+        movies = movies.with_flat_values(self.transform(movie_id=movies.flat_values)[F.transformed_name(F.MOVIE_ID)])
+        known = self.tft_output.vocabulary_size_by_name(F.vocabulary_name(F.MOVIE_ID))
+        queries = self.towers.embed_request(user_id=user_id, history=history, user_age=user_age,
+                                            user_gender=user_gender, user_occupation=user_occupation,
+                                            user_zip=user_zip)["embeddings"]
+        return self._serve(user_id, movie_id, tf.ragged.boolean_mask(movies, movies < known), queries)
 
     def _parse(self, examples):
         return tf.io.parse_example(examples, self.tft_output.raw_feature_spec())
@@ -131,9 +159,12 @@ class Ranker(F.RawFeatureModule):
 
 
 def save(ranker: Ranker, path: str) -> None:
-    """Writes the SavedModel with its three signatures."""
-    tf.saved_model.save(ranker, path, signatures={"serving_default": ranker.serve, "evaluate": ranker.evaluate,
-                                                  "transformed_labels": ranker.transformed_labels})
+    """Writes the SavedModel with its signatures (serve_history with towers only)."""
+    signatures = {"serving_default": ranker.serve, "evaluate": ranker.evaluate,
+                  "transformed_labels": ranker.transformed_labels}
+    if ranker.towers is not None:
+        signatures["serve_history"] = ranker.serve_history
+    tf.saved_model.save(ranker, path, signatures=signatures)
 
 
 def run_fn(fn_args) -> None:
@@ -149,8 +180,10 @@ def run_fn(fn_args) -> None:
     model = M.build(tft_output, config, M.mean_rating(fn_args.train_files, tft_output))
     training.fit(model, fn_args, tft_output, config.get("batch_size", C.BATCH_SIZE),
                  config.get("epochs", C.EPOCHS), callbacks=M.early_stopping(config))
-    listwise, relations = train_listwise(tf.saved_model.load(fn_args.base_model), tft_output, fn_args, config)
-    save(Ranker(model, tft_output, fn_args.train_files, listwise, relations), fn_args.serving_model_dir)
+    towers = tf.saved_model.load(fn_args.base_model)
+    listwise, relations = train_listwise(towers, tft_output, fn_args, config)
+    save(Ranker(model, tft_output, fn_args.train_files, listwise, relations,
+                towers if hasattr(towers, "embed_request") else None), fn_args.serving_model_dir)
 
 
 def train_listwise(towers, tft_output: tft.TFTransformOutput, fn_args, config: dict

@@ -10,3 +10,4 @@ BATCH_SIZE = 1024
 EPOCHS = 12  # at most; early stopping on the eval loss may end sooner
 PATIENCE = 4
 LEARNING_RATE = 0.01
+MAX_HISTORY = 200  # most request-history movies per row the serving signatures take (INVALID_ARGUMENT past it)

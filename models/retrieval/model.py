@@ -6,6 +6,11 @@ two signatures that take raw features:
   embed_history(user_id: string [batch], history: string [batch, None] ('' pads))
       -> embeddings float32 [batch, dim]: the query with `history` pooled in place of
          the user's training movies (movies the model does not know are ignored)
+  embed_request(user_id: string [batch], history: string [batch, None] ('' pads),
+                user_age: int64 [batch], user_gender, user_occupation, user_zip: string [batch])
+      -> embeddings float32 [batch, dim]: the query with `history` pooled together with the
+         user's training movies (a new user: `history` alone), and for a new user the side
+         features given (0 or '': unknown) in place of an unknown id's
   movie_embeddings() -> movie_id string [movies], embeddings float32 [movies, dim]:
       every movie of the train split through the candidate tower
   embed_movies(movie_id, movie_title: string [batch], movie_year: int64 [batch],
@@ -38,11 +43,13 @@ from models.retrieval.towers import (
     HISTORY,
     HISTORY_KEEP,
     MOVIE_BAGS,
+    SIDE,
     USER_SIDE,
     CandidateTower,
     MovieTable,
     QueryTower,
     coin,
+    distinct,
 )
 
 NEGATIVES = ("in_batch", "uniform", "hard", "mixed")
@@ -168,6 +175,27 @@ class Towers(F.RawFeatureModule):
         inputs = {**self.transform(user_id=user_id), HISTORY: tf.ragged.boolean_mask(movies, movies < known)}
         return {"embeddings": self.model.query(inputs)}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
+                                  tf.TensorSpec([None, None], tf.string, name="history"),
+                                  tf.TensorSpec([None], tf.int64, name="user_age"),
+                                  tf.TensorSpec([None], tf.string, name="user_gender"),
+                                  tf.TensorSpec([None], tf.string, name="user_occupation"),
+                                  tf.TensorSpec([None], tf.string, name="user_zip")])
+    def embed_request(self, user_id, history, user_age, user_gender, user_occupation, user_zip):
+        query, width = self.model.query, self.tft_output.vocabulary_size_by_name(F.vocabulary_name(F.MOVIE_ID))
+        inputs = self.transform(user_id=user_id, user_age=user_age, user_gender=user_gender,
+                                user_occupation=user_occupation, user_zip=user_zip)
+        user = inputs[F.transformed_name(F.USER_ID)]
+        stored = tf.gather(query.side, user)  # [batch, 4]; an unknown id's row
+        given = tf.stack([user_age > 0, user_gender != "", user_occupation != "", user_zip != ""], 1)
+        new = user >= self.tft_output.vocabulary_size_by_name(F.vocabulary_name(F.USER_ID))
+        side = tf.stack([inputs[F.transformed_name(key)] for key in USER_SIDE], 1)
+        ragged = tf.ragged.boolean_mask(history, history != "")
+        ids = ragged.with_flat_values(self.transform(movie_id=ragged.flat_values)[F.transformed_name(F.MOVIE_ID)])
+        union = distinct(tf.concat([query.history.gather(user), tf.ragged.boolean_mask(ids, ids < width)], 1), width)
+        return {"embeddings": query({**inputs, HISTORY: union,
+                                     SIDE: tf.where(new[:, None] & given, side, stored)})}
+
     @tf.function(input_signature=[])
     def movie_embeddings(self):
         ids = tf.constant(self.tft_output.vocabulary_by_name(F.vocabulary_name(F.MOVIE_ID)))
@@ -205,5 +233,6 @@ def run_fn(fn_args) -> None:
                         signatures={"serving_default": towers.embed_users,
                                     "embed_users": towers.embed_users,
                                     "embed_history": towers.embed_history,
+                                    "embed_request": towers.embed_request,
                                     "movie_embeddings": towers.movie_embeddings,
                                     "embed_movies": towers.embed_movies})
