@@ -31,7 +31,7 @@ from tfx import v1 as tfx
 
 from models import features as F
 from models.retrieval.constants import MAX_HISTORY
-from models.retrieval.towers import RaggedTable, request_history, sorted_contains
+from models.retrieval.towers import HISTORY_SIDE, RaggedTable, request_history, sorted_contains
 
 SCANN_OPTIONS = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
 MAX_EXCLUDE = 100  # extra exclusions `retrieve` is guaranteed to fill past
@@ -86,6 +86,11 @@ class Retriever(tf.Module):
         super().__init__()
         self.index, self.n, self.max_history = index, n, max_history
         self.towers = towers if hasattr(towers, "embed_request") else None  # saved inside: queries per request
+        if self.towers is not None:
+            self.retrieve_history = tf.function(self._retrieve_history, input_signature=[
+                tf.TensorSpec([None], tf.string, name="user_id"),
+                tf.TensorSpec([None, None], tf.string, name="exclude"), tf.TensorSpec([], tf.int32, name="k"),
+                tf.TensorSpec([None, None], tf.string, name="history"), *HISTORY_SIDE])
         users = sorted(seen)
         queries = [towers.embed_users(tf.constant(users[i:i + batch]))["embeddings"]
                    for i in range(0, len(users), batch)] + [towers.embed_users(tf.constant([b""]))["embeddings"]]
@@ -122,15 +127,7 @@ class Retriever(tf.Module):
         excluded = tf.ragged.boolean_mask(self.movie_index.lookup(exclude), tf.not_equal(exclude, ""))
         return self._answer(tf.gather(self.queries, row), row, excluded, k)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
-                                  tf.TensorSpec([None, None], tf.string, name="exclude"),
-                                  tf.TensorSpec([], tf.int32, name="k"),
-                                  tf.TensorSpec([None, None], tf.string, name="history"),
-                                  tf.TensorSpec([None], tf.int64, name="user_age"),
-                                  tf.TensorSpec([None], tf.string, name="user_gender"),
-                                  tf.TensorSpec([None], tf.string, name="user_occupation"),
-                                  tf.TensorSpec([None], tf.string, name="user_zip")])
-    def retrieve_history(self, user_id, exclude, k, history, user_age, user_gender, user_occupation, user_zip):
+    def _retrieve_history(self, user_id, exclude, k, history, user_age, user_gender, user_occupation, user_zip):
         movies = tf.ragged.map_flat_values(self.movie_index.lookup, request_history(history, self.max_history))
         queries = self.towers.embed_request(user_id=user_id, history=history, user_age=user_age,
                                             user_gender=user_gender, user_occupation=user_occupation,

@@ -39,7 +39,7 @@ from models.ranking import relations as R
 from models.retrieval import model as retrieval
 from models.retrieval.constants import MAX_HISTORY
 from models.retrieval.model import tables
-from models.retrieval.towers import request_history
+from models.retrieval.towers import HISTORY_SIDE, request_history
 
 EXAMPLES = tf.TensorSpec([None], tf.string, name="examples")
 
@@ -93,6 +93,10 @@ class Ranker(F.RawFeatureModule):
                  listwise: M.ListwiseRanker, relations: R.Relations, towers=None):
         super().__init__(model, tft_output)
         self.listwise, self.relations, self.towers = listwise, relations, towers
+        if towers is not None:  # the retrieval towers' embed_request: queries of request histories
+            self.serve_history = tf.function(self._serve_history, input_signature=[
+                tf.TensorSpec([None], tf.string, name="user_id"), tf.TensorSpec([None], tf.string, name="movie_id"),
+                tf.TensorSpec([None, None], tf.string, name="history"), *HISTORY_SIDE])
         defaults = self._defaults()
         self.tables = {}  # id key -> {transformed feature name: table from the raw id}
         for id_key, prefix in ((F.USER_ID, "user_"), (F.MOVIE_ID, "movie_")):
@@ -129,14 +133,7 @@ class Ranker(F.RawFeatureModule):
     def serve(self, user_id, movie_id):
         return self._serve(user_id, movie_id)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
-                                  tf.TensorSpec([None], tf.string, name="movie_id"),
-                                  tf.TensorSpec([None, None], tf.string, name="history"),
-                                  tf.TensorSpec([None], tf.int64, name="user_age"),
-                                  tf.TensorSpec([None], tf.string, name="user_gender"),
-                                  tf.TensorSpec([None], tf.string, name="user_occupation"),
-                                  tf.TensorSpec([None], tf.string, name="user_zip")])
-    def serve_history(self, user_id, movie_id, history, user_age, user_gender, user_occupation, user_zip):
+    def _serve_history(self, user_id, movie_id, history, user_age, user_gender, user_occupation, user_zip):
         movies = request_history(history, MAX_HISTORY)
         movies = movies.with_flat_values(self.transform(movie_id=movies.flat_values)[F.transformed_name(F.MOVIE_ID)])
         known = self.tft_output.vocabulary_size_by_name(F.vocabulary_name(F.MOVIE_ID))

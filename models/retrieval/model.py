@@ -42,6 +42,7 @@ from models.retrieval import constants as C
 from models.retrieval.towers import (
     HISTORY,
     HISTORY_KEEP,
+    HISTORY_SIDE,
     MOVIE_BAGS,
     SIDE,
     USER_SIDE,
@@ -176,11 +177,7 @@ class Towers(F.RawFeatureModule):
         return {"embeddings": self.model.query(inputs)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
-                                  tf.TensorSpec([None, None], tf.string, name="history"),
-                                  tf.TensorSpec([None], tf.int64, name="user_age"),
-                                  tf.TensorSpec([None], tf.string, name="user_gender"),
-                                  tf.TensorSpec([None], tf.string, name="user_occupation"),
-                                  tf.TensorSpec([None], tf.string, name="user_zip")])
+                                  tf.TensorSpec([None, None], tf.string, name="history"), *HISTORY_SIDE])
     def embed_request(self, user_id, history, user_age, user_gender, user_occupation, user_zip):
         query, width = self.model.query, self.tft_output.vocabulary_size_by_name(F.vocabulary_name(F.MOVIE_ID))
         inputs = self.transform(user_id=user_id, user_age=user_age, user_gender=user_gender,

@@ -64,6 +64,8 @@ def _mlp(layers: List[int], dim: int) -> tf.keras.Sequential:
 HISTORY_KEEP = "history_keep"  # optional query input: ragged bool [batch, None], which history to use
 HISTORY = "history"  # optional query input: ragged movie_id_xf [batch, None], pooled instead of the stored one
 SIDE = "side"  # optional query input: int64 [batch, len(USER_SIDE)], used instead of the stored side features
+HISTORY_SIDE = [tf.TensorSpec([None], tf.int64, name=F.USER_AGE)] + [  # a new user's side features in requests
+    tf.TensorSpec([None], tf.string, name=key) for key in (F.USER_GENDER, F.USER_OCCUPATION, F.USER_ZIP)]
 
 
 def request_history(history: tf.Tensor, limit: int) -> tf.RaggedTensor:
