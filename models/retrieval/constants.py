@@ -2,6 +2,7 @@
 EMBEDDING_DIM = 64
 LAYERS = [128]  # hidden layers of each tower's MLP, before the output of EMBEDDING_DIM
 USE_HISTORY = True  # the query tower adds the mean embedding of the user's training movies
+NEW_USERS = 0.1  # share of users each step trained as new ones: unknown id, history alone
 TEMPERATURE = 0.05
 NEGATIVES = "mixed"  # in_batch | uniform | hard | mixed (see models/retrieval/model.py)
 NUM_SAMPLED = 512  # sampled negatives per batch, on top of the batch's own movies

@@ -27,7 +27,9 @@ correction), so popular movies are not over-penalised for being frequent negativ
 The query tower's history is split afresh at every step, per user, by a coin: half the
 movies are the input, and only examples whose movie fell in the other half are trained
 on. The input never depends on which movie is the target (leaving out just the target,
-or keeping only what came before it, both let the model tell the target apart).
+or keeping only what came before it, both let the model tell the target apart). Another
+coin trains a share of the users (`new_users`) as new ones: the unknown id's embedding and
+side features, their history alone.
 """
 from typing import Dict, List
 
@@ -67,6 +69,7 @@ class RetrievalModel(tfrs.Model):
         if self.negatives not in NEGATIVES:
             raise ValueError(f"negatives={self.negatives!r}: choose one of {NEGATIVES} in the retrieval config")
         self.num_sampled = 0 if self.negatives == "in_batch" else config.get("num_sampled", C.NUM_SAMPLED)
+        self.new_users = config.get("new_users", C.NEW_USERS)
         rated = counts > 0
         self.popularity = tf.constant(counts / counts.sum(), tf.float32)  # [movies], p(positive = j)
         self.uniform = tf.constant(rated / rated.sum(), tf.float32)  # [movies], over train movies
@@ -91,7 +94,12 @@ class RetrievalModel(tfrs.Model):
             history = self.query.history.gather(user)
             keep = tf.ragged.map_flat_values(lambda m: coin(tf.repeat(user, history.row_lengths()), m, seed) < 0.5,
                                              history)
-            inputs = {**inputs, HISTORY_KEEP: keep}
+            # A share of the users is trained as new ones (the unknown id, no side features) from
+            # their history alone: the path a new user's request history takes in serving.
+            new = coin(user, tf.zeros_like(user), seed) < self.new_users
+            oov = tf.cast(self.query.user.input_dim - 1, tf.int64)
+            inputs = {**inputs, HISTORY_KEEP: keep, HISTORY: history,
+                      F.transformed_name(F.USER_ID): tf.where(new, oov, user)}
             weights = tf.cast(coin(user, positives, seed) >= 0.5, tf.float32)  # [batch]
         queries = self.query(inputs)  # [batch, dim]
         candidates = self.candidate(inputs)  # [batch, dim]
