@@ -152,17 +152,9 @@ class RecommenderClient:
         model, `candidates` per user), `retrieve_history` with `extra` (history and side
         features, [users] rows), or serving_default for exports without them."""
         users = np.array(list(user_ids), dtype=object)
-        if extra:
-            banned = _padded([sorted(exclude.get(u, ())) for u in user_ids])
-            try:
-                return self._predict(self.retrieval_model, HISTORY_SIGNATURES[0], user_id=users, exclude=banned,
-                                     k=np.array(candidates, np.int32), **extra)
-            except grpc.RpcError as error:
-                if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                    raise ValueError(f"Retrieval model {self.retrieval_model!r} has no {HISTORY_SIGNATURES[0]} "
-                                     "signature, so it cannot take a history: push a model built by this "
-                                     "version's IndexBuilder, or ask without history") from error
-                raise
+        if extra:  # an export without retrieve_history answers FAILED_PRECONDITION, naming it
+            return self._predict(self.retrieval_model, HISTORY_SIGNATURES[0], user_id=users, k=np.array(
+                candidates, np.int32), exclude=_padded([sorted(exclude.get(u, ())) for u in user_ids]), **extra)
         if self._has_retrieve:
             width = max((len(exclude.get(u, ())) for u in user_ids), default=0)
             banned = np.full((len(users), width), b"", dtype=object)

@@ -3,9 +3,6 @@
 The Trainer saves both towers, with the Transform graph inside, as one SavedModel with
 two signatures that take raw features:
   embed_users(user_id: string [batch]) -> embeddings float32 [batch, dim]
-  embed_history(user_id: string [batch], history: string [batch, None] ('' pads))
-      -> embeddings float32 [batch, dim]: the query with `history` pooled in place of
-         the user's training movies (movies the model does not know are ignored)
   embed_request(user_id: string [batch], history: string [batch, None] ('' pads),
                 user_age: int64 [batch], user_gender, user_occupation, user_zip: string [batch])
       -> embeddings float32 [batch, dim]: the query with `history` pooled together with the
@@ -175,16 +172,6 @@ class Towers(F.RawFeatureModule):
         return {"embeddings": self.model.query(self.transform(user_id=user_id))}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
-                                  tf.TensorSpec([None, None], tf.string, name="history")])
-    def embed_history(self, user_id, history):
-        known = self.tft_output.vocabulary_size_by_name(F.vocabulary_name(F.MOVIE_ID))
-        ragged = tf.ragged.boolean_mask(history, history != "")
-        movies = self.transform(movie_id=ragged.flat_values)[F.transformed_name(F.MOVIE_ID)]
-        movies = ragged.with_flat_values(movies)
-        inputs = {**self.transform(user_id=user_id), HISTORY: tf.ragged.boolean_mask(movies, movies < known)}
-        return {"embeddings": self.model.query(inputs)}
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
                                   tf.TensorSpec([None, None], tf.string, name="history"), *HISTORY_SIDE])
     def embed_request(self, user_id, history, user_age, user_gender, user_occupation, user_zip):
         query, width = self.model.query, self.tft_output.vocabulary_size_by_name(F.vocabulary_name(F.MOVIE_ID))
@@ -237,7 +224,6 @@ def run_fn(fn_args) -> None:
     tf.saved_model.save(towers, fn_args.serving_model_dir,
                         signatures={"serving_default": towers.embed_users,
                                     "embed_users": towers.embed_users,
-                                    "embed_history": towers.embed_history,
                                     "embed_request": towers.embed_request,
                                     "movie_embeddings": towers.movie_embeddings,
                                     "embed_movies": towers.embed_movies})
