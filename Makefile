@@ -10,7 +10,8 @@ export MOVIELENS_DIR ?= $(if $(wildcard $(SHARED_ML100K)/u.data),$(SHARED_ML100K
 
 RUFF_VERSION := 0.8.4
 
-.PHONY: setup demo test lint lock clean bench-scale bench-index bench-serving bench-ranking bench-quality bench-ingest
+.PHONY: setup demo test lint lock clean bench-scale bench-index bench-serving bench-ranking bench-quality bench-ingest \
+	bench-cold-start
 
 setup: $(VENV)/.installed
 
@@ -63,6 +64,11 @@ bench-ranking: setup
 # alone (benchmarks/results/quality.json); runs the pipeline, about 20 minutes on 2 cores.
 bench-quality: setup
 	$(PY) -m benchmarks.quality
+
+# New users from the n movies they give at request time, over gRPC, beside popularity and EASE
+# folded in (benchmarks/results/cold_start.{json,png}); runs the pipeline, about 25 minutes on 2 cores.
+bench-cold-start: setup
+	$(PY) benchmarks/cold_start.py
 
 # Wall time of the data stages (ExampleGen .. Transform) on ML-100K, 3 runs
 # (benchmarks/results/ingest.json).

@@ -112,10 +112,11 @@ def popularity_scores(train: sp.spmatrix) -> np.ndarray:
     return np.tile(counts, (train.shape[0], 1))
 
 
-def ease_scores(train: sp.spmatrix, lam: float = 500.0) -> np.ndarray:
+def ease_scores(train: sp.spmatrix, lam: float = 500.0, rows: Optional[sp.spmatrix] = None) -> np.ndarray:
     """float64 [U, I] scores of EASE (Steck 2019) in closed form, with L2 weight lam.
 
-    B = I - P / diag(P) with P = (X^T X + lam I)^-1, so diag(B) = 0; scores = X B.
+    B = I - P / diag(P) with P = (X^T X + lam I)^-1, so diag(B) = 0; scores = X B, or with
+    `rows` [R, I] (users folded in, e.g. new ones: B needs no refit) float64 [R, I] rows B.
     """
     x = sp.csr_matrix(train, dtype=np.float64)
     gram = (x.T @ x).toarray()  # [I, I]
@@ -123,7 +124,7 @@ def ease_scores(train: sp.spmatrix, lam: float = 500.0) -> np.ndarray:
     p = np.linalg.inv(gram)
     b = -p / np.diag(p)[None, :]
     b[np.diag_indices_from(b)] = 0.0
-    return np.asarray(x @ b)
+    return np.asarray((x if rows is None else sp.csr_matrix(rows, dtype=np.float64)) @ b)
 
 
 def top_k_masked(scores: np.ndarray, mask: Union[np.ndarray, sp.spmatrix], k: int) -> np.ndarray:

@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 import time
-from typing import Dict, List
+from typing import Dict, Iterator, List
 
 import numpy as np
 import pandas as pd
@@ -68,24 +68,36 @@ def baseline_metrics(train: pd.DataFrame, test: pd.DataFrame, movies: List[str])
             "ease": {**score(split, lam), "lambda": lam, "validation_ndcg@10_by_lambda": by_lambda}}
 
 
-def served_metrics(serving_dir: str, users: List[bytes], relevant: list, index: Dict[bytes, int],
-                   work_dir: str) -> Dict[str, dict]:
-    """The client's answers over gRPC (serving/server.py over the pushed models), in each order."""
+@contextlib.contextmanager
+def serving(serving_dir: str, work_dir: str) -> Iterator:
+    """A RecommenderClient of serving/server.py (a subprocess) over the pushed models in `serving_dir`."""
     from serving.client import RecommenderClient
     from serving.config import write_config
     from serving.server import running_server
 
     config = write_config(os.path.join(work_dir, "models.config"),
                           {name: os.path.join(serving_dir, name) for name in ("retrieval", "ranking")})
-    lists: Dict[str, list] = {"served": [], "retrieval": [], "fused": []}
     with running_server(config) as target, contextlib.closing(RecommenderClient(target, timeout=60)) as client:
         client.wait_until_ready(timeout=300)
+        yield client
+
+
+def catalogue_rows(answers: Dict[str, List[dict]], users: List[str], index: Dict[bytes, int], k: int) -> list:
+    """Each user's answer as k catalogue indices (-1: not in the catalogue, or no item)."""
+    return [[index.get(item["movie_id"].encode(), -1) for item in answers[user]] + [-1] * (k - len(answers[user]))
+            for user in users]
+
+
+def served_metrics(serving_dir: str, users: List[bytes], relevant: list, index: Dict[bytes, int],
+                   work_dir: str) -> Dict[str, dict]:
+    """The client's answers over gRPC (serving/server.py over the pushed models), in each order."""
+    lists: Dict[str, list] = {"served": [], "retrieval": [], "fused": []}
+    with serving(serving_dir, work_dir) as client:
         for start in range(0, len(users), 100):
             chunk = [u.decode() for u in users[start:start + 100]]
             for name, order in (("served", "ranking"), ("retrieval", "retrieval"), ("fused", "fused")):
                 answers = client.recommend_many(chunk, k=100, candidates=100, order=order)
-                lists[name] += [[index.get(item["movie_id"].encode(), -1) for item in answers[user]]
-                                + [-1] * (100 - len(answers[user])) for user in chunk]
+                lists[name] += catalogue_rows(answers, chunk, index, 100)
     return {name: metrics.ranking_metrics(np.array(rows), relevant, ks=(10, 100)) for name, rows in lists.items()}
 
 

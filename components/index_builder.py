@@ -6,6 +6,13 @@ retrieval SavedModels with the same signatures, a ScaNN index and a brute-force 
          known_user bool [batch]
   retrieve(user_id: string [batch], exclude: string [batch, None] ('' pads), k: int32 [])
       -> the same, k <= n best, also without the movies in `exclude`
+  retrieve_history(user_id, exclude, k, history: string [batch, None] ('' pads), user_age: int64 [batch],
+                   user_gender, user_occupation, user_zip: string [batch])
+      -> the same as retrieve, and history_unknown int32 [batch]: history movies not in the
+         catalogue (ignored). The query pools `history` with the user's training movies (a new
+         user: `history` alone, and the side features given; 0 or '' for unknown), and the
+         history's movies are excluded too. A row of more than max_history movies fails the
+         request (INVALID_ARGUMENT). Only for towers with `embed_request` (models/retrieval/model.py).
   popular(k: int32 []) -> movie_ids string [k], titles string [k]: the most-rated movies
 
 Scores are the towers' dot products, best first; each user's training movies are
@@ -24,7 +31,8 @@ from tfx import v1 as tfx
 
 from components.examples import MOVIE_SPEC, PAIR_SPEC, history, read_examples
 from models import features as F
-from models.retrieval.towers import RaggedTable, sorted_contains
+from models.retrieval.constants import MAX_HISTORY
+from models.retrieval.towers import HISTORY_SIDE, RaggedTable, request_history, sorted_contains
 
 SCANN_OPTIONS = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
 MAX_EXCLUDE = 100  # extra exclusions `retrieve` is guaranteed to fill past
@@ -45,9 +53,16 @@ class Retriever(tf.Module):
     """
 
     def __init__(self, towers, index, ids: np.ndarray, titles: np.ndarray, seen: Dict[bytes, List[bytes]],
-                 popular: np.ndarray, n: int, batch: int = 1024):
+                 popular: np.ndarray, n: int, batch: int = 1024, max_history: int = MAX_HISTORY):
         super().__init__()
         self.index, self.n, self.max_k = index, n, index._k  # TFRS keeps the built k private
+        self.max_history = max_history
+        self.towers = towers if hasattr(towers, "embed_request") else None  # saved inside: queries per request
+        if self.towers is not None:
+            self.retrieve_history = tf.function(self._retrieve_history, input_signature=[
+                tf.TensorSpec([None], tf.string, name="user_id"),
+                tf.TensorSpec([None, None], tf.string, name="exclude"), tf.TensorSpec([], tf.int32, name="k"),
+                tf.TensorSpec([None, None], tf.string, name="history"), *HISTORY_SIDE])
         users = sorted(seen)
         queries = [towers.embed_users(tf.constant(users[i:i + batch]))["embeddings"]
                    for i in range(0, len(users), batch)] + [towers.embed_users(tf.constant([b""]))["embeddings"]]
@@ -67,21 +82,35 @@ class Retriever(tf.Module):
         keys = tf.sort(tf.repeat(rows, banned.row_lengths()) * self.num_movies + banned.flat_values)
         return sorted_contains(keys, rows[:, None] * self.num_movies + self.movie_index.lookup(ids))
 
+    def _answer(self, queries, row, banned, k) -> dict:
+        """Top k of queries [B, dim] without row's training movies and `banned` catalogue indices [B, None]."""
+        banned = tf.concat([self.seen.gather(row), banned], axis=1)
+        k = tf.minimum(k, self.n)  # the index is asked for k plus the batch's most banned movies only
+        wanted = tf.minimum(k + tf.cast(tf.maximum(tf.reduce_max(banned.row_lengths()), 0), tf.int32), self.max_k)
+        scores, ids = self.index(queries, k=wanted)  # [batch, wanted]
+        drop = self._dropped(ids, banned)
+        scores, best = tf.math.top_k(tf.where(drop, float("-inf"), scores), k=tf.minimum(k, wanted))
+        ids = tf.gather(ids, best, batch_dims=1)
+        return {"movie_ids": ids, "scores": scores, "titles": self.titles.lookup(ids),
+                "known_user": row < tf.cast(tf.shape(self.queries)[0] - 1, tf.int64)}
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
                                   tf.TensorSpec([None, None], tf.string, name="exclude"),
                                   tf.TensorSpec([], tf.int32, name="k")])
     def retrieve(self, user_id, exclude, k):
         row = self.user_row.lookup(user_id)
         excluded = tf.ragged.boolean_mask(self.movie_index.lookup(exclude), tf.not_equal(exclude, ""))
-        banned = tf.concat([self.seen.gather(row), excluded], axis=1)
-        k = tf.minimum(k, self.n)  # the index is asked for k plus the batch's most banned movies only
-        wanted = tf.minimum(k + tf.cast(tf.maximum(tf.reduce_max(banned.row_lengths()), 0), tf.int32), self.max_k)
-        scores, ids = self.index(tf.gather(self.queries, row), k=wanted)  # [batch, wanted]
-        drop = self._dropped(ids, banned)
-        scores, best = tf.math.top_k(tf.where(drop, float("-inf"), scores), k=tf.minimum(k, wanted))
-        ids = tf.gather(ids, best, batch_dims=1)
-        return {"movie_ids": ids, "scores": scores, "titles": self.titles.lookup(ids),
-                "known_user": row < tf.cast(tf.shape(self.queries)[0] - 1, tf.int64)}
+        return self._answer(tf.gather(self.queries, row), row, excluded, k)
+
+    def _retrieve_history(self, user_id, exclude, k, history, user_age, user_gender, user_occupation, user_zip):
+        movies = tf.ragged.map_flat_values(self.movie_index.lookup, request_history(history, self.max_history))
+        queries = self.towers.embed_request(user_id=user_id, history=history, user_age=user_age,
+                                            user_gender=user_gender, user_occupation=user_occupation,
+                                            user_zip=user_zip)["embeddings"]
+        excluded = tf.ragged.boolean_mask(self.movie_index.lookup(exclude), tf.not_equal(exclude, ""))
+        banned = tf.concat([excluded, tf.ragged.boolean_mask(movies, movies >= 0)], axis=1)
+        return {**self._answer(queries, self.user_row.lookup(user_id), banned, k),
+                "history_unknown": tf.reduce_sum(tf.cast(movies < 0, tf.int32), axis=1)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
     def serve(self, user_id):
@@ -93,8 +122,10 @@ class Retriever(tf.Module):
         return {"movie_ids": ids, "titles": self.titles.lookup(ids)}
 
     def save(self, path: str, scann: bool) -> None:
-        tf.saved_model.save(self, path, options=SCANN_OPTIONS if scann else None, signatures={
-            "serving_default": self.serve, "retrieve": self.retrieve, "popular": self.popular})
+        signatures = {"serving_default": self.serve, "retrieve": self.retrieve, "popular": self.popular}
+        if self.towers is not None:
+            signatures["retrieve_history"] = self.retrieve_history
+        tf.saved_model.save(self, path, options=SCANN_OPTIONS if scann else None, signatures=signatures)
 def embed_catalogue(towers, movies: tf.data.Dataset) -> tuple:
     """Every catalogue movie through the candidate tower: ids [m], titles [m], embeddings [m, dim]."""
     ids, titles, embeddings = [], [], []
@@ -120,7 +151,7 @@ def scann_parameters(num_movies: int, k: int, num_leaves: int = 0, num_leaves_to
 
 
 def build_retrievers(towers, movies: tf.data.Dataset, seen: Dict[bytes, List[bytes]], n: int,
-                     scann: dict) -> dict:
+                     scann: dict, max_history: int = MAX_HISTORY) -> dict:
     """{'scann': Retriever, 'bruteforce': Retriever} over every movie of `movies`, both
     indexed and called once (TFRS indexes must be called before saving); `scann`: keyword
     arguments of scann_parameters."""
@@ -131,13 +162,14 @@ def build_retrievers(towers, movies: tf.data.Dataset, seen: Dict[bytes, List[byt
             counts[movie] = counts.get(movie, 0) + 1
     popular = np.array(sorted(ids, key=lambda m: (-counts.get(m, 0), m)), dtype=object)
     most_seen = max((len(v) for v in seen.values()), default=0)
-    k = min(len(ids), n + most_seen + MAX_EXCLUDE)  # room to drop every exclusion and keep n
+    k = min(len(ids), n + most_seen + MAX_EXCLUDE + max_history)  # room to drop every exclusion and keep n
     indexes = {"bruteforce": tfrs.layers.factorized_top_k.BruteForce(k=k),
                "scann": tfrs.layers.factorized_top_k.ScaNN(k=k, **scann_parameters(len(ids), k, **scann))}
     retrievers = {}
     for name, index in indexes.items():
         index.index(embeddings, tf.constant(ids.tolist(), tf.string))
-        retrievers[name] = Retriever(towers, index, ids, titles, seen, popular, min(n, len(ids)))
+        retrievers[name] = Retriever(towers, index, ids, titles, seen, popular, min(n, len(ids)),
+                                     max_history=max_history)
         retrievers[name].serve(tf.constant(list(seen)[:1] or [b""]))
     return retrievers
 
@@ -151,8 +183,10 @@ def IndexBuilder(model: tfx.dsl.components.InputArtifact[tfx.types.standard_arti
                  num_candidates: tfx.dsl.components.Parameter[int] = 100,
                  num_leaves: tfx.dsl.components.Parameter[int] = 0,
                  num_leaves_to_search: tfx.dsl.components.Parameter[int] = 0,
-                 num_reordering_candidates: tfx.dsl.components.Parameter[int] = 0) -> None:
-    """Builds the ScaNN and brute-force retrieval SavedModels (0 = a size-based default)."""
+                 num_reordering_candidates: tfx.dsl.components.Parameter[int] = 0,
+                 max_history: tfx.dsl.components.Parameter[int] = MAX_HISTORY) -> None:
+    """Builds the ScaNN and brute-force retrieval SavedModels (0 = a size-based default;
+    max_history: most request-history movies per row)."""
     import scann  # noqa: F401  registers ScaNN's ops for saving
 
     towers = tf.saved_model.load(os.path.join(model.uri, "Format-Serving"))
@@ -160,6 +194,6 @@ def IndexBuilder(model: tfx.dsl.components.InputArtifact[tfx.types.standard_arti
         towers, read_examples(catalogue.uri, "catalogue", MOVIE_SPEC),
         history(read_examples(examples.uri, "train", PAIR_SPEC)), num_candidates,
         {"num_leaves": num_leaves, "num_leaves_to_search": num_leaves_to_search,
-         "num_reordering_candidates": num_reordering_candidates})
+         "num_reordering_candidates": num_reordering_candidates}, max_history)
     retrievers["scann"].save(os.path.join(scann_model.uri, "Format-Serving"), scann=True)
     retrievers["bruteforce"].save(os.path.join(bruteforce_model.uri, "Format-Serving"), scann=False)

@@ -31,6 +31,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="ranking: the ranking model's score; retrieval: the retrieval model's order; "
                              "fused: reciprocal rank fusion of the two")
     parser.add_argument("--exclude", nargs="*", default=[], help="movie ids never to recommend (already rated)")
+    parser.add_argument("--history", nargs="*", default=[],
+                        help="movie ids the user rated since training: recommendations follow them (a new "
+                             "user gets recommendations from these alone); never recommended")
+    parser.add_argument("--age", type=int, help="a new user's age (side features: the model knows them)")
+    parser.add_argument("--gender", help="a new user's gender, M or F")
+    parser.add_argument("--occupation", help="a new user's occupation, e.g. writer")
+    parser.add_argument("--zip", help="a new user's ZIP code")
     parser.add_argument("--server", default="127.0.0.1:8500", help="host:port of the gRPC API")
     parser.add_argument("--retrieval_model", default="retrieval",
                         help="retrieval model name (retrieval_bruteforce on stock TF Serving)")
@@ -63,7 +70,8 @@ def main(argv=None) -> None:
         sys.exit(f"serving.client: {error}")
     try:
         client.wait_until_ready(args.wait)
-        items = client.recommend(args.user, args.k, args.candidates, args.exclude, args.order)
+        side = {key: getattr(args, key) for key in ("age", "gender", "occupation", "zip")}
+        items = client.recommend(args.user, args.k, args.candidates, args.exclude, args.order, args.history, side)
     except grpc.RpcError as error:
         sys.exit(f"serving.client: {explain(error, client.tls)}")
     except (TimeoutError, ConnectionError) as error:
@@ -74,6 +82,7 @@ def main(argv=None) -> None:
     if args.json:
         print(json.dumps({"user_id": args.user, "order": args.order,
                           "ordered_by": None if popular else client.ordered_by,
-                          "fallback": "popular" if popular else None, "recommendations": items}))
+                          "fallback": "popular" if popular else None, "path": items[0]["path"] if items else None,
+                          "history_ignored": client.history_ignored.get(args.user, 0), "recommendations": items}))
     else:
         print(format_table(args.user, items, client.ordered_by))

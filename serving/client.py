@@ -6,11 +6,16 @@ about a second. The retrieval model's `retrieve(user_id, exclude, k)` signature 
 the user's training movies and `exclude` and returns `candidates` movies; the ranking
 model scores them, and serving/ordering.py orders them (`--order`). One channel, a
 deadline on every call, retries with exponential backoff on UNAVAILABLE only; many
-users in one retrieval call; users the retrieval model does not know get the most
-popular movies, marked `"source": "popular"`.
+users in one retrieval call. A history given at request time (movies rated since
+training) goes to `retrieve_history` and the ranking model's `serve_history`, which pool it
+with the user's training movies (a new user: it alone, with the side features given) and
+never recommend it. Each item says its path: "personal" (a user the model knows),
+"history" (a new user, from the history given) or "popular" (neither: the most popular
+movies, also marked `"source": "popular"`).
 
     python -m serving.client --user 196 -k 10   # the command line: serving/cli.py
     python -m serving.client --user 196 -k 10 --json --exclude 50 181 --order fused
+    python -m serving.client --user 9999 --history 50 181 172 --age 30 --gender F
 """
 import random
 import time
@@ -24,6 +29,8 @@ from serving.protos import get_model_status_pb2, model_service_pb2_grpc, predict
 from serving.tensors import from_proto, to_proto
 
 SIGNATURE, RETRIEVE_SIGNATURE, POPULAR_SIGNATURE = "serving_default", "retrieve", "popular"
+HISTORY_SIGNATURES = ("retrieve_history", "serve_history")  # retrieval's and ranking's, with a request history
+SIDE_FEATURES = {"age": "user_age", "gender": "user_gender", "occupation": "user_occupation", "zip": "user_zip"}
 TLS_HINT = ("check that --tls_ca is the CA that signed the server's certificate and --server_name a name in it, "
             "or drop --tls_ca for a plaintext server")
 CLOSED_HINTS = {True: "a server started with --ssl_client_ca_file needs --tls_cert and --tls_key signed by a CA "
@@ -78,6 +85,7 @@ class RecommenderClient:
         self.max_rows = 10_000  # rows per ranking request (the server's --max_batch_size)
         self.timings: Dict[str, float] = {}  # seconds spent in each call of the last recommend_many
         self.ordered_by: Optional[str] = None  # what the last recommend_many ordered by
+        self.history_ignored: Dict[str, int] = {}  # per user of the last call: history movies the model lacks
         self._has_retrieve = True  # exports before the `retrieve` signature: serving_default instead
 
     def _call(self, method, request):
@@ -144,10 +152,15 @@ class RecommenderClient:
             self.timings[model] = self.timings.get(model, 0.0) + time.perf_counter() - start
         return {key: from_proto(proto) for key, proto in response.outputs.items()}
 
-    def _retrieve(self, user_ids: Sequence[str], candidates: int, exclude: Dict[str, set]) -> dict:
+    def _retrieve(self, user_ids: Sequence[str], candidates: int, exclude: Dict[str, set],
+                  extra: Optional[Dict[str, np.ndarray]] = None) -> dict:
         """The retrieval model's outputs for all users: `retrieve` (exclusions applied by the
-        model, `candidates` per user), or serving_default for exports without it."""
+        model, `candidates` per user), `retrieve_history` with `extra` (history and side
+        features, [users] rows), or serving_default for exports without them."""
         users = np.array(list(user_ids), dtype=object)
+        if extra:  # an export without retrieve_history answers FAILED_PRECONDITION, naming it
+            return self._predict(self.retrieval_model, HISTORY_SIGNATURES[0], user_id=users, k=np.array(
+                candidates, np.int32), exclude=_padded([sorted(exclude.get(u, ())) for u in user_ids]), **extra)
         if self._has_retrieve:
             width = max((len(exclude.get(u, ())) for u in user_ids), default=0)
             banned = np.full((len(users), width), b"", dtype=object)
@@ -163,44 +176,83 @@ class RecommenderClient:
                 self._has_retrieve = False
         return self._predict(self.retrieval_model, user_id=users)
 
+    def _rank(self, users: List[str], movies: List[str], extra: Dict[str, np.ndarray]) -> dict:
+        """The ranking model's outputs for (user, movie) rows: serve_history with `extra` (each
+        row's history and side features), else (or for exports without it) serving_default."""
+        inputs = {"user_id": np.array(users, dtype=object), "movie_id": np.array(movies, dtype=object)}
+        if extra:
+            try:
+                return self._predict(self.ranking_model, HISTORY_SIGNATURES[1], **inputs, **extra)
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.FAILED_PRECONDITION:  # no such signature: an older export
+                    raise
+        return self._predict(self.ranking_model, **inputs)
+
     def popular(self, k: int) -> List[tuple]:
         """The k most-rated movies' (id, title) (the retrieval model's `popular` signature)."""
         out = self._predict(self.retrieval_model, POPULAR_SIGNATURE, k=np.array(k, np.int32))
         return [(m.decode(), t.decode()) for m, t in zip(out["movie_ids"], out["titles"], strict=True)]
 
     def recommend(self, user_id: str, k: int = 10, candidates: int = 100, exclude: Iterable[str] = (),
-                  order: str = "ranking") -> List[dict]:
+                  order: str = "ranking", history: Sequence[str] = (), side: Optional[dict] = None) -> List[dict]:
         """Top-k movies for one user; see `recommend_many`."""
-        return self.recommend_many([user_id], k, candidates, {user_id: exclude}, order)[user_id]
+        return self.recommend_many([user_id], k, candidates, {user_id: exclude}, order, {user_id: history},
+                                   {user_id: side or {}})[user_id]
 
     def recommend_many(self, user_ids: Sequence[str], k: int = 10, candidates: int = 100,
-                       exclude: Optional[Dict[str, Iterable[str]]] = None,
-                       order: str = "ranking") -> Dict[str, List[dict]]:
+                       exclude: Optional[Dict[str, Iterable[str]]] = None, order: str = "ranking",
+                       history: Optional[Dict[str, Sequence[str]]] = None,
+                       side: Optional[Dict[str, dict]] = None) -> Dict[str, List[dict]]:
         """Top-k movies for each user: one retrieval call for all, ranking calls of `max_rows` pairs.
 
         Movies the user rated in the training data never come back (the retrieval model
-        drops them), nor do those in `exclude[user]` (e.g. rated since). `order` is one of
+        drops them), nor do those in `exclude[user]` or `history[user]`. `history[user]`:
+        movie ids the user rated since training, pooled with their training movies into
+        the query and the ranking features (for a new user, alone); ids the model lacks are
+        ignored and counted in `self.history_ignored`. `side[user]`: a new user's
+        {"age": int, "gender", "occupation", "zip": str}, any of them. `order` is one of
         serving.ordering.ORDERS. Each item: rank, movie_id, title, score (what it was
         ordered by), rating (predicted), retrieval_score, like_probability (None where the
-        ranking model lacks it), source ("ranking", or "popular" for a user the retrieval
-        model does not know: those items have no scores).
+        ranking model lacks it), source ("ranking", or "popular": no scores), path
+        ("personal", "history" or "popular", see the module docstring).
         """
         if order not in ordering.ORDERS:
             raise ValueError(f"Unknown order {order!r}; use one of {ordering.ORDERS}")
-        self.timings, self.ordered_by = {}, None
+        self.timings, self.ordered_by, self.history_ignored = {}, None, {}
         exclude = {user: {str(m) for m in movies} for user, movies in (exclude or {}).items()}
-        out = self._retrieve(user_ids, candidates, exclude)
+        history = {user: [str(m) for m in movies if str(m)] for user, movies in (history or {}).items()}
+        side = {user: {key: value for key, value in (features or {}).items() if value not in (None, "")}
+                for user, features in (side or {}).items()}
+        unknown_keys = {key for features in side.values() for key in features} - set(SIDE_FEATURES)
+        if unknown_keys:
+            raise ValueError(f"Unknown side features {sorted(unknown_keys)}; use {sorted(SIDE_FEATURES)}")
+        extra = None
+        if any(history.values()) or any(side.values()):
+            extra = {"history": _padded([history.get(u, []) for u in user_ids]),
+                     "user_age": np.array([int(side.get(u, {}).get("age", 0)) for u in user_ids], np.int64)}
+            extra.update({name: np.array([str(side.get(u, {}).get(key, "")) for u in user_ids], dtype=object)
+                          for key, name in SIDE_FEATURES.items() if key != "age"})
+        out = self._retrieve(user_ids, candidates, exclude, extra)
+        for user, movies in history.items():
+            exclude[user] = exclude.get(user, set()) | set(movies)
         known = out.get("known_user", np.ones(len(user_ids), bool))  # older models: all known
+        ignored = out.get("history_unknown", np.zeros(len(user_ids), np.int32))
+        self.history_ignored = {user: int(ignored[row]) for row, user in enumerate(user_ids) if user in history}
+        paths = {user: "personal" if known[row] else
+                 "history" if len(history.get(user, ())) > ignored[row] else "popular"
+                 for row, user in enumerate(user_ids)}
         found: Dict[str, List[tuple]] = {}  # user -> [(movie, title, retrieval score)], retrieval order
         for row, user in enumerate(user_ids):
-            if known[row]:
+            if paths[user] != "popular":
                 rows = zip(out["movie_ids"][row], out["titles"][row], out["scores"][row], strict=True)
                 found[user] = [(m.decode(), t.decode(), float(s)) for m, t, s in rows  # -inf: nothing left
                                if np.isfinite(s) and m.decode() not in exclude.get(user, ())][:candidates]
         ranked: Dict[tuple, Dict[str, float]] = {}
+        rows = {user: row for row, user in enumerate(user_ids)}
         for chunk in self._chunks(found):
-            outputs = self._predict(self.ranking_model, user_id=np.array([u for u, _ in chunk], dtype=object),
-                                    movie_id=np.array([m for _, m in chunk], dtype=object))
+            users = [u for u, _ in chunk]
+            outputs = self._rank(users, [m for _, m in chunk],
+                                 {key: value[[rows[u] for u in users]] for key, value in (extra or {}).items()})
             ranked.update({pair: {name: float(values[i]) for name, values in outputs.items()}
                            for i, pair in enumerate(chunk)})
         if ranked:
@@ -210,9 +262,10 @@ class RecommenderClient:
                                  f"{ordering.RANKING_OUTPUTS}; is it a ranking model?")
             self.ordered_by = {"ranking": name, "retrieval": "retrieval_score",
                                "fused": f"fused ranks of retrieval_score and {name}"}[order]
-        unknown = [user for row, user in enumerate(user_ids) if not known[row]]
+        unknown = [user for user in user_ids if paths[user] == "popular"]
         popular = self.popular(k + max(len(exclude.get(u, ())) for u in unknown)) if unknown else []
-        return {user: self._items(user, found.get(user), ranked, popular, exclude.get(user, ()), k, order)
+        return {user: [{**item, "path": paths[user]} for item in
+                       self._items(user, found.get(user), ranked, popular, exclude.get(user, ()), k, order)]
                 for user in user_ids}
 
     def _chunks(self, found: Dict[str, List[tuple]]) -> Iterator[List[Tuple[str, str]]]:
@@ -250,10 +303,20 @@ class RecommenderClient:
         self.channel.close()
 
 
+def _padded(rows: List[List[str]]) -> np.ndarray:
+    """Rows of strings -> object [len(rows), longest] of bytes, '' padding (at least one column)."""
+    out = np.full((len(rows), max([len(r) for r in rows] + [1])), b"", dtype=object)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = [m.encode() for m in row]
+    return out
+
+
 def format_table(user_id: str, items: List[dict], ordered_by: Optional[str] = None) -> str:
     """A plain-text table of one user's recommendations."""
     if items and items[0]["source"] == "popular":
         note = " (unknown user: most popular movies)"
+    elif items and items[0].get("path") == "history":
+        note = f" (new user: from the history given{', ordered by ' + ordered_by if ordered_by else ''})"
     else:
         note = f", ordered by {ordered_by}" if ordered_by else ""
     lines = [f"Recommendations for user {user_id}{note}:",

@@ -8,6 +8,8 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
+from models.retrieval.towers import request_history
+
 
 class Scale(tf.Module):
     """y = factor * x, z = x + 1; the factor is a variable, so a missing variables/ breaks it."""
@@ -77,6 +79,30 @@ class FakeRetrieval(tf.Module):
             outputs["known_user"] = (user_id == "u1") | (user_id == "u2")
         return outputs
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
+                                  tf.TensorSpec([None, None], tf.string, name="exclude"),
+                                  tf.TensorSpec([], tf.int32, name="k"),
+                                  tf.TensorSpec([None, None], tf.string, name="history"),
+                                  tf.TensorSpec([None], tf.int64, name="user_age"),
+                                  tf.TensorSpec([None], tf.string, name="user_gender"),
+                                  tf.TensorSpec([None], tf.string, name="user_occupation"),
+                                  tf.TensorSpec([None], tf.string, name="user_zip")])
+    def retrieve_history(self, user_id, exclude, k, history, user_age, user_gender, user_occupation, user_zip):
+        """retrieve, with the history's movies excluded and the movies numbered past the history's
+        highest first (+500); ids that are not m1..m120 are ignored and counted. At most 5 a row."""
+        movies = request_history(history, 5)
+        known = tf.ragged.map_flat_values(tf.strings.regex_full_match, movies, "m([1-9]|[1-9][0-9]|1[01][0-9]|120)")
+        numbers = tf.ragged.map_flat_values(lambda m: tf.strings.to_number(tf.strings.substr(m, 1, -1)),
+                                            tf.ragged.boolean_mask(movies, known))
+        highest = tf.reduce_max(tf.concat([numbers, tf.zeros([tf.size(user_id), 1])], 1), axis=1)
+        out = self.retrieve(user_id, tf.concat([exclude, history], 1), self.MOVIES)
+        boosted = out["scores"] + 500.0 * tf.cast(1000.0 - out["scores"] > highest[:, None], tf.float32)
+        scores, best = tf.math.top_k(boosted, k=tf.minimum(k, self.MOVIES))
+        ids = tf.gather(out["movie_ids"], best, batch_dims=1)
+        return {"movie_ids": ids, "scores": scores, "titles": "T" + ids,
+                "known_user": (user_id == "u1") | (user_id == "u2"),
+                "history_unknown": tf.reduce_sum(tf.cast(~known, tf.int32), axis=1)}
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
     def serve(self, user_id):
         return self.retrieve(user_id, tf.zeros([tf.size(user_id), 0], tf.string), 100)
@@ -89,7 +115,7 @@ class FakeRetrieval(tf.Module):
     def save(self, path) -> str:
         signatures = {"serving_default": self.serve, "popular": self.popular}
         if not self.legacy:
-            signatures["retrieve"] = self.retrieve
+            signatures.update(retrieve=self.retrieve, retrieve_history=self.retrieve_history)
         return save_module(self, path, **signatures)
 
 
@@ -109,6 +135,21 @@ class FakeRanking(tf.Module):
         values = {"score": number, "like_probability": (121.0 - number) / 128.0,
                   "rating": tf.math.floormod(3.0 * number, 7.0)}
         return {name: values[name] for name in self.outputs}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
+                                  tf.TensorSpec([None], tf.string, name="movie_id"),
+                                  tf.TensorSpec([None, None], tf.string, name="history"),
+                                  tf.TensorSpec([None], tf.int64, name="user_age"),
+                                  tf.TensorSpec([None], tf.string, name="user_gender"),
+                                  tf.TensorSpec([None], tf.string, name="user_occupation"),
+                                  tf.TensorSpec([None], tf.string, name="user_zip")])
+    def serve_history(self, user_id, movie_id, history, user_age, user_gender, user_occupation, user_zip):
+        """serve, with 1000 added to score per history movie in the row and 100 per side feature given."""
+        out = self.serve(user_id, movie_id)
+        given = tf.stack([user_age > 0, user_gender != "", user_occupation != "", user_zip != ""], 1)
+        extra = 1000.0 * tf.reduce_sum(tf.cast(history != "", tf.float32), 1)
+        return {**out, "score": tf.strings.to_number(tf.strings.substr(movie_id, 1, -1)) + extra
+                + 100.0 * tf.reduce_sum(tf.cast(given, tf.float32), 1)}
 
 
 def save_module(module, path, **signatures) -> str:

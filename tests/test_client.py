@@ -35,7 +35,8 @@ def config(tmp_path_factory):
     for name, outputs in {"ranking": ("score", "like_probability", "rating"),
                           "old_ranking": ("like_probability", "rating"), "oldest_ranking": ("rating",)}.items():
         ranking = FakeRanking(outputs)
-        save_module(ranking, base / name / "1", serving_default=ranking.serve)
+        save_module(ranking, base / name / "1", serving_default=ranking.serve,
+                    **({"serve_history": ranking.serve_history} if name == "ranking" else {}))
     return S.write_config(str(base / "models.config"), {name: name for name in (
         "retrieval", "old_retrieval", "ranking", "old_ranking", "oldest_ranking")})
 
@@ -63,7 +64,8 @@ def ids(items):
 def test_default_order_is_the_ranking_models_score_with_every_figure(client):
     items = client.recommend("u1", k=2, candidates=4)
     assert items[0] == {"rank": 1, "movie_id": "m4", "title": "Tm4", "score": 4.0, "rating": 5.0,
-                        "retrieval_score": 996.0, "like_probability": 117 / 128, "source": "ranking"}
+                        "retrieval_score": 996.0, "like_probability": 117 / 128, "source": "ranking",
+                        "path": "personal"}
     assert ids(items) == ["m4", "m3"] and client.ordered_by == "score"
     assert ids(client.recommend("u1", k=4, candidates=4, order="retrieval")) == ["m1", "m2", "m3", "m4"]
     assert [i["score"] for i in client.recommend("u1", k=2, candidates=4, order="retrieval")] == [999.0, 998.0]
@@ -100,6 +102,31 @@ def test_unknown_user_gets_popular_movies_and_says_so(client):
     assert [(i["movie_id"], i["source"], i["score"]) for i in items] == [("m8", "popular", None),
                                                                           ("m7", "popular", None)]
     assert "unknown user: most popular movies" in format_table("stranger", items)
+
+
+def test_a_history_given_at_request_time_is_pooled_excluded_and_says_its_path(client):
+    # The fake puts movies numbered past the history's highest first and ignores ids it lacks.
+    items = client.recommend("newbie", k=2, candidates=4, history=["m50", "bogus", ""], order="retrieval")
+    assert ids(items) == ["m51", "m52"] and {i["path"] for i in items} == {"history"}
+    assert client.history_ignored == {"newbie": 1}
+    ranked = client.recommend("newbie", k=1, candidates=4, history=["m50"], side={"gender": "F", "age": 30})
+    assert ids(ranked) == ["m54"] and ranked[0]["score"] == 54 + 1000 + 200  # the ranking got history and side
+    assert "new user: from the history given" in format_table("newbie", ranked)
+    assert ids(client.recommend("u1", k=2, candidates=4, order="retrieval")) == ["m1", "m2"]
+    moved = client.recommend("u1", k=2, candidates=4, history=["m2"], order="retrieval")
+    assert ids(moved) == ["m3", "m4"] and moved[0]["path"] == "personal"  # moved, and m2 excluded
+    answers = client.recommend_many(["u2", "nobody", "blank"], k=2, candidates=4, order="retrieval",
+                                    history={"u2": ["m1"], "nobody": ["bogus", "m200"], "blank": []},
+                                    side={"blank": {"zip": "10001"}})
+    assert {u: (ids(a), a[0]["path"]) for u, a in answers.items()} == {
+        "u2": (["m2", "m3"], "personal"), "nobody": (["m9", "m8"], "popular"), "blank": (["m9", "m8"], "popular")}
+    assert client.history_ignored == {"u2": 0, "nobody": 2, "blank": 0}
+    assert ids(client.recommend("nobody", k=2, history=["bogus", "m9"], candidates=4))[0] != "m9"  # m9: history
+    with pytest.raises(grpc.RpcError) as error:
+        client.recommend("newbie", history=[f"m{i}" for i in range(1, 7)])
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "limit of 5" in error.value.details()
+    with pytest.raises(ValueError, match="Unknown side features"):
+        client.recommend("newbie", side={"shoe_size": 9})
 
 
 def test_many_users_in_one_retrieval_call_and_chunked_ranking(client):
@@ -248,8 +275,11 @@ def test_cli_answers_quickly_with_every_field(target):
     assert (result["order"], result["ordered_by"], result["fallback"]) == (
         "fused", "fused ranks of retrieval_score and score", None)
     assert [sorted(item) for item in result["recommendations"]] == [sorted(
-        ["rank", "movie_id", "title", "score", "rating", "retrieval_score", "like_probability", "source"])] * 2
+        ["rank", "movie_id", "title", "score", "rating", "retrieval_score", "like_probability", "source",
+         "path"])] * 2
     assert ids(result["recommendations"]) == ["m1", "m4"]
+    new = json.loads(cli(target, "--user", "9999", "--history", "m50", "bogus", "--gender", "F", "--json").stdout)
+    assert (new["path"], new["history_ignored"], new["recommendations"][0]["movie_id"]) == ("history", 1, "m120")
     table = cli(target, "--user", "u1", "-k", "2", "--candidates", "4")
     assert table.returncode == 0 and "ordered by score" in table.stdout and "rating" in table.stdout
     assert seconds < 10, f"the CLI took {seconds:.1f} s (no TensorFlow import: about 1 s when idle)"

@@ -9,11 +9,11 @@ import tensorflow as tf
 
 from components import examples, index_builder
 
-USERS = {b"u1": [1.0, 0.0], b"u2": [0.0, 1.0], b"stranger": [0.5, 0.5]}
+USERS = {b"u1": [1.0, 0.0], b"u2": [0.0, 1.0], b"stranger": [0.5, 0.5], b"u3": [0.0, 0.0]}
 MOVIES = {b"m1": [3.0, 0.0], b"m2": [2.0, 0.0], b"m3": [1.0, 0.0], b"m4": [0.0, 5.0]}
 # ScaNN trains its quantiser on at least 16 points: pad with movies every user scores 0.
 MOVIES.update({f"z{i:02d}".encode(): [0.0, 0.0] for i in range(16)})
-SEEN = {b"u1": [b"m1", b"m4"], b"u2": [b"m2", b"m3"]}  # the movies each user rated in training
+SEEN = {b"u1": [b"m1", b"m4"], b"u2": [b"m2", b"m3"], b"u3": [b"z00"]}  # the movies each user rated in training
 
 
 class FakeTowers(tf.Module):
@@ -35,6 +35,14 @@ class FakeTowers(tf.Module):
     @tf.function
     def embed_movies(self, movie_id, movie_title, movie_year, movie_genres, movie_tags):
         return {"embeddings": tf.gather(self.movie_vectors, self.movies.lookup(movie_id))}
+
+    @tf.function
+    def embed_request(self, user_id, history, user_age, user_gender, user_occupation, user_zip):
+        """The user's vector plus the mean of the history's known movies' vectors."""
+        index = self.movies.lookup(history)
+        vectors = tf.gather(self.movie_vectors, tf.maximum(index, 0)) * tf.cast(index >= 0, tf.float32)[..., None]
+        count = tf.maximum(tf.reduce_sum(tf.cast(index >= 0, tf.float32), axis=1, keepdims=True), 1.0)
+        return {"embeddings": self.embed_users(user_id)["embeddings"] + tf.reduce_sum(vectors, axis=1) / count}
 
 
 def dataset(columns):
@@ -74,6 +82,40 @@ def test_retriever_ranks_by_dot_product_and_excludes_rated_movies(kind, tmp_path
     popular = signatures["popular"](k=tf.constant(3))
     assert popular["movie_ids"].numpy().tolist() == [b"m1", b"m2", b"m3"]
     assert popular["titles"].numpy().tolist() == [b"One", b"Two", b"Three"]
+
+
+def side(n):
+    return {"user_age": tf.zeros([n], tf.int64), "user_gender": tf.fill([n], ""),
+            "user_occupation": tf.fill([n], ""), "user_zip": tf.fill([n], "")}
+
+
+@pytest.mark.parametrize("kind", ["scann", "bruteforce"])
+def test_request_history_moves_the_query_and_is_excluded(kind, tmp_path):
+    retrievers = index_builder.build_retrievers(FakeTowers(), catalogue(), seen=SEEN, n=3, scann={}, max_history=4)
+    path = str(tmp_path / kind)
+    retrievers[kind].save(path, scann=kind == "scann")
+    retrieve = tf.saved_model.load(path).signatures["retrieve_history"]
+
+    def ask(users, history, exclude=None, k=3):
+        exclude = tf.zeros([len(users), 0], tf.string) if exclude is None else tf.constant(exclude)
+        return retrieve(user_id=tf.constant(users), exclude=exclude, k=tf.constant(k),
+                        history=tf.constant(history, tf.string), **side(len(users)))
+
+    # "new" is an id never seen: its query is its history's m3 (1, 0), and m3 is excluded.
+    # u2 (0, 1) with m1 (3, 0) asks (3, 1): m1 (request) and m2, m3 (training) are excluded.
+    out = ask(["new", "u2", "u1"], [["m3", "", "", ""], ["m1", "", "", ""], ["", "", "", ""]])
+    ids = out["movie_ids"].numpy().tolist()
+    assert ids[0][:2] == [b"m1", b"m2"]  # query (1, 0) from m3: m1 3, m2 2 (m3 itself excluded)
+    assert ids[1][0] == b"m4" and not {b"m1", b"m2", b"m3"} & set(ids[1])  # m4 scores 5, pads 0
+    assert ids[2][:2] == [b"m2", b"m3"]  # an empty history: the same as `retrieve`
+    assert out["known_user"].numpy().tolist() == [False, True, True]
+    assert out["history_unknown"].numpy().tolist() == [0, 0, 0]
+    # u3 (0, 0) with m4 in its history now faces up; unknown ids are ignored and counted.
+    out = ask(["u3"], [["m4", "nope", "", "gone"]], exclude=[["m2"]], k=2)
+    assert out["history_unknown"].numpy().tolist() == [2]
+    assert b"m4" not in out["movie_ids"].numpy()[0] and b"m2" not in out["movie_ids"].numpy()[0]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="limit of 4"):
+        ask(["new"], [["m1", "m2", "m3", "m4", "z01"]])
 
 
 class ManyTowers(tf.Module):

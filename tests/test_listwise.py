@@ -47,6 +47,22 @@ def test_ease_weights_by_hand():
     assert features(relations(neighbours=0), [1], [0])[0]["ease"] == 0.0  # no neighbours kept
 
 
+def test_a_request_history_is_pooled_with_the_stored_one_once():
+    # User 1 saw movie 1; the request adds movie 0 (twice, and movie 1 again: each counts once).
+    # The stranger (row 2, no stored history) brings movie 0 alone. EASE as above: B[0 -> 1] = 1/2.
+    history = tf.ragged.constant([[0, 1, 0], [0], [0]], dtype=tf.int64)
+    queries = tf.constant([[2.0, 0.0]] * 3)
+    out = relations()(tf.constant([1, 1, 2], tf.int64), tf.constant([0, 1, 1], tf.int64), history, queries).numpy()
+    to_movie0, to_movie1, stranger = (dict(zip(R.NAMES, row, strict=True)) for row in out)
+    assert to_movie0["retrieval"] == pytest.approx(2.0)  # the request's query (2, 0) . (1, 0)
+    assert to_movie0["similarity"] == pytest.approx(0.5)  # mean of (1, 0) . (1, 0) and (0, 1) . (1, 0)
+    assert to_movie0["genre"] == pytest.approx(0.5)  # history genres (.5, .5) . movie 0's (1, 0)
+    assert to_movie0["ease"] == pytest.approx(1 / 3, rel=1e-5)  # B[1 -> 0] (stored) + B[0 -> 0] = 0
+    assert to_movie1["ease"] == pytest.approx(1 / 2, rel=1e-5) and to_movie1["similarity"] == pytest.approx(0.5)
+    assert stranger["ease"] == pytest.approx(1 / 2, rel=1e-5)  # from the request's movie 0 alone
+    assert stranger["similarity"] == 0.0 and stranger["genre"] == 0.0 and stranger["retrieval"] == 0.0
+
+
 def test_holdout_is_seeded_keeps_one_movie_and_holds_out_about_the_share():
     history = [np.arange(200), np.array([5]), np.array([], np.int64)]
     kept, held = candidates.holdout(history, 0.25, seed=3)

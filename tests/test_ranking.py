@@ -144,7 +144,13 @@ import tensorflow as tf
 m = tf.saved_model.load(sys.argv[1])
 users, movies = json.loads(sys.argv[2])
 out = m.signatures["serving_default"](user_id=tf.constant(users), movie_id=tf.constant(movies))
-print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))
+n, side = len(users), {"user_age": tf.zeros([len(users)], tf.int64)}
+side.update({k: tf.fill([n], "") for k in ("user_gender", "user_occupation", "user_zip")})
+rated = [["m1", "m9", ""]] * n  # m9: no such movie, ignored
+empty, more = (m.signatures["serve_history"](user_id=tf.constant(users), movie_id=tf.constant(movies),
+                                             history=tf.constant(h), **side) for h in ([[""]] * n, rated))
+print(json.dumps({**{k: v.numpy().tolist() for k, v in out.items()}, "empty": empty["score"].numpy().tolist(),
+                  "more": more["score"].numpy().tolist()}))
 """
 
 
@@ -170,7 +176,10 @@ def test_saved_model_serves_ids_in_a_process_that_imports_only_tensorflow(transf
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-3000:]
     served = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(served) == {"rating", "like_probability", "score"}
+    assert set(served) == {"rating", "like_probability", "score", "empty", "more"}
+    # serve_history (stock TF too) with an empty history is serving_default; an unknown movie is ignored.
+    np.testing.assert_allclose(served.pop("empty"), served["score"], rtol=1e-4, atol=1e-5)
+    assert all(np.isfinite(served.pop("more")))  # lists of one row: their pooled features are in test_listwise
     assert all(np.isfinite(served["score"]))
     assert served["rating"][0] > 4 and served["rating"][1] < 2 and served["rating"][2] < 2  # as trained
     assert served["like_probability"][0] > 0.5 > served["like_probability"][1]

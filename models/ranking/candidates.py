@@ -86,19 +86,6 @@ def pairs(history: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
     return users, (np.concatenate(history).astype(np.int64) if history else np.zeros([0], np.int64))
 
 
-def embed_histories(towers, user_ids: np.ndarray, history: List[np.ndarray], movie_ids: np.ndarray,
-                    batch: int = 256) -> np.ndarray:
-    """float32 [U, dim] the towers' query for each user from the given history (vocabulary indices)."""
-    out = []
-    for start in range(0, len(user_ids), batch):
-        rows = [movie_ids[h] for h in history[start:start + batch]]
-        width = max([len(r) for r in rows] + [1])
-        dense = np.array([list(r) + [b""] * (width - len(r)) for r in rows], dtype=object)
-        out.append(towers.embed_history(user_id=tf.constant(list(user_ids[start:start + batch])),
-                                        history=tf.constant(dense.tolist(), tf.string))["embeddings"].numpy())
-    return np.concatenate(out)
-
-
 def held_out_examples(files: List[str], tft_output: tft.TFTransformOutput, held: List[np.ndarray],
                       path: str) -> str:
     """Writes the transformed examples of `files` less the held-out (user, movie) pairs to `path`."""
@@ -123,7 +110,8 @@ def training_lists(towers, user_ids: np.ndarray, movie_ids: np.ndarray, kept: Li
     """The listwise training data (see the module docstring).
 
     Args:
-      towers: retrieval towers trained on `kept` only (embed_history, movie_embeddings).
+      towers: retrieval towers trained on `kept` only (embed_users, movie_embeddings): the
+        history they pool for each user is `kept`.
       user_ids, movie_ids: raw ids by vocabulary index (bytes).
       kept, held: per user (vocabulary index) the history's and the held-out movies' indices.
       genres: float32 [movies, G] multi-hot.
@@ -138,7 +126,8 @@ def training_lists(towers, user_ids: np.ndarray, movie_ids: np.ndarray, kept: Li
     recall = choose_lambda(kept, held, num_movies, tuple(config.ease_lambdas))
     lam = max(recall, key=recall.get)
     embeddings = pad_rows(towers.movie_embeddings()["embeddings"].numpy(), num_movies)
-    queries = pad_rows(embed_histories(towers, user_ids, kept[:len(user_ids)], movie_ids), num_users)
+    queries = pad_rows(np.concatenate([towers.embed_users(user_id=tf.constant(list(user_ids[i:i + 1024])))[
+        "embeddings"].numpy() for i in range(0, len(user_ids), 1024)]), num_users)
     candidates = top_candidates(queries, embeddings[:len(movie_ids)], kept, config.num_candidates)  # no OOV
     labels = np.stack([np.isin(row, movies) for row, movies in zip(candidates, held, strict=True)]).astype(np.float32)
     users = np.flatnonzero(labels.sum(axis=1) > 0)

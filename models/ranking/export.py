@@ -11,6 +11,12 @@ Signatures:
     (Transform's output, so the Transform graph is not run per request), and holds the
     relation features' tables (models/ranking/relations.py) over the whole train split;
     an unknown id gets the features Transform makes of ""/0 raw values.
+  serve_history(user_id, movie_id, history: string [B, None] ('' pads), user_age: int64 [B],
+                user_gender, user_occupation, user_zip: string [B]) -> the same, with each row's
+    history (its user's movies rated since training; movies the model does not know are
+    ignored; more than MAX_HISTORY fails the request) pooled with the stored one in the
+    relation features, and the query of the retrieval towers' `embed_request` (side features
+    for a new user; 0 or '' for unknown).
   evaluate(examples: string [B], serialized raw tf.Examples as ExampleGen writes them)
       -> the same two outputs, from the examples' own features (TFMA reads this one).
   transformed_labels(examples: string [B]) -> liked float32 [B] (rating >= 4), the
@@ -32,8 +38,9 @@ from models.ranking import model as M
 from models.ranking import relations as R
 from models.ranking.constants import RankingConfig
 from models.retrieval import model as retrieval
+from models.retrieval.constants import MAX_HISTORY
 from models.retrieval.model import tables
-from models.retrieval.towers import RaggedTable
+from models.retrieval.towers import HISTORY_SIDE, RaggedTable, request_history
 
 EXAMPLES = tf.TensorSpec([None], tf.string, name="examples")
 
@@ -83,11 +90,15 @@ class Ranker(F.RawFeatureModule):
     """The trained model behind the ids-only and the tf.Example signatures."""
 
     def __init__(self, model: M.RankingModel, tft_output: tft.TFTransformOutput, train_files: list,
-                 listwise: M.ListwiseRanker, relations: R.Relations):
+                 listwise: M.ListwiseRanker, relations: R.Relations, towers=None):
         super().__init__(model, tft_output)
-        self.listwise, self.relations = listwise, relations
+        self.listwise, self.relations, self.towers = listwise, relations, towers
         if F.NUM_OOV_BUCKETS != 1:
             raise ValueError("Ranker's tables give every unknown id one row: they need NUM_OOV_BUCKETS = 1")
+        if towers is not None:  # the retrieval towers' embed_request: queries of request histories
+            self.serve_history = tf.function(self._serve_history, input_signature=[
+                tf.TensorSpec([None], tf.string, name="user_id"), tf.TensorSpec([None], tf.string, name="movie_id"),
+                tf.TensorSpec([None, None], tf.string, name="history"), *HISTORY_SIDE])
         defaults = self._defaults()
         self.rows, self.dense, self.bags = {}, {}, {}  # per id key: raw id -> row; feature tables by row
         for id_key, prefix in ((F.USER_ID, "user_"), (F.MOVIE_ID, "movie_")):
@@ -111,18 +122,31 @@ class Ranker(F.RawFeatureModule):
         out = self.model(features)
         return {"rating": out["rating"], "like_probability": tf.sigmoid(out["like_logit"])}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
-                                  tf.TensorSpec([None], tf.string, name="movie_id")])
-    def serve(self, user_id, movie_id):
+    def _serve(self, user_id, movie_id, history=None, queries=None) -> dict:
         features = {}  # each id: one hash lookup, one gather of its one-valued features, one per bag
         for id_key, ids in ((F.USER_ID, user_id), (F.MOVIE_ID, movie_id)):
             row = self.rows[id_key].lookup(ids)
             names, table = self.dense[id_key]
             features.update(zip(names, tf.unstack(tf.gather(table, row), num=len(names), axis=1), strict=True))
             features.update({name: bag.gather(row).to_sparse() for name, bag in self.bags[id_key].items()})
-        pairs = self.relations(features[F.transformed_name(F.USER_ID)], features[F.transformed_name(F.MOVIE_ID)])
+        pairs = self.relations(features[F.transformed_name(F.USER_ID)], features[F.transformed_name(F.MOVIE_ID)],
+                               history, queries)
         _, user = tf.unique(user_id)  # each user's rows are one list
         return {**self._predict(features), "score": self.listwise.score(M.standardise_groups(pairs, user))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
+                                  tf.TensorSpec([None], tf.string, name="movie_id")])
+    def serve(self, user_id, movie_id):
+        return self._serve(user_id, movie_id)
+
+    def _serve_history(self, user_id, movie_id, history, user_age, user_gender, user_occupation, user_zip):
+        movies = request_history(history, MAX_HISTORY)
+        movies = movies.with_flat_values(self.transform(movie_id=movies.flat_values)[F.transformed_name(F.MOVIE_ID)])
+        known = self.tft_output.vocabulary_size_by_name(F.vocabulary_name(F.MOVIE_ID))
+        queries = self.towers.embed_request(user_id=user_id, history=history, user_age=user_age,
+                                            user_gender=user_gender, user_occupation=user_occupation,
+                                            user_zip=user_zip)["embeddings"]
+        return self._serve(user_id, movie_id, tf.ragged.boolean_mask(movies, movies < known), queries)
 
     def _parse(self, examples):
         return tf.io.parse_example(examples, self.tft_output.raw_feature_spec())
@@ -138,9 +162,12 @@ class Ranker(F.RawFeatureModule):
 
 
 def save(ranker: Ranker, path: str) -> None:
-    """Writes the SavedModel with its three signatures."""
-    tf.saved_model.save(ranker, path, signatures={"serving_default": ranker.serve, "evaluate": ranker.evaluate,
-                                                  "transformed_labels": ranker.transformed_labels})
+    """Writes the SavedModel with its signatures (serve_history with towers only)."""
+    signatures = {"serving_default": ranker.serve, "evaluate": ranker.evaluate,
+                  "transformed_labels": ranker.transformed_labels}
+    if ranker.towers is not None:
+        signatures["serve_history"] = ranker.serve_history
+    tf.saved_model.save(ranker, path, signatures=signatures)
 
 
 def run_fn(fn_args) -> None:
@@ -155,8 +182,10 @@ def run_fn(fn_args) -> None:
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     model = M.build(tft_output, config, M.mean_rating(fn_args.train_files, tft_output))
     training.fit(model, fn_args, tft_output, config.batch_size, config.epochs, callbacks=M.early_stopping(config))
-    listwise, relations = train_listwise(tf.saved_model.load(fn_args.base_model), tft_output, fn_args, config)
-    save(Ranker(model, tft_output, fn_args.train_files, listwise, relations), fn_args.serving_model_dir)
+    towers = tf.saved_model.load(fn_args.base_model)
+    listwise, relations = train_listwise(towers, tft_output, fn_args, config)
+    save(Ranker(model, tft_output, fn_args.train_files, listwise, relations,
+                towers if hasattr(towers, "embed_request") else None), fn_args.serving_model_dir)
 
 
 def train_listwise(towers, tft_output: tft.TFTransformOutput, fn_args, config: RankingConfig

@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from models.retrieval.towers import RaggedTable, sorted_contains
+from models.retrieval.towers import RaggedTable, distinct, sorted_contains
 
 NAMES = ("retrieval", "similarity", "ease", "genre", "popularity")
 MASK_CELLS = 1 << 22  # the largest users x movies history mask a call builds (else sorted searches)
@@ -98,6 +98,7 @@ class Relations(tf.Module):
         matrix.sum_duplicates()
         matrix.data[:] = 1.0
         self.num_movies = num_movies
+        self.count = tf.Variable(np.diff(matrix.indptr).astype(np.float32), trainable=False)  # [users]
         count = np.maximum(np.diff(matrix.indptr), 1).astype(np.float32)[:, None]  # [users, 1]
         pairs = np.repeat(np.arange(num_users, dtype=np.int64), np.diff(matrix.indptr)) * num_movies + matrix.indices
         self.pairs = tf.Variable(np.sort(pairs), trainable=False)  # user * num_movies + movie, sorted
@@ -109,6 +110,7 @@ class Relations(tf.Module):
         self.profile = tf.Variable(np.asarray((matrix @ genres) / count, np.float32),
                                    trainable=False)  # [users, G] genre shares
         self.genres = tf.Variable(share.astype(np.float32), trainable=False)
+        self.multi_hot = tf.Variable(np.asarray(genres, np.float32), trainable=False)  # [movies, G]
         self.log_count = tf.Variable(np.log1p(np.asarray(matrix.sum(axis=0)).ravel()).astype(np.float32),
                                      trainable=False)
         self.history = RaggedTable(np.split(matrix.indices.astype(np.int64), matrix.indptr[1:-1]), "history")
@@ -119,10 +121,27 @@ class Relations(tf.Module):
         self.near_weights = tf.Variable(np.stack([np.pad(r, (0, width - len(r))) for r in weights]).reshape(
             len(ids), width).astype(np.float32), trainable=False)
 
-    def __call__(self, user: tf.Tensor, movie: tf.Tensor) -> tf.Tensor:
-        """int64 user, movie [B] -> float32 [B, len(NAMES)]."""
+    def __call__(self, user: tf.Tensor, movie: tf.Tensor, history: Optional[tf.RaggedTensor] = None,
+                 queries: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """int64 user, movie [B] -> float32 [B, len(NAMES)].
+
+        history: int64 ragged [B, None], movies (below num_movies - 1) each row's user rated
+        since the tables were built: the history features pool them with the stored ones.
+        queries: float32 [B, dim], each row's retrieval query in place of the stored one.
+        """
         user = tf.minimum(user, tf.shape(self.queries, out_type=tf.int64)[0] - 1)  # OOV: the last row
         movie = tf.minimum(movie, tf.cast(self.num_movies - 1, tf.int64))
+        if history is None:
+            history = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int64), tf.zeros_like(user))
+        history = distinct(history, self.num_movies)
+        stored = sorted_contains(self.pairs, tf.repeat(user, history.row_lengths()) * self.num_movies
+                                 + history.flat_values)
+        extra = tf.ragged.boolean_mask(history, history.with_flat_values(~stored))  # [B, None] not stored
+        extra_keys = extra.value_rowids() * self.num_movies + extra.flat_values  # sorted
+        before = tf.gather(self.count, user)[:, None]  # [B, 1]
+        total = tf.maximum(before + tf.cast(extra.row_lengths(), tf.float32)[:, None], 1.0)
+        pooled = lambda table, mean: (  # noqa: E731  the mean over stored + extra movies, [B, width]
+            tf.gather(mean, user) * before + tf.reduce_sum(tf.gather(table, extra), axis=1)) / total
         candidate = tf.gather(self.embeddings, movie)  # [B, dim]
         near = tf.gather(self.near, movie)  # [B, width] movies h with a weight B[h, c] (0: padding)
         users, row = tf.unique(user)
@@ -136,12 +155,15 @@ class Relations(tf.Module):
 
         def search():  # many users x a large catalogue: a sorted search per neighbour instead
             return tf.cast(sorted_contains(self.pairs, user[:, None] * self.num_movies + near), tf.float32)
-        seen = tf.cond(cells <= MASK_CELLS, mask, search)
+        rows = tf.range(tf.size(user, out_type=tf.int64))[:, None]  # [B, 1]
+        seen = tf.maximum(tf.cond(cells <= MASK_CELLS, mask, search),  # stored history, or the request's
+                          tf.cast(sorted_contains(extra_keys, rows * self.num_movies + near), tf.float32))
         ease = tf.reduce_sum(seen * tf.gather(self.near_weights, movie), axis=1)
+        queries = tf.gather(self.queries, user) if queries is None else queries
         return tf.stack([
-            tf.reduce_sum(tf.gather(self.queries, user) * candidate, axis=1),
-            tf.reduce_sum(tf.gather(self.mean_history, user) * candidate, axis=1), ease,
-            tf.reduce_sum(tf.gather(self.profile, user) * tf.gather(self.genres, movie), axis=1),
+            tf.reduce_sum(queries * candidate, axis=1),
+            tf.reduce_sum(pooled(self.embeddings, self.mean_history) * candidate, axis=1), ease,
+            tf.reduce_sum(pooled(self.multi_hot, self.profile) * tf.gather(self.genres, movie), axis=1),
             tf.gather(self.log_count, movie)], axis=1)
 
 

@@ -4,6 +4,8 @@ from typing import Tuple
 
 from models.config import Config
 
+MAX_HISTORY = 200  # most request-history movies per row the serving signatures take (INVALID_ARGUMENT past it)
+
 
 @dataclasses.dataclass(frozen=True)
 class RetrievalConfig(Config):

@@ -3,9 +3,11 @@
 The Trainer saves both towers, with the Transform graph inside, as one SavedModel with
 two signatures that take raw features:
   embed_users(user_id: string [batch]) -> embeddings float32 [batch, dim]
-  embed_history(user_id: string [batch], history: string [batch, None] ('' pads))
-      -> embeddings float32 [batch, dim]: the query with `history` pooled in place of
-         the user's training movies (movies the model does not know are ignored)
+  embed_request(user_id: string [batch], history: string [batch, None] ('' pads),
+                user_age: int64 [batch], user_gender, user_occupation, user_zip: string [batch])
+      -> embeddings float32 [batch, dim]: the query with `history` pooled together with the
+         user's training movies (a new user: `history` alone), and for a new user the side
+         features given (0 or '': unknown) in place of an unknown id's
   movie_embeddings() -> movie_id string [movies], embeddings float32 [movies, dim]:
       every movie of the train split through the candidate tower
   embed_movies(movie_id, movie_title: string [batch], movie_year: int64 [batch],
@@ -37,12 +39,15 @@ from models.retrieval.constants import RetrievalConfig
 from models.retrieval.towers import (
     HISTORY,
     HISTORY_KEEP,
+    HISTORY_SIDE,
     MOVIE_BAGS,
+    SIDE,
     USER_SIDE,
     CandidateTower,
     MovieTable,
     QueryTower,
     coin,
+    distinct,
 )
 
 NEGATIVES = ("in_batch", "uniform", "hard", "mixed")
@@ -176,14 +181,21 @@ class Towers(F.RawFeatureModule):
         return {"embeddings": self.model.query(self.transform(user_id=user_id))}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
-                                  tf.TensorSpec([None, None], tf.string, name="history")])
-    def embed_history(self, user_id, history):
-        known = self.tft_output.vocabulary_size_by_name(F.vocabulary_name(F.MOVIE_ID))
+                                  tf.TensorSpec([None, None], tf.string, name="history"), *HISTORY_SIDE])
+    def embed_request(self, user_id, history, user_age, user_gender, user_occupation, user_zip):
+        query, width = self.model.query, self.tft_output.vocabulary_size_by_name(F.vocabulary_name(F.MOVIE_ID))
+        inputs = self.transform(user_id=user_id, user_age=user_age, user_gender=user_gender,
+                                user_occupation=user_occupation, user_zip=user_zip)
+        user = inputs[F.transformed_name(F.USER_ID)]
+        stored = tf.gather(query.side, user)  # [batch, 4]; an unknown id's row
+        given = tf.stack([user_age > 0, user_gender != "", user_occupation != "", user_zip != ""], 1)
+        new = user >= self.tft_output.vocabulary_size_by_name(F.vocabulary_name(F.USER_ID))
+        side = tf.stack([inputs[F.transformed_name(key)] for key in USER_SIDE], 1)
         ragged = tf.ragged.boolean_mask(history, history != "")
-        movies = self.transform(movie_id=ragged.flat_values)[F.transformed_name(F.MOVIE_ID)]
-        movies = ragged.with_flat_values(movies)
-        inputs = {**self.transform(user_id=user_id), HISTORY: tf.ragged.boolean_mask(movies, movies < known)}
-        return {"embeddings": self.model.query(inputs)}
+        ids = ragged.with_flat_values(self.transform(movie_id=ragged.flat_values)[F.transformed_name(F.MOVIE_ID)])
+        union = distinct(tf.concat([query.history.gather(user), tf.ragged.boolean_mask(ids, ids < width)], 1), width)
+        return {"embeddings": query({**inputs, HISTORY: union,
+                                     SIDE: tf.where(new[:, None] & given, side, stored)})}
 
     @tf.function(input_signature=[])
     def movie_embeddings(self):
@@ -220,6 +232,6 @@ def run_fn(fn_args) -> None:
     tf.saved_model.save(towers, fn_args.serving_model_dir,
                         signatures={"serving_default": towers.embed_users,
                                     "embed_users": towers.embed_users,
-                                    "embed_history": towers.embed_history,
+                                    "embed_request": towers.embed_request,
                                     "movie_embeddings": towers.movie_embeddings,
                                     "embed_movies": towers.embed_movies})

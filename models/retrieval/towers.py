@@ -63,6 +63,28 @@ def _mlp(layers: List[int], dim: int) -> tf.keras.Sequential:
 
 HISTORY_KEEP = "history_keep"  # optional query input: ragged bool [batch, None], which history to use
 HISTORY = "history"  # optional query input: ragged movie_id_xf [batch, None], pooled instead of the stored one
+SIDE = "side"  # optional query input: int64 [batch, len(USER_SIDE)], used instead of the stored side features
+HISTORY_SIDE = [tf.TensorSpec([None], tf.int64, name=F.USER_AGE)] + [  # a new user's side features in requests
+    tf.TensorSpec([None], tf.string, name=key) for key in (F.USER_GENDER, F.USER_OCCUPATION, F.USER_ZIP)]
+
+
+def request_history(history: tf.Tensor, limit: int) -> tf.RaggedTensor:
+    """A request's history string [batch, None] ('' pads) -> its movies, ragged [batch, None].
+
+    Raises InvalidArgumentError (the client's INVALID_ARGUMENT) when a row holds more than `limit` movies.
+    """
+    ragged = tf.ragged.boolean_mask(history, tf.not_equal(history, ""))
+    longest = tf.reduce_max(tf.concat([ragged.row_lengths(), [0]], 0))
+    with tf.control_dependencies([tf.debugging.assert_less_equal(longest, tf.constant(limit, tf.int64), message=(
+            f"history: a row holds more movies than the limit of {limit} (max_history); "
+            "send only the movies rated since training, the most recent first"))]):
+        return tf.ragged.map_flat_values(tf.identity, ragged)
+
+
+def distinct(rows: tf.RaggedTensor, width: int) -> tf.RaggedTensor:
+    """int64 ragged [batch, None] ids below `width` -> each row's distinct ids, sorted (sorted keys)."""
+    keys = tf.sort(tf.unique(rows.value_rowids() * width + rows.flat_values).y)
+    return tf.RaggedTensor.from_value_rowids(keys % width, keys // width, nrows=rows.nrows())
 
 
 def coin(users: tf.Tensor, movies: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -77,7 +99,7 @@ class QueryTower(tf.keras.Model):
 
     The user's id embedding, side features and the mean embedding of the movies they
     rated in training (or of the subset HISTORY_KEEP marks, in training; or of the
-    movies HISTORY gives, in place of the stored ones).
+    movies HISTORY gives, in place of the stored ones); SIDE replaces the stored side features.
     """
 
     def __init__(self, side: np.ndarray, history: List[np.ndarray], sizes: Dict[str, int], dim: int,
@@ -93,7 +115,7 @@ class QueryTower(tf.keras.Model):
 
     def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
         user = inputs[F.transformed_name(F.USER_ID)]
-        side = tf.gather(self.side, user)
+        side = inputs[SIDE] if SIDE in inputs else tf.gather(self.side, user)
         parts = [self.user(user)] + [emb(side[:, i]) for i, emb in enumerate(self.side_embeddings)]
         if self.use_history:
             history = inputs[HISTORY] if HISTORY in inputs else self.history.gather(user)  # [batch, None]
