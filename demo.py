@@ -3,11 +3,8 @@
     python demo.py                                   # downloads ml-100k once
     python demo.py --data-dir /path/to/ml-100k --users 196 186 22
 
-Runs the pipeline with LocalDagRunner, starts serving/server.py on a free loopback
-port over the pushed models, prints recommendations for a few users through the
-composing gRPC client, and stops the server. It prints each component's start and end,
-the models' epochs and the recommendations; TensorFlow's, Beam's and TFX's own logs go
-to <output-dir>/demo.log (--verbose prints them too).
+Prints each component's start and end, the models' epochs and a few users' recommendations
+from serving/server.py; TensorFlow's, Beam's and TFX's logs go to <output-dir>/demo.log.
 """
 import argparse
 import contextlib

@@ -1,14 +1,9 @@
 """MovieCatalogueGen: every movie of a MovieLens release with its features, rated or not,
-as an Examples artifact the retrieval index is built from (so movies nobody rated are
-still retrievable by their features).
+as an Examples artifact (split "catalogue") the retrieval index is built from.
 
-    catalogue_gen = MovieCatalogueGen(input_base="/path/to/ml-100k")
-    catalogue_gen.outputs["catalogue"]  # Examples, one split "catalogue"
-
-Output: one gzipped TFRecord file of a tf.Example per movie (movie_features in
-components/movielens_tables.py), in movie-id order. A title listed under several ids
-appears once, under the id MovieLensExampleGen remaps its ratings to; the custom property
-duplicate_ids_merged counts the ids dropped. Even 32M's 87K movies fit in memory: no Beam.
+One gzipped TFRecord file of a tf.Example per movie (components/movielens_tables.py's
+movie_features), in movie-id order. A title under several ids appears once, under the id
+MovieLensExampleGen remaps its ratings to; duplicate_ids_merged counts the ids dropped.
 """
 import logging
 import os

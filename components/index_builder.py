@@ -1,25 +1,19 @@
 """IndexBuilder: from the trained towers and the full movie catalogue, exports two
-retrieval SavedModels with the same signatures, a ScaNN index and a brute-force index:
+retrieval SavedModels with the same signatures, a ScaNN index and a brute-force index
+('' pads string [batch, None] inputs; n: num_candidates):
 
-  serving_default(user_id: string [batch])
-      -> movie_ids string [batch, n], scores float32 [batch, n], titles string [batch, n],
-         known_user bool [batch]
-  retrieve(user_id: string [batch], exclude: string [batch, None] ('' pads), k: int32 [])
-      -> the same, k <= n best, also without the movies in `exclude`
-  retrieve_history(user_id, exclude, k, history: string [batch, None] ('' pads), user_age: int64 [batch],
+  serving_default(user_id: string [batch]) -> movie_ids string [batch, n], scores float32
+      [batch, n], titles string [batch, n], known_user bool [batch] (false: clients fall back to `popular`)
+  retrieve(user_id, exclude: string [batch, None], k: int32 []) -> the same, k <= n best, without `exclude`
+  retrieve_history(user_id, exclude, k, history: string [batch, None], user_age: int64 [batch],
                    user_gender, user_occupation, user_zip: string [batch])
-      -> the same as retrieve, and history_unknown int32 [batch]: history movies not in the
-         catalogue (ignored). The query pools `history` with the user's training movies (a new
-         user: `history` alone, and the side features given; 0 or '' for unknown), and the
-         history's movies are excluded too. A row of more than max_history movies fails the
-         request (INVALID_ARGUMENT). Only for towers with `embed_request` (models/retrieval/model.py).
+      -> retrieve's outputs for the query of the towers' `embed_request`, the history also
+         excluded, and history_unknown int32 [batch] (movies not in the catalogue, ignored);
+         over max_history movies in a row fails (INVALID_ARGUMENT). Only for towers with it.
   popular(k: int32 []) -> movie_ids string [k], titles string [k]: the most-rated movies
 
-Scores are the towers' dot products, best first; each user's training movies are
-excluded inside the model. Every catalogue movie is indexed, rated or not (unrated
-ones through their features). known_user is false for users with no training ratings:
-their lists are not personal, and clients fall back to `popular`. The brute-force model
-uses stock TF ops only; the ScaNN one needs `import scann` in the process that loads it.
+Scores are the towers' dot products, best first; each user's training movies are excluded
+inside the model; every catalogue movie is indexed. The ScaNN model needs `import scann`.
 """
 import os
 from typing import Dict, List
@@ -44,12 +38,8 @@ def _table(keys: list, values, default) -> tf.lookup.StaticHashTable:
 class Retriever(tf.Module):
     """Query tower + index + exclusions (see the module docstring).
 
-    The query of every user with training ratings is computed once, here, and looked
-    up per request; a user the model does not know gets the query of an unknown id.
-    Seen and excluded movies are dropped by sorted keys (row * movies + movie index);
-    the index is asked for k plus the batch's longest history and exclusions (not the
-    catalogue's longest history), so a request costs memory and time linear in its rows x
-    (k + its users' history + exclusions).
+    Each known user's query is computed once, here (an unknown user: an unknown id's); seen
+    and excluded movies are dropped by sorted keys, the index asked for k plus the batch's most.
     """
 
     def __init__(self, towers, index, ids: np.ndarray, titles: np.ndarray, seen: Dict[bytes, List[bytes]],

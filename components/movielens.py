@@ -1,26 +1,17 @@
 """MovieLensExampleGen: any MovieLens release (components/movielens_formats.py) into
 tf.Examples, one per rating joined with its user and movie, split into train and eval.
 
-    example_gen = MovieLensExampleGen(input_base="/path/to/ml-1m", split="temporal")
-
-A Beam pipeline (so it runs on Dataflow, Flink or Spark through beam_pipeline_args): the
-ratings are read in numbered chunks (every error names its line), parsed in parallel,
-grouped by user and joined with the movies and users tables, small side inputs.
-
-Splits, each deterministic for a given input and seed:
+A Beam pipeline: ratings are read in numbered chunks, parsed in parallel, grouped by user
+and joined with the movies and users tables (side inputs). Deterministic splits:
   random: eval when sha256(seed, user, movie, timestamp) falls below eval_fraction.
-  temporal: eval from the (1 - eval_fraction) quantile of all timestamps (approximate,
-    rank error under 0.1%; exact below 1,001 rows).
-  leave_last_n: each user's last n ratings by (timestamp, movie_id); users with n or fewer
-    keep all in train.
+  temporal: eval from the approximate (1 - eval_fraction) quantile of all timestamps.
+  leave_last_n: each user's last n ratings by (timestamp, movie_id) (n or fewer: all train).
 
-Bad rows (field count, rating, unknown user or movie, encoding, a duplicate (user, movie)):
-with max_bad_row_fraction 0 the first stops the run with a MovieLensError naming file, line
-and problem; above 0 they are counted per reason into <examples uri>/bad_rows.json, and the
-run fails past that fraction. A title under several ids (ml-100k's "Chasing Amy (1997)" as
-246 and 268) is merged into the smallest id (components/movielens_tables.py); a user who
-rated two of its ids keeps the later rating. Counts: <examples uri>/duplicates.json and the
-examples' custom properties duplicate_{titles_merged,ratings_remapped,ratings_collapsed}.
+Bad rows: with max_bad_row_fraction 0 the first raises a MovieLensError naming file, line
+and problem; above 0 they are counted per reason into <examples uri>/bad_rows.json, failing
+past that fraction. A title under several ids is merged into the smallest
+(components/movielens_tables.py), a user's later rating kept; counts go to
+<examples uri>/duplicates.json and the examples' duplicate_* custom properties.
 """
 import hashlib
 import json
@@ -147,8 +138,7 @@ class _ParseChunk(beam.DoFn):
 
 class _SplitUser(beam.DoFn):
     """(user_id, [(rating, line, movie id in the file)]) -> ('train' | 'eval', tf.Example);
-    duplicates tagged 'bad', the count of ratings collapsed into another id of their title
-    tagged 'collapsed'."""
+    duplicates tagged 'bad', the count of ratings collapsed into another id tagged 'collapsed'."""
 
     def __init__(self, path: str, users, movies, options: Dict[str, Any], strict: bool):
         self.path, self.users, self.movies, self.options, self.strict = path, users, movies, options, strict
@@ -214,9 +204,8 @@ def report_bad_rows(path: str, rows: int, bad: Dict[str, dict], max_fraction: fl
 
 def report_duplicates(path: str, aliases: Dict[str, str], remapped: int, collapsed: int,
                       report_path: Optional[str]) -> dict:
-    """Logs the duplicate titles merged ({merged id: kept id} `aliases` of the movies file
-    `path`), the ratings remapped to a kept id and those collapsed (their user also rated
-    another id of the title); writes the report to `report_path` unless None; returns it."""
+    """Logs and writes (unless `report_path` is None) the merged ids ({merged: kept} `aliases`)
+    and the ratings remapped to a kept id or collapsed (their user rated another id of the title)."""
     report = {"file": path, "titles_merged": len(set(aliases.values())), "ids_merged": len(aliases),
               "ratings_remapped": remapped, "ratings_collapsed": collapsed,
               "aliases": dict(sorted(aliases.items(), key=lambda item: id_order(item[0])))}
@@ -313,8 +302,7 @@ class MovieLensExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
 
 
 class MovieLensExampleGen(FileBasedExampleGen):
-    """ExampleGen for a directory holding one MovieLens release (any of them); output
-    `examples` with splits train and eval."""
+    """ExampleGen for a directory holding one MovieLens release; `examples` split train and eval."""
 
     SPEC_CLASS = MovieLensExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)

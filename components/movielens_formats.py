@@ -1,8 +1,5 @@
 """The MovieLens releases' file formats: release detection, per-release line parsers, encodings.
 
-    release = detect_release("/data/ml-1m")   # from the files present
-    release.parse_rating("1::1193::5::978300760", "ratings.dat:1")  # ("1", "1193", 5.0, 978300760)
-
 | release | ratings | movies | users | tags | encoding |
 | --- | --- | --- | --- | --- | --- |
 | ml-100k | u.data (tab) | u.item (pipe, genre flags) | u.user | - | Latin-1 |

@@ -1,8 +1,5 @@
 """A MovieLens release's tables read into memory, and the tf.Example join of a rating.
 
-    tables = read_tables("/data/ml-1m")   # release detected from the files present
-    example = to_example(("1", "1193", 5.0, 978300760), tables.users["1"], tables.movies["1193"])
-
 The movies, users and tags files are small (32M's movies.csv: 87K lines): they are read in
 the driver and reach the Beam workers as side inputs. A title listed under several ids
 (ml-100k has 18) is one movie: read_tables keeps the smallest id and `tables.aliases` maps
@@ -62,10 +59,7 @@ def id_order(movie_id: str) -> tuple:
 
 
 def merge_duplicates(movies: Dict[str, Movie]) -> Tuple[Dict[str, Movie], Dict[str, str]]:
-    """Merges movies listed under several ids: same title and same year (0 = none) -> one movie.
-
-    Args:
-        movies: {movie_id: Movie} as read from the movies file.
+    """Merges movies listed under several ids (same title and year) into the smallest id.
 
     Returns:
         `movies` less every id but the smallest of each group, and {dropped id: kept id}.
@@ -109,8 +103,7 @@ class Tables(NamedTuple):
 
 
 def read_tables(data_dir: str) -> Tables:
-    """Detects the release in `data_dir` and reads its movies (duplicates merged, with tags)
-    and users."""
+    """Detects the release in `data_dir`; reads its movies (duplicates merged, with tags) and users."""
     release = detect_release(data_dir)
     path = functools.partial(os.path.join, data_dir)
     movies, aliases = merge_duplicates(

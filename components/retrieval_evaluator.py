@@ -1,13 +1,9 @@
-"""RetrievalEvaluator: measures the retrieval models on the eval split and blesses them
-(wired in pipeline/pipeline.py).
+"""RetrievalEvaluator: measures the retrieval models on the eval split and blesses them.
 
-Protocol (benchmarks/PROTOCOL.md): each eval user's list ranks the whole catalogue with their
-training movies masked; every eval rating is relevant. It records recall, precision,
-NDCG, MAP and hit rate at 10/50/100, MRR, coverage, diversity (genres) and novelty at 10,
-and the ScaNN index's recall@10 against exact search, in `evaluation`/metrics.json and as
-custom properties in ML Metadata. The model is blessed when recall@10 reaches
-`recall_floor` and is not below the last blessed model's (re-measured on the same data)
-by more than `max_regression`; Pushers push only blessed models.
+Protocol: benchmarks/PROTOCOL.md. Metrics (ranking metrics at 10/50/100, MRR, beyond-accuracy
+at 10, ScaNN's recall@10 against exact search) go to `evaluation`/metrics.json and ML Metadata.
+Blessed when recall@10 reaches `recall_floor` and is not below the last blessed model's
+(re-measured on the same data) by more than `max_regression`; Pushers push only blessed models.
 """
 import json
 import os

@@ -1,13 +1,9 @@
-"""TwoStageEvaluator: blesses a ranking model only when it improves the served order
-(wired in pipeline/pipeline.py).
+"""TwoStageEvaluator: blesses a ranking model only when it improves the served order.
 
-What users get is the retrieval model's top candidates re-ordered by the ranking model's
-`score`. On the eval split, by the retrieval evaluator's protocol, it measures that order
-and the retrieval model's own order of the same candidates (recall and NDCG at 10 and
-100), writes both to `evaluation`/metrics.json and ML Metadata, and blesses the ranking
-model when the TFMA Evaluator blessed its ratings (`rating_blessing`), the retrieval
-model whose towers its features read was blessed (`retrieval_blessing`), and its order's
-NDCG@10 is at least retrieval's plus `min_ndcg_gain`. The ranking Pusher needs it.
+On the eval split (the retrieval evaluator's protocol) it measures the retrieval model's
+top candidates ordered by the ranking model's `score` and by retrieval's own order (recall
+and NDCG at 10 and 100; `evaluation`/metrics.json and ML Metadata), and blesses when both
+`rating_blessing` and `retrieval_blessing` are blessed and the NDCG@10 gain reaches `min_ndcg_gain`.
 """
 import os
 from typing import Dict, List, Tuple

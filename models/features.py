@@ -57,14 +57,8 @@ def bucket_count(key: str) -> int:
 
 
 def title_tokens(titles: tf.Tensor) -> tf.SparseTensor:
-    """'Heat (1995)' -> ['heat']: lower-cased words of the title, year dropped.
-
-    Args:
-      titles: string [batch].
-
-    Returns:
-      string SparseTensor [batch, None].
-    """
+    """Titles string [batch] -> their lower-cased words, year dropped ('Heat (1995)' -> ['heat']),
+    a string SparseTensor [batch, None]."""
     text = tf.strings.regex_replace(tf.strings.lower(titles), r"\(\d{4}\)|[^a-z0-9' ]", " ")
     return tf.strings.split(text).to_sparse()
 
@@ -139,16 +133,8 @@ class RawFeatureModule(tf.Module):
         self.tft_layer = tft_output.transform_features_layer()
 
     def transform(self, **features: tf.Tensor) -> dict:
-        """Raw serving inputs -> transformed features.
-
-        Args:
-          **features: raw features as [batch] tensors, or [batch, None] with '' padding
-            for the multi-valued ones (movie_genres, movie_tags). Transform outputs needing
-            features not given are pruned.
-
-        Returns:
-          The `<name>_xf` features computable from the given ones.
-        """
+        """Raw features, [batch] or ('' pads) [batch, None] for movie_genres and movie_tags ->
+        the `<name>_xf` features computable from the given ones."""
         spec = self.tft_output.raw_feature_spec()
         raw = {key: tf.sparse.from_dense(value) if isinstance(spec[key], tf.io.VarLenFeature)  # drops ''
                else tf.reshape(value, [-1, 1]) for key, value in features.items()}

@@ -2,10 +2,6 @@
 
 The protocol (benchmarks/PROTOCOL.md): rank the whole catalogue for each user with the
 user's training items masked, keep the top K, and compare with the user's held-out items.
-
-    ranking_metrics(top, relevant, ks=(10, 50, 100))         # recall@10, ndcg@10, ...
-    beyond_accuracy(top, 10, popularity, num_users, genres)  # coverage@10, ...
-
 Item indices are columns of the score matrix; -1 in a top list means "no item" (a user
 with fewer than k unmasked items) and never counts as a hit.
 """

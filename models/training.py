@@ -14,14 +14,12 @@ from models import features as F
 
 class EpochLine(tf.keras.callbacks.Callback):
     """Sets each epoch's `loss` and `val_loss` to per-example means over the split (a tfrs Model
-    logs the last batch's) and prints them with the wall time and metrics. First in the
-    callbacks, so that early stopping and History see those means.
+    logs the last batch's) and prints them with the wall time; first in the callbacks, so that
+    early stopping and History see those means.
 
     Args:
-      epochs: the epochs asked for.
       sizes: {"loss": examples in the train split, "val_loss": in the eval split}.
-      batch_size: examples per batch; the last batch holds the rest.
-      summed: whether a batch's loss is the sum over its examples (tfrs Retrieval) rather than the mean.
+      summed: whether a batch's loss is the sum over its examples (tfrs Retrieval), not the mean.
       show: False sets the means without printing.
     """
 

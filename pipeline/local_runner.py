@@ -1,9 +1,6 @@
 """Runs the pipeline on this machine with LocalDagRunner; ML Metadata in SQLite.
 
-    python -m pipeline.local_runner --data-dir ../shared/data/movielens/ml-100k
     python -m pipeline.local_runner --output-dir /tmp/run --epochs 2   # downloads ml-100k
-    python -m pipeline.local_runner --beam-arg=--direct_running_mode=multi_processing \
-        --beam-arg=--direct_num_workers=2
     python -m pipeline.local_runner --until Transform   # only the data stages
 
 Artifacts land in <output-dir>/pipeline, metadata in <output-dir>/metadata.db and the

@@ -1,20 +1,11 @@
 """Composing gRPC client: retrieval (top-N candidates) -> ranking -> top-k, with titles.
 
-Talks TF Serving's gRPC API only, so it works against TF Serving itself or
-serving/server.py, and never imports TensorFlow (serving/protos.py): the CLI answers in
-about a second. The retrieval model's `retrieve(user_id, exclude, k)` signature drops
-the user's training movies and `exclude` and returns `candidates` movies; the ranking
-model scores them, and serving/ordering.py orders them (`--order`). One channel, a
-deadline on every call, retries with exponential backoff on UNAVAILABLE only; many
-users in one retrieval call. A history given at request time (movies rated since
-training) goes to `retrieve_history` and the ranking model's `serve_history`, which pool it
-with the user's training movies (a new user: it alone, with the side features given) and
-never recommend it. Each item says its path: "personal" (a user the model knows),
-"history" (a new user, from the history given) or "popular" (neither: the most popular
-movies, also marked `"source": "popular"`).
+Speaks TF Serving's gRPC API only (TF Serving or serving/server.py) and never imports
+TensorFlow (serving/protos.py). A deadline on every call, retries with backoff on
+UNAVAILABLE only; many users in one retrieval call. A request-time history goes to the
+`retrieve_history` and `serve_history` signatures. Each item says its path: "personal"
+(a known user), "history" (a new user, from the history given) or "popular".
 
-    python -m serving.client --user 196 -k 10   # the command line: serving/cli.py
-    python -m serving.client --user 196 -k 10 --json --exclude 50 181 --order fused
     python -m serving.client --user 9999 --history 50 181 172 --age 30 --gender F
 """
 import random
@@ -158,15 +149,11 @@ class RecommenderClient:
         model, `candidates` per user), `retrieve_history` with `extra` (history and side
         features, [users] rows), or serving_default for exports without them."""
         users = np.array(list(user_ids), dtype=object)
+        banned = _padded([sorted(exclude.get(u, ())) for u in user_ids])
         if extra:  # an export without retrieve_history answers FAILED_PRECONDITION, naming it
-            return self._predict(self.retrieval_model, HISTORY_SIGNATURES[0], user_id=users, k=np.array(
-                candidates, np.int32), exclude=_padded([sorted(exclude.get(u, ())) for u in user_ids]), **extra)
+            return self._predict(self.retrieval_model, HISTORY_SIGNATURES[0], user_id=users,
+                                 k=np.array(candidates, np.int32), exclude=banned, **extra)
         if self._has_retrieve:
-            width = max((len(exclude.get(u, ())) for u in user_ids), default=0)
-            banned = np.full((len(users), width), b"", dtype=object)
-            for row, user in enumerate(user_ids):
-                movies = sorted(exclude.get(user, ()))
-                banned[row, :len(movies)] = [m.encode() for m in movies]
             try:
                 return self._predict(self.retrieval_model, RETRIEVE_SIGNATURE, user_id=users, exclude=banned,
                                      k=np.array(candidates, np.int32))
@@ -205,16 +192,13 @@ class RecommenderClient:
                        side: Optional[Dict[str, dict]] = None) -> Dict[str, List[dict]]:
         """Top-k movies for each user: one retrieval call for all, ranking calls of `max_rows` pairs.
 
-        Movies the user rated in the training data never come back (the retrieval model
-        drops them), nor do those in `exclude[user]` or `history[user]`. `history[user]`:
-        movie ids the user rated since training, pooled with their training movies into
-        the query and the ranking features (for a new user, alone); ids the model lacks are
-        ignored and counted in `self.history_ignored`. `side[user]`: a new user's
-        {"age": int, "gender", "occupation", "zip": str}, any of them. `order` is one of
-        serving.ordering.ORDERS. Each item: rank, movie_id, title, score (what it was
-        ordered by), rating (predicted), retrieval_score, like_probability (None where the
-        ranking model lacks it), source ("ranking", or "popular": no scores), path
-        ("personal", "history" or "popular", see the module docstring).
+        Never returns the user's training movies, `exclude[user]` or `history[user]` (movie ids
+        rated since training, pooled into the query and ranking features; ids the model lacks
+        are counted in `self.history_ignored`). `side[user]`: a new user's {"age": int,
+        "gender", "occupation", "zip": str}, any of them; `order`: one of ordering.ORDERS.
+        Each item: rank, movie_id, title, score (what it was ordered by), rating,
+        retrieval_score, like_probability (None where missing), source ("ranking" or
+        "popular") and path (see the module docstring).
         """
         if order not in ordering.ORDERS:
             raise ValueError(f"Unknown order {order!r}; use one of {ordering.ORDERS}")

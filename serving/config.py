@@ -1,9 +1,5 @@
-"""TF Serving model_config_list files: read, written, and checked whole before any use.
-
-`validate` is what makes a reload all or nothing: every model of a new config is
-checked (unique name, known platform, absolute base_path that is an existing directory,
-under `--model_base_path_root` when one is set) before the registry touches any of them.
-"""
+"""TF Serving model_config_list files: read, written, and checked whole before any use
+(`validate`, which makes a reload all or nothing)."""
 import os
 from typing import Dict, Optional
 

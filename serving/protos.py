@@ -1,16 +1,10 @@
 """TF Serving's gRPC messages and stubs, importable without importing TensorFlow.
 
-The generated modules live in the `tensorflow_serving` and `tensorflow.core` packages,
-and importing anything under `tensorflow.` runs `tensorflow/__init__.py`, which loads
-all of TensorFlow (10-30 s). Only the `*_pb2` modules are needed, and `tensorflow.core`'s
-packages are empty, so when TensorFlow is not loaded yet this stands in a bare package
-module for `tensorflow` (the real one's `__path__`, nothing executed) while the pb2
-modules import, then takes every `tensorflow` / `tensorflow.*` entry it added out of
-`sys.modules` again: a later `import tensorflow` runs the real package as usual, and
-protobuf hands it the same message classes (the descriptors are registered once, by
-file). With TensorFlow already loaded, these are the ordinary imports. (A thread that
-imports TensorFlow during those few hundred milliseconds would find the stand-in: import
-the client before starting threads that import TensorFlow.)
+Importing anything under `tensorflow.` runs `tensorflow/__init__.py` (10-30 s), so when
+TensorFlow is not loaded yet a bare stand-in `tensorflow` package (the real `__path__`,
+nothing executed) serves while the pb2 modules import, and is taken out of `sys.modules`
+again: a later `import tensorflow` runs as usual with the same message classes. Import
+the client before starting threads that import TensorFlow.
 """
 import importlib
 import importlib.util

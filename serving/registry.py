@@ -1,13 +1,9 @@
 """Model versions on disk -> loaded servables, kept current like TF Serving's model manager.
 
-A `ModelRegistry` holds, per configured model, the versions its `model_version_policy`
-asks for (latest N, all, or specific), loaded from `<base_path>/<version>/`. A version
-is a directory named by a non-negative integer that holds a `saved_model.pb` (or
-`.pbtxt`). `poll()` loads new versions beside the serving ones and swaps them in with one
-reference assignment: requests never wait nor see a half-loaded model. A version that
-fails to load is reported (END with its error), never replaces a working one, and is
-retried only once its files change; a model whose base path cannot be read keeps serving.
-`reload()` applies a new ModelServerConfig all or nothing (serving/config.py validates it).
+`poll()` loads the versions each model's policy asks for beside the serving ones and swaps
+them in with one reference assignment: requests never wait nor see a half-loaded model. A
+version that fails to load is reported (END with its error), never replaces a working one,
+and is retried once its files change. `reload()` applies a new config all or nothing.
 """
 import os
 import threading
@@ -103,7 +99,6 @@ class ModelRegistry:
         self._stop = threading.Event()
         self.reload(config)
 
-    # ---- updates ------------------------------------------------------------------------
     def reload(self, config: model_server_config_pb2.ModelServerConfig) -> None:
         """Serves exactly the models of `config`, or, on any error, keeps serving as before.
 
@@ -227,7 +222,6 @@ class ModelRegistry:
     def stop(self) -> None:
         self._stop.set()
 
-    # ---- lookups ------------------------------------------------------------------------
     def servable(self, spec) -> Servable:
         """The servable a ModelSpec names (latest, a version, or a version label)."""
         if not spec.name:

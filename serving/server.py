@@ -1,16 +1,11 @@
-"""A TF-Serving-compatible gRPC server for the pushed SavedModels.
+"""A TF-Serving-compatible gRPC server for the pushed SavedModels, ScaNN's included.
 
-Serves TF Serving 2.16's PredictionService and ModelService (serving/service.py) and
-the standard gRPC health service over the models of a TF Serving `model_config_list`
-file (version policies and labels included). It polls the base paths for new versions
-and swaps them in while serving (serving/registry.py). It imports ScaNN's ops, which
-stock TF Serving lacks, so it serves the ScaNN retrieval model too.
+Serves TF Serving 2.16's PredictionService and ModelService (serving/service.py) and the
+gRPC health service over a `model_config_list` file's models, swapping in new versions
+while serving (serving/registry.py). HandleReloadConfigRequest is refused unless started
+with --allow_reload_config; --model_base_path_root confines every base path.
 
     python -m serving.server --model_config_file serving/models.config --port 8500
-
-Relative base_paths in the config file are read relative to the file's directory. It
-is no remote file loader: HandleReloadConfigRequest is refused unless started with
---allow_reload_config, and --model_base_path_root confines every base path.
 """
 import argparse
 import contextlib
@@ -86,8 +81,7 @@ def serve(model_config_file: str, port: int, host: str = "127.0.0.1", workers: i
 
 
 def spawn(model_config_file: str, port: int, *flags: str, cwd: Optional[str] = None) -> subprocess.Popen:
-    """Starts this server (or the one of the checkout at `cwd`) in a child process on
-    127.0.0.1:`port`; the caller stops it."""
+    """Starts this server (of the checkout at `cwd`) in a child process on 127.0.0.1:`port`."""
     return subprocess.Popen([sys.executable, "-m", "serving.server", "--model_config_file",
                              model_config_file, "--port", str(port), *flags], cwd=cwd)
 
@@ -101,9 +95,8 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_server(model_config_file: str, *flags: str) -> Iterator[str]:
-    """This server in a child process on a free loopback port, for demos, tests and
-    benchmarks: yields its address ("127.0.0.1:port"; ready once a client's
-    wait_until_ready returns) and stops the process on exit."""
+    """This server in a child process on a free loopback port: yields its address
+    ("127.0.0.1:port"; ready once a client's wait_until_ready returns), stops it on exit."""
     port = free_port()
     server = spawn(model_config_file, port, *flags)
     try:

@@ -1,10 +1,8 @@
 """TF Serving's gRPC API over a ModelRegistry: the servicer behind serving/server.py.
 
-Implements TF Serving 2.16's PredictionService (Predict, Classify, Regress,
-GetModelMetadata) and ModelService (GetModelStatus, HandleReloadConfigRequest) with its
-status codes (tests/test_serving_parity.py holds the table, case by case, with TF
-Serving's source file for each). Inference calls pass an `Admission` limit; health,
-status and metadata calls never wait behind them.
+TF Serving 2.16's PredictionService and ModelService with its status codes
+(tests/test_serving_parity.py holds the table). Inference calls pass an `Admission`
+limit; health, status and metadata calls never wait behind them.
 """
 import contextlib
 import threading
@@ -99,7 +97,6 @@ class ModelServer(prediction_service_pb2_grpc.PredictionServiceServicer,
             code, message = status_of(error)
             context.abort(code, message)
 
-    # ---- PredictionService ------------------------------------------------------------------
     def Predict(self, request, context):
         return self._answer(context, self._predict, request, inference=True)
 
@@ -165,19 +162,16 @@ class ModelServer(prediction_service_pb2_grpc.PredictionServiceServicer,
         return response
 
     def _examples(self, input_proto) -> Sequence[bytes]:
-        kind = input_proto.WhichOneof("kind")
+        kind, examples = input_proto.WhichOneof("kind"), []
         if kind == "example_list":
             examples = [e.SerializeToString() for e in input_proto.example_list.examples]
         elif kind == "example_list_with_context":
             lists = input_proto.example_list_with_context
-            examples = []
             for example in lists.examples:
                 merged = tf.train.Example()
                 merged.CopyFrom(lists.context)
                 merged.MergeFrom(example)
                 examples.append(merged.SerializeToString())
-        else:
-            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, "Input is empty")
         if not examples:
             raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, "Input is empty")
         if len(examples) > self.limits.max_batch_size:
@@ -205,7 +199,6 @@ class ModelServer(prediction_service_pb2_grpc.PredictionServiceServicer,
         response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_map)
         return response
 
-    # ---- ModelService --------------------------------------------------------------------------
     def GetModelStatus(self, request, context):
         return self._answer(context, self._status, request)
 

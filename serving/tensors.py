@@ -1,11 +1,8 @@
 """numpy <-> TensorProto as TF Serving writes and reads them, and the request checks.
 
-Numeric tensors are written in their typed fields (`float_val`, `int64_val`,
-`bool_val`, ...), as TF Serving 2.16's Predict answers (`Tensor::AsProtoField`); both
-forms are read: `tensor_content` of exactly the declared size, or typed values, where,
-as TensorFlow's `Tensor::FromProto` does, none means zeros, fewer than the shape holds
-are filled with the last, and more are cut to the shape. numpy only: the client imports
-this without TensorFlow.
+Numeric tensors are written in typed fields, as TF Serving 2.16's Predict answers; read
+from `tensor_content` of the exact size or typed values (as `Tensor::FromProto`: none means
+zeros, too few are filled with the last, too many cut). numpy only: no TensorFlow import.
 """
 import math
 from typing import Optional

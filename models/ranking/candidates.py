@@ -1,15 +1,10 @@
 """The listwise ranker's training lists: a retrieval model's candidates for training users.
 
-Each training user's movies are split by a seeded coin: a `holdout` share of them are
-the positives, the rest is the history (`holdout`, seeded). A retrieval model trained on the
-history alone (models/ranking/export.py trains it; the served one saw every training
-movie, and would know the positives) embeds each user from their history, every train
-movie is scored, the history masked, and the `num_candidates` best kept, as serving
-does; a candidate is labelled 1 when it is one of the user's held-out movies. The
-features of each pair come from a `Relations` built from the history alone, so no
-feature has seen the positives (stacking). The eval split is never read. (A user whose
-history leaves fewer than `num_candidates` movies unseen gets some of their history as
-negatives at the end of the list: only in catalogues of a few hundred movies.)
+A seeded `holdout` share of each training user's movies are the positives, the rest the
+history. A retrieval model trained on the histories alone (the served one saw the positives)
+scores every train movie, the history masked, keeping the `num_candidates` best as serving
+does; held-out movies are labelled 1. The pairs' features come from a `Relations` built from
+the histories alone (stacking). The eval split is never read.
 """
 import hashlib
 from typing import Dict, List, Tuple

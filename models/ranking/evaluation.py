@@ -1,11 +1,8 @@
 """The ranking model's TFMA EvalConfig: what the Evaluator computes, and when it blesses.
 
-The Evaluator runs the SavedModel's `evaluate` signature over raw eval examples and its
-`transformed_labels` signature for the like head's label (models/ranking/export.py).
-Metrics, overall and by user gender: RMSE, MAE and calibration (mean prediction / mean
-label) of the rating; AUC and calibration of the like probability. The model is blessed
-only when its RMSE is under `rmse_ceiling` and at most `max_rmse_increase` above the last
-blessed model's (with no blessed model yet, only the ceiling applies).
+Over the `evaluate` and `transformed_labels` signatures: RMSE, MAE and calibration of the
+rating, AUC and calibration of the like probability, overall and by user gender. Blessed only
+when RMSE is under `rmse_ceiling` and at most `max_rmse_increase` above the last blessed model's.
 """
 import tensorflow_model_analysis as tfma
 

@@ -1,26 +1,17 @@
 """The ranking SavedModel and the Trainer's run_fn. Stock TF ops only; the Transform graph inside.
 
-Signatures:
-  serving_default(user_id: string [B], movie_id: string [B])
-      -> score float32 [B]: the listwise re-ranker's score, what orders a user's
-         candidates (higher first). It compares each movie with the user's other rows
-         in the same request (their list): send all of a user's candidates in one
-         request. rating float32 [B]: the predicted rating; like_probability float32 [B]
-    Clients send ids only: the model maps each user_id and movie_id seen in training to a
-    row (one hash lookup) of tables holding that user's and movie's transformed features
-    (Transform's output, so the Transform graph is not run per request), and holds the
-    relation features' tables (models/ranking/relations.py) over the whole train split;
-    an unknown id gets the features Transform makes of ""/0 raw values.
-  serve_history(user_id, movie_id, history: string [B, None] ('' pads), user_age: int64 [B],
-                user_gender, user_occupation, user_zip: string [B]) -> the same, with each row's
-    history (its user's movies rated since training; movies the model does not know are
-    ignored; more than MAX_HISTORY fails the request) pooled with the stored one in the
-    relation features, and the query of the retrieval towers' `embed_request` (side features
-    for a new user; 0 or '' for unknown).
-  evaluate(examples: string [B], serialized raw tf.Examples as ExampleGen writes them)
-      -> the same two outputs, from the examples' own features (TFMA reads this one).
-  transformed_labels(examples: string [B]) -> liked float32 [B] (rating >= 4), the
-    like head's label for TFMA (a preprocessing function in its ModelSpec).
+Signatures ([B] rows; '' pads history):
+  serving_default(user_id, movie_id: string [B]) -> score float32 [B] (the listwise
+      re-ranker's, comparing each movie with the user's other rows in the request: send a
+      user's candidates together), rating float32 [B], like_probability float32 [B].
+      Ids map by one hash lookup to rows of stored transformed features (an unknown id:
+      those of ""/0 raw values) and of the relation features (models/ranking/relations.py).
+  serve_history(user_id, movie_id, history: string [B, None], user_age: int64 [B],
+      user_gender, user_occupation, user_zip: string [B]) -> the same, each row's history
+      (more than MAX_HISTORY fails; unknown movies ignored) pooled with the stored one, and
+      the query from the retrieval towers' `embed_request`.
+  evaluate(examples: string [B] raw tf.Examples) -> rating, like_probability (for TFMA).
+  transformed_labels(examples: string [B]) -> liked float32 [B] (rating >= 4), TFMA's label.
 """
 import json
 import os
@@ -171,10 +162,8 @@ def save(ranker: Ranker, path: str) -> None:
 
 
 def run_fn(fn_args) -> None:
-    """TFX Trainer entry point. Trains the rating model on the transformed train split
-    (stopping when the eval RMSE stops improving) and the listwise re-ranker (see
-    `train_listwise`), and saves both behind one serving model. `fn_args.base_model` is
-    the retrieval Trainer's model: the serving features read its embeddings."""
+    """TFX Trainer entry point: trains the rating model (early stopping on the eval RMSE) and the
+    listwise re-ranker, reading the retrieval Trainer's `fn_args.base_model`; saves both as one."""
     config = RankingConfig.of(fn_args.custom_config)
     if not fn_args.base_model:
         raise ValueError("The ranking Trainer needs the retrieval Trainer's model as base_model: the "

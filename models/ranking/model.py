@@ -1,12 +1,9 @@
 """Deep & Cross Network (DCN-v2) ranking model with a rating head and a "liked" head.
 
-Every transformed user and movie feature (models/features.py) is embedded; multi-valued
-ones (genres, title tokens, tags) are averaged. The concatenation x0 goes through
-`tfrs.layers.dcn.Cross` layers stacked before the deep network, or in parallel with it,
-and two heads read the result: the rating (MSE, plus user and movie biases and the
-training mean) and the like logit (rating >= 4, binary cross-entropy). With
-cross_layers=0 it is a plain deep network of the same size, to measure what the cross
-layers add. run_fn (models/ranking/export.py's Ranker) saves the serving model.
+Every transformed feature is embedded (multi-valued ones averaged); the concatenation goes
+through `tfrs.layers.dcn.Cross` layers stacked before or parallel to the deep network (none:
+a plain deep network), and two heads read it: the rating (MSE, with user and movie biases
+and the training mean) and the like logit (rating >= 4, binary cross-entropy).
 """
 from typing import Dict, Iterable, Tuple
 

@@ -1,27 +1,20 @@
 """What relates a candidate movie to a user: the features the listwise ranker reads.
 
-One `Relations` module is built from a set of (user, movie) interactions and the
-retrieval towers' embeddings. The ranking Trainer builds one from the history that
-is left once a part of each user's training movies is held out (those are the
-positives it learns to find) and one from the whole training split for serving
-(models/ranking/export.py): the same code computes the features in both, so training
-and serving cannot drift apart.
+A `Relations` module is built from (user, movie) interactions and the retrieval towers'
+embeddings: by the ranking Trainer from the history left once some of each user's
+training movies are held out, and for serving from the whole train split
+(models/ranking/export.py), so training and serving share the code.
 
 Features of a (user, candidate) pair, float32 [batch, len(NAMES)]:
   retrieval   q_u . e_c, the retrieval towers' score of the candidate for the user
   similarity  mean over the user's history h of e_h . e_c
-  ease        sum over the history of EASE's item-item weight B[h, c] (Steck 2019);
-              each movie keeps only its `neighbours` strongest incoming weights
+  ease        sum over the history of EASE's weight B[h, c] (Steck 2019), each movie
+              keeping its `neighbours` strongest incoming weights
   genre       mean genre overlap of the candidate with the history
   popularity  log(1 + the candidate's number of interactions)
 
-Users and movies are Transform's vocabulary indices (user_id_xf, movie_id_xf); an
-index past the tables (the OOV bucket) has an empty history and zero embeddings. Every
-table is per user or per movie, or a neighbour list of fixed width: memory grows with the
-interactions and the catalogue, never with users x movies. EASE's sum reads a mask of
-the call's users' histories over the catalogue, built in one scatter (a sorted search
-per neighbour instead where users x movies passes MASK_CELLS): a call costs time linear
-in its rows and its users' history lengths.
+Ids are Transform's vocabulary indices; the OOV bucket has an empty history and zero
+embeddings. Tables are per user, per movie or of fixed neighbour width, never users x movies.
 """
 from typing import Dict, Optional, Tuple
 

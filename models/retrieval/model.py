@@ -1,30 +1,18 @@
 """Two-tower retrieval model (TFRS) and the Trainer's run_fn.
 
-The Trainer saves both towers, with the Transform graph inside, as one SavedModel with
-two signatures that take raw features:
+The Trainer saves both towers, the Transform graph inside, as one SavedModel whose
+signatures take raw features ('' pads string [batch, None] inputs):
   embed_users(user_id: string [batch]) -> embeddings float32 [batch, dim]
-  embed_request(user_id: string [batch], history: string [batch, None] ('' pads),
-                user_age: int64 [batch], user_gender, user_occupation, user_zip: string [batch])
-      -> embeddings float32 [batch, dim]: the query with `history` pooled together with the
-         user's training movies (a new user: `history` alone), and for a new user the side
-         features given (0 or '': unknown) in place of an unknown id's
-  movie_embeddings() -> movie_id string [movies], embeddings float32 [movies, dim]:
-      every movie of the train split through the candidate tower
-  embed_movies(movie_id, movie_title: string [batch], movie_year: int64 [batch],
-               movie_genres, movie_tags: string [batch, None] ('' pads))
-      -> embeddings float32 [batch, dim]
-components/index_builder.py turns them into ScaNN and brute-force indexes.
+  embed_request(user_id, history, user_age: int64, user_gender, user_occupation, user_zip)
+      -> embeddings [batch, dim]: `history` pooled with the user's training movies (a new
+         user: `history` alone, with the side features given; 0 or '' for unknown)
+  movie_embeddings() -> movie_id string [movies], embeddings [movies, dim] (the train split's)
+  embed_movies(movie_id, movie_title, movie_year: int64, movie_genres, movie_tags) -> embeddings
 
-Training is a softmax over the batch's movies plus, by config, sampled negatives:
-  negatives = "in_batch" (none extra) | "uniform" (uniform over the train movies) |
-              "hard" (sampled by popularity; the task keeps the hardest) | "mixed" (half each)
-with the log of each candidate's sampling probability subtracted from its score (logQ
-correction), so popular movies are not over-penalised for being frequent negatives.
-
-The query tower's history is split afresh at every step, per user, by a coin: half the
-movies are the input, and only examples whose movie fell in the other half are trained
-on. The input never depends on which movie is the target (leaving out just the target,
-or keeping only what came before it, both let the model tell the target apart).
+Training is a softmax over the batch's movies plus sampled negatives (NEGATIVES), with
+logQ correction. The query's history is split afresh at every step, per user, by a coin:
+half is the input, and only examples whose movie fell in the other half are trained on,
+so the input never depends on which movie is the target.
 """
 from typing import Dict, List, Tuple
 
@@ -225,8 +213,7 @@ def train(tft_output: tft.TFTransformOutput, fn_args, config: RetrievalConfig) -
 
 
 def run_fn(fn_args) -> None:
-    """TFX Trainer entry point: trains on the transformed train split with early stopping
-    on the eval loss, saves the towers to fn_args.serving_model_dir."""
+    """TFX Trainer entry point: trains the towers (`train`), saves them to fn_args.serving_model_dir."""
     config = RetrievalConfig.of(fn_args.custom_config)
     towers = train(tft.TFTransformOutput(fn_args.transform_output), fn_args, config)
     tf.saved_model.save(towers, fn_args.serving_model_dir,
