@@ -21,20 +21,26 @@ Components = Dict[str, BaseNode]  # by role, e.g. "trainer"
 def data_stages(data_dir: str, schema_file: str) -> Components:
     """From the MovieLens files to the validated, transformed splits both models train on."""
     stages = {}
+    # Ratings joined with user and movie features, split into train and eval.
     stages["example_gen"] = MovieLensExampleGen(
         input_base=data_dir, split=configs.SPLIT, eval_fraction=configs.EVAL_FRACTION,
         split_seed=configs.SPLIT_SEED, leave_last_n=configs.LEAVE_LAST_N,
         max_bad_row_fraction=configs.MAX_BAD_ROW_FRACTION)
     examples = stages["example_gen"].outputs["examples"]
+    # Every movie of the release with its features, rated or not: what the index is built from.
     stages["catalogue_gen"] = MovieCatalogueGen(input_base=data_dir)
+    # Feature statistics of both splits.
     stages["statistics_gen"] = tfx.components.StatisticsGen(examples=examples)
     statistics = stages["statistics_gen"].outputs["statistics"]
+    # The curated schema kept in the repo (pipeline/schema.pbtxt).
     stages["schema_gen"] = tfx.components.ImportSchemaGen(schema_file=schema_file)
     schema = stages["schema_gen"].outputs["schema"]
+    # Anomalies of each split against the schema.
     stages["example_validator"] = tfx.components.ExampleValidator(statistics=statistics, schema=schema)
     # Fails the run on any anomaly or train/eval drift, before anything is trained.
     stages["data_gate"] = DataGate(statistics=statistics, schema=schema,
                                    anomalies=stages["example_validator"].outputs["anomalies"])
+    # Vocabularies and buckets; the graph that both models carry into serving.
     stages["transform"] = tfx.components.Transform(examples=examples, schema=schema,
                                                    preprocessing_fn=configs.PREPROCESSING_FN)
     stages["transform"].add_upstream_node(stages["data_gate"])
@@ -67,17 +73,22 @@ def retrieval_branch(data: Components, config: dict, num_candidates: int, servin
     """The retrieval model: trained, indexed, evaluated against the last blessed one, pushed."""
     examples, catalogue = data["example_gen"].outputs["examples"], data["catalogue_gen"].outputs["catalogue"]
     stages = {}
+    # The two-tower retrieval model (query and candidate towers).
     stages["trainer"] = _trainer(data, configs.RETRIEVAL_RUN_FN, config).with_id("RetrievalTrainer")
+    # ScaNN and brute-force indexes over every movie, behind a raw user_id signature.
     stages["index_builder"] = IndexBuilder(model=stages["trainer"].outputs["model"], examples=examples,
                                            catalogue=catalogue, num_candidates=num_candidates)
     scann, bruteforce = (stages["index_builder"].outputs[key] for key in ("scann_model", "bruteforce_model"))
+    # The last retrieval model that was blessed, to compare the new one against.
     stages["baseline"] = _latest_blessed("IndexBuilder", "bruteforce_model", "RetrievalEvaluator").with_id(
         "LatestBlessedRetrieval")
+    # Recall, NDCG, coverage... on the eval split; blesses only above the floor and the baseline.
     stages["evaluator"] = RetrievalEvaluator(
         model=bruteforce, scann_model=scann, examples=examples, catalogue=catalogue,
         baseline_model=stages["baseline"].outputs["model"], recall_floor=configs.RETRIEVAL_RECALL_FLOOR,
         max_regression=configs.RETRIEVAL_MAX_REGRESSION)
     blessing = stages["evaluator"].outputs["blessing"]
+    # Pushes blessed models into TF Serving's <base>/<model>/<version> layout.
     stages["pusher"] = _pusher(scann, blessing, serving_dir, "retrieval").with_id("RetrievalPusher")
     stages["bruteforce_pusher"] = _pusher(bruteforce, blessing, serving_dir, "retrieval_bruteforce").with_id(
         "BruteForcePusher")
@@ -88,21 +99,27 @@ def ranking_branch(data: Components, retrieval: Components, config: dict, servin
     """The ranking model: trained on the retrieval model's candidates, evaluated, pushed."""
     examples, catalogue = data["example_gen"].outputs["examples"], data["catalogue_gen"].outputs["catalogue"]
     stages = {}
-    # Trained on the candidates of a retrieval model like the served one, without the held-out positives.
+    # The DCN rating model and the listwise re-ranker: trained on the candidates of a retrieval model
+    # like the served one (its config) fitted without the movies held out as positives.
     stages["trainer"] = _trainer(data, configs.RANKING_RUN_FN, config,
                                  base_model=retrieval["trainer"].outputs["model"]).with_id("RankingTrainer")
     model = stages["trainer"].outputs["model"]
+    # The last ranking model that was blessed, to compare the new one against.
     stages["baseline"] = _latest_blessed("RankingTrainer", "model", "RankingEvaluator").with_id(
         "LatestBlessedRanking")
+    # TFMA on the raw eval split: RMSE, MAE, AUC, calibration, by user gender; blesses under the RMSE gates.
     stages["rating_evaluator"] = tfx.components.Evaluator(
         examples=examples, model=model, baseline_model=stages["baseline"].outputs["model"], example_splits=["eval"],
         eval_config=ranking_evaluation.eval_config(configs.RANKING_RMSE_CEILING, configs.RANKING_MAX_RMSE_INCREASE),
     ).with_id("RatingEvaluator")
+    # The served order (retrieval's candidates by the ranking score) against retrieval's own; blesses
+    # the ranking model only when it is better, TFMA blessed its ratings and retrieval was blessed.
     stages["evaluator"] = TwoStageEvaluator(
         ranking_model=model, retrieval_model=retrieval["index_builder"].outputs["bruteforce_model"],
         examples=examples, catalogue=catalogue, rating_blessing=stages["rating_evaluator"].outputs["blessing"],
         retrieval_blessing=retrieval["evaluator"].outputs["blessing"], min_ndcg_gain=configs.RANKING_MIN_NDCG_GAIN,
     ).with_id("RankingEvaluator")
+    # Pushes the blessed model into TF Serving's <base>/<model>/<version> layout.
     stages["pusher"] = _pusher(model, stages["evaluator"].outputs["blessing"], serving_dir, "ranking").with_id(
         "RankingPusher")
     return stages
