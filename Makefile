@@ -68,7 +68,7 @@ bench-quality: setup
 # New users from the n movies they give at request time, over gRPC, beside popularity and EASE
 # folded in (benchmarks/results/cold_start.{json,png}); runs the pipeline, about 25 minutes on 2 cores.
 bench-cold-start: setup
-	$(PY) benchmarks/cold_start.py
+	$(PY) -m benchmarks.cold_start
 
 # Wall time of the data stages (ExampleGen .. Transform) on ML-100K, 3 runs
 # (benchmarks/results/ingest.json).

@@ -1,7 +1,7 @@
 """Cold start: what a new user gets from the n movies they give at request time.
 
-    python benchmarks/cold_start.py                 # pipeline on ML-100K, serve, score (about 25 minutes)
-    python benchmarks/cold_start.py --reuse         # score the last run in --output-dir again
+    python -m benchmarks.cold_start             # pipeline on ML-100K, serve, score (about 25 minutes)
+    python -m benchmarks.cold_start --reuse     # score the last run in --output-dir again
 
 Protocol (benchmarks/PROTOCOL.md), on the pipeline's own split: every eval user with
 training movies is asked for as a new user, under an id the model never saw
@@ -23,7 +23,6 @@ Writes benchmarks/results/cold_start.json and cold_start.png.
 import argparse
 import json
 import os
-import sys
 import time
 from typing import Dict
 
@@ -31,12 +30,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import pipeline  # noqa: E402,F401  sets TF's environment before TensorFlow loads
-from benchmarks import baselines, quality  # noqa: E402
-from components import retrieval_evaluator as RE  # noqa: E402
-from models import metrics  # noqa: E402
-from pipeline import data, local_runner  # noqa: E402
+from benchmarks import baselines, quality
+from components import retrieval_evaluator as RE
+from models import metrics
+from pipeline import data, local_runner
 
 N = (0, 1, 3, 5, 10, 20)
 SEED = 14

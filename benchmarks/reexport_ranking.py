@@ -2,7 +2,7 @@
 to measure a change of the serving graph (models/ranking/export.py, relations.py) without
 training again.
 
-    python benchmarks/reexport_ranking.py --pipeline-root outputs/pipeline \\
+    python -m benchmarks.reexport_ranking --pipeline-root outputs/pipeline \\
         --pushed outputs/serving/ranking/<version> --output /tmp/ranking/<version>
 
 The rating model and the listwise re-ranker are built with the default ranking config and
@@ -16,13 +16,8 @@ import argparse
 import glob
 import json
 import os
-import sys
 
 import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def latest(pattern: str) -> str:
