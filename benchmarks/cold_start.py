@@ -78,7 +78,7 @@ def score(output_dir: str, batch: int = 40) -> dict:
         [index[m] for u in users for m in order[u][:n]])), shape=(len(users), len(index)))
     folded = baselines.ease_scores(matrix, lam, sp.vstack([given(n) for n in N]))  # [len(N) * U, I]
     counts = np.asarray(matrix.sum(axis=0)).ravel()
-    popularity = scored(metrics.top_k_masked(np.tile(counts, (len(users), 1)), mask, k=10), relevant)
+    popularity = scored(baselines.top_k_masked(np.tile(counts, (len(users), 1)), mask, k=10), relevant)
 
     result: dict = {"n": {}, "ease_lambda": lam, "users": len(users)}
     names = [u.decode() for u in users]
@@ -96,7 +96,7 @@ def score(output_dir: str, batch: int = 40) -> dict:
                 for items in answers.values():
                     path = items[0]["path"] if items else "none"
                     paths[path] = paths.get(path, 0) + 1
-            ease = metrics.top_k_masked(folded[i * len(users):(i + 1) * len(users)], mask, k=10)
+            ease = baselines.top_k_masked(folded[i * len(users):(i + 1) * len(users)], mask, k=10)
             result["n"][str(n)] = {"served": scored(rows, relevant), "popularity": popularity,
                                    "ease_fold_in": scored(ease, relevant), "paths": paths,
                                    "served_seconds": round(time.monotonic() - start, 1)}
