@@ -97,6 +97,14 @@ def test_exclusions_go_to_the_retrieval_model_so_k_movies_still_come_back(client
     assert "m4" not in ids(client.recommend("u2", k=120, candidates=120))  # u2 rated it
 
 
+def test_more_exclusions_than_candidates_and_candidates_past_the_catalogue(client):
+    all_but_3 = [f"m{i}" for i in range(1, 118)]  # the catalogue is m1..m120
+    assert ids(client.recommend("u1", k=10, candidates=100, exclude=all_but_3)) == ["m120", "m119", "m118"]
+    assert ids(client.recommend("u1", k=10, exclude=[f"m{i}" for i in range(1, 121)])) == []
+    items = client.recommend("u2", k=500, candidates=1000, order="retrieval")  # more than the 120 movies
+    assert len(items) == 119 and "m4" not in ids(items)  # every movie but the one u2 rated
+
+
 def test_unknown_user_gets_popular_movies_and_says_so(client):
     items = client.recommend("stranger", k=2, exclude=["m9"])
     assert [(i["movie_id"], i["source"], i["score"]) for i in items] == [("m8", "popular", None),
