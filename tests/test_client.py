@@ -105,6 +105,23 @@ def test_more_exclusions_than_candidates_and_candidates_past_the_catalogue(clien
     assert len(items) == 119 and "m4" not in ids(items)  # every movie but the one u2 rated
 
 
+def test_without_a_health_service_it_waits_for_each_models_status(config, monkeypatch):
+    monkeypatch.setattr(S.health, "add_health_service", lambda server, ready: None)  # like TF Serving
+    port = S.free_port()
+    server = S.serve(config, port, poll_seconds=0)
+    try:
+        client = RecommenderClient(f"127.0.0.1:{port}", timeout=5)
+        client.wait_until_ready(10)  # Health/Check is UNIMPLEMENTED: GetModelStatus of both models
+        assert ids(client.recommend("u1", k=2, candidates=4)) == ["m4", "m3"]
+        client.close()
+        absent = RecommenderClient(f"127.0.0.1:{port}", ranking_model="absent", timeout=1)
+        with pytest.raises(TimeoutError, match="'absent' not available"):
+            absent.wait_until_ready(1)
+        absent.close()
+    finally:
+        server.stop(None)
+
+
 def test_unknown_user_gets_popular_movies_and_says_so(client):
     items = client.recommend("stranger", k=2, exclude=["m9"])
     assert [(i["movie_id"], i["source"], i["score"]) for i in items] == [("m8", "popular", None),
