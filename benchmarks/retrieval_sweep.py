@@ -16,7 +16,6 @@ import time
 import types
 
 import numpy as np
-import scipy.sparse as sp
 import tensorflow as tf
 import tensorflow_transform as tft
 
@@ -24,17 +23,11 @@ from benchmarks import baselines
 from benchmarks.quality import RESULTS, newest
 from models import features as F
 from models import metrics
+from models.ranking import candidates
 from models.retrieval import model as RM
 from models.retrieval.constants import RetrievalConfig
 
 KEYS = ("recall@10", "ndcg@10", "recall@100")
-
-
-def interaction_matrix(histories: list, num_movies: int) -> sp.csr_matrix:
-    """Binary [len(histories), num_movies]: row u marks the movies in histories[u]."""
-    rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
-    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, np.concatenate(histories))),
-                         shape=(len(histories), num_movies))
 
 
 def main() -> None:
@@ -52,7 +45,7 @@ def main() -> None:
     sizes.update({key: F.bucket_count(key) for key in F.BUCKET_FEATURES})
     train, test = (RM.tables(tft_output, files[split], sizes)["history"] for split in ("train", "eval"))
     users = np.array([u for u, movies in enumerate(test) if len(movies)], np.int64)
-    seen = interaction_matrix(train, sizes[F.MOVIE_ID])  # [all users, movies]
+    seen = candidates.interaction_matrix(train, sizes[F.MOVIE_ID])  # [all users, movies]
     relevant = [set(test[u].tolist()) for u in users]
 
     def score(scores: np.ndarray) -> dict:

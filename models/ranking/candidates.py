@@ -57,7 +57,7 @@ def choose_lambda(kept: List[np.ndarray], held: List[np.ndarray], num_movies: in
     """EASE's recall@k of the held-out movies from the kept ones, for each L2 weight in `grid`
     (over at most `max_users` users with held-out movies, the first ones)."""
     users = [u for u, movies in enumerate(held) if len(movies)][:max_users]
-    matrix = _matrix(kept, num_movies)
+    matrix = interaction_matrix(kept, num_movies)
     recall = {}
     for lam in grid:
         items, weights = R.ease_weights(matrix, lam)
@@ -70,7 +70,8 @@ def choose_lambda(kept: List[np.ndarray], held: List[np.ndarray], num_movies: in
     return recall
 
 
-def _matrix(history: List[np.ndarray], num_movies: int) -> sp.csr_matrix:
+def interaction_matrix(history: List[np.ndarray], num_movies: int) -> sp.csr_matrix:
+    """float32 [len(history), num_movies]: 1 where history[u] holds the movie."""
     users, movies = pairs(history)
     return sp.csr_matrix((np.ones(len(users), np.float32), (users, movies)), shape=(len(history), num_movies))
 
