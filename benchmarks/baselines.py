@@ -5,7 +5,9 @@ the u.data rows in file order, first 80% train); every rating is an interaction;
 user ranks all 1,682 movies with their training movies masked.
 
     from benchmarks import baselines
-    from models import metrics
+    from components.movielens_formats import parse_movie, parse_rating
+from components.movielens_tables import read_lines, read_table
+from models import metrics
     train, test = baselines.stack_split(data_dir)
     data = baselines.interactions(train, test, baselines.movie_ids(data_dir))
     top = baselines.top_k_masked(baselines.ease_scores(data.train), data.train, k=100)
@@ -22,6 +24,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from components.movielens_formats import parse_movie, parse_rating
+from components.movielens_tables import read_lines, read_table
 from models import metrics
 
 SEED = 42
@@ -50,9 +54,8 @@ def stack_split(data_dir: str) -> Tuple[pd.DataFrame, pd.DataFrame]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"stack_split: no u.data in {data_dir}; pass the ml-100k "
                                 "directory (or set MOVIELENS_DIR)")
-    ratings = pd.read_csv(path, sep="\t", header=None, dtype=str,
-                          names=["user_id", "movie_id", "rating", "timestamp"])
-    ratings = ratings.astype({"rating": float, "timestamp": np.int64})
+    ratings = pd.DataFrame([parse_rating(text, where) for where, text in read_lines(path)],
+                           columns=["user_id", "movie_id", "rating", "timestamp"])
     order = np.random.default_rng(SEED).permutation(len(ratings))
     cut = int(TRAIN_FRACTION * len(ratings))
     return (ratings.iloc[order[:cut]].reset_index(drop=True),
@@ -60,10 +63,8 @@ def stack_split(data_dir: str) -> Tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def movie_ids(data_dir: str) -> List[str]:
-    """The movie ids of u.item (all 1,682 for ML-100K), as strings, in file order."""
-    items = pd.read_csv(os.path.join(data_dir, "u.item"), sep="|", header=None, usecols=[0],
-                        dtype=str, encoding="latin-1")
-    return items[0].tolist()
+    """The movie ids of u.item (all 1,682 for ML-100K, duplicates unmerged), as strings, in file order."""
+    return list(read_table(os.path.join(data_dir, "u.item"), parse_movie))
 
 
 class Interactions(NamedTuple):

@@ -26,15 +26,14 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
 from benchmarks import baselines
+from components.movielens_formats import parse_movie, parse_user
+from components.movielens_tables import read_table
 from models import features as F
 from models import training
 from models.ranking import model as M
 from models.ranking.constants import RankingConfig
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "ranking.json")
-GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-          "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
-          "War", "Western"]
 SPEC = {**{k: tf.io.FixedLenFeature([1], tf.string) for k in
            (F.USER_ID, F.MOVIE_ID, F.USER_GENDER, F.USER_OCCUPATION, F.USER_ZIP, F.MOVIE_TITLE)},
         **{k: tf.io.FixedLenFeature([1], tf.int64) for k in (F.USER_AGE, F.MOVIE_YEAR, F.TIMESTAMP)},
@@ -43,24 +42,18 @@ SPEC = {**{k: tf.io.FixedLenFeature([1], tf.string) for k in
 
 
 def raw_rows(ratings: pd.DataFrame, data_dir: str) -> list:
-    """Ratings joined with u.user and u.item, as TF Transform instance dicts."""
-    users = pd.read_csv(os.path.join(data_dir, "u.user"), sep="|", header=None, dtype=str, index_col=0)
-    items = pd.read_csv(os.path.join(data_dir, "u.item"), sep="|", header=None, dtype=str, index_col=0,
-                        encoding="latin-1", keep_default_na=False)
-    movies = {}
-    for movie, row in items.iterrows():
-        date = row[2].strip()
-        year = int(date[-4:]) if date[-4:].isdigit() else 0
-        genres = [g.encode() for g, flag in zip(GENRES, row.loc[5:], strict=True) if flag == "1"]
-        movies[str(movie)] = ([row[1].encode()], [year], genres)
-    people = {str(u): ([int(r[1])], [r[2].encode()], [r[3].encode()], [r[4].encode()]) for u, r in users.iterrows()}
+    """Ratings joined with u.user and u.item (read as the pipeline reads them), as TF Transform
+    instance dicts."""
+    users = read_table(os.path.join(data_dir, "u.user"), parse_user)
+    movies = read_table(os.path.join(data_dir, "u.item"), parse_movie)
     rows = []
     for user, movie, rating, stamp in ratings[["user_id", "movie_id", "rating", "timestamp"]].itertuples(index=False):
-        (age, gender, occupation, zip_code), (title, year, genres) = people[user], movies[movie]
-        rows.append({F.USER_ID: [user.encode()], F.MOVIE_ID: [movie.encode()], F.USER_AGE: age,
-                     F.USER_GENDER: gender, F.USER_OCCUPATION: occupation, F.USER_ZIP: zip_code,
-                     F.MOVIE_TITLE: title, F.MOVIE_YEAR: year, F.MOVIE_GENRES: genres, F.MOVIE_TAGS: [],
-                     F.TIMESTAMP: [int(stamp)], F.RATING: [float(rating)]})
+        person, film = users[user], movies[movie]
+        rows.append({F.USER_ID: [user.encode()], F.MOVIE_ID: [movie.encode()], F.USER_AGE: [person.age],
+                     F.USER_GENDER: [person.gender.encode()], F.USER_OCCUPATION: [person.occupation.encode()],
+                     F.USER_ZIP: [person.zip.encode()], F.MOVIE_TITLE: [film.title.encode()],
+                     F.MOVIE_YEAR: [film.year], F.MOVIE_GENRES: [g.encode() for g in film.genres],
+                     F.MOVIE_TAGS: [], F.TIMESTAMP: [int(stamp)], F.RATING: [float(rating)]})
     return rows
 
 

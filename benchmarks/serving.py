@@ -199,11 +199,12 @@ def main() -> None:
 
     from serving import server as S
     from serving.client import RecommenderClient
+    from serving.config import write_config
     missing = [m for m in (args.retrieval, args.ranking) if not os.path.isdir(os.path.join(args.serving_dir, m))]
     if missing:
         sys.exit(f"benchmarks/serving.py: no {missing} under {args.serving_dir}; run `make demo` to push models.")
     workdir = tempfile.mkdtemp(prefix="bench-serving-")
-    configs = {serving_dir: S.write_config(os.path.join(workdir, f"models{i}.config"), {
+    configs = {serving_dir: write_config(os.path.join(workdir, f"models{i}.config"), {
         m: os.path.abspath(os.path.join(serving_dir, m)) for m in (args.retrieval, args.ranking)})
         for i, serving_dir in enumerate({args.serving_dir, args.baseline_serving_dir or args.serving_dir})}
     config = configs[args.serving_dir]

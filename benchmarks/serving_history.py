@@ -73,11 +73,12 @@ def measure(args) -> None:
     sys.path.insert(0, ROOT)
     from serving import server as S
     from serving.client import RecommenderClient
+    from serving.config import write_config
     workdir, servers, clients = tempfile.mkdtemp(prefix="bench-history-"), [], {}
     load_before = os.getloadavg()[0]
     try:
         for name, path in (m.split("=", 1) for m in args.models):
-            config = S.write_config(os.path.join(workdir, f"{name}.config"), {
+            config = write_config(os.path.join(workdir, f"{name}.config"), {
                 "retrieval": os.path.abspath(os.path.join(path, "retrieval")),
                 "ranking": os.path.abspath(os.path.join(path, "ranking") if os.path.isdir(os.path.join(path, "ranking"))
                                            else args.ranking_dir)})

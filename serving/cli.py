@@ -6,19 +6,12 @@ mistakes (-k below 1, fewer --candidates than -k) exit with status 2, failed cal
 import argparse
 import json
 import sys
-from typing import Optional
+from pathlib import Path
 
 import grpc
 
 from serving import ordering
 from serving.client import RecommenderClient, explain, format_table
-
-
-def _read(path: Optional[str]) -> Optional[bytes]:
-    if not path:
-        return None
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,9 +56,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     try:
+        ca, cert, key = (Path(p).read_bytes() if p else None for p in (args.tls_ca, args.tls_cert, args.tls_key))
         client = RecommenderClient(args.server, args.retrieval_model, args.ranking_model, timeout=args.timeout,
-                                   root_certificates=_read(args.tls_ca), server_name=args.server_name,
-                                   certificate_chain=_read(args.tls_cert), private_key=_read(args.tls_key))
+                                   root_certificates=ca, server_name=args.server_name, certificate_chain=cert,
+                                   private_key=key)
     except OSError as error:
         sys.exit(f"serving.client: {error}")
     try:

@@ -1,21 +1,22 @@
 """Composing gRPC client: retrieval (top-N candidates) -> ranking -> top-k, with titles.
 
 Speaks TF Serving's gRPC API only (TF Serving or serving/server.py) and never imports
-TensorFlow (serving/protos.py). A deadline on every call, retries with backoff on
-UNAVAILABLE only; many users in one retrieval call. A request-time history goes to the
+TensorFlow (serving/protos.py). A deadline on every call; Predict retried by gRPC's own
+retry policy on UNAVAILABLE only; many users in one retrieval call. A request-time history goes to the
 `retrieve_history` and `serve_history` signatures. Each item says its path: "personal"
 (a known user), "history" (a new user, from the history given) or "popular".
 
     python -m serving.client --user 9999 --history 50 181 172 --age 30 --gender F
 """
-import random
+import json
 import time
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import grpc
 import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from serving import health, ordering
+from serving import ordering
 from serving.protos import get_model_status_pb2, model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
 from serving.tensors import from_proto, to_proto
 
@@ -24,6 +25,7 @@ HISTORY_SIGNATURES = ("retrieve_history", "serve_history")  # retrieval's and ra
 SIDE_FEATURES = {"age": "user_age", "gender": "user_gender", "occupation": "user_occupation", "zip": "user_zip"}
 TLS_HINT = ("check that --tls_ca is the CA that signed the server's certificate and --server_name a name in it, "
             "or drop --tls_ca for a plaintext server")
+RETRIED_SERVICE = "tensorflow.serving.PredictionService"  # the readiness waits poll on their own
 CLOSED_HINTS = {True: "a server started with --ssl_client_ca_file needs --tls_cert and --tls_key signed by a CA "
                       "it trusts", False: "if it serves TLS, pass --tls_ca with the CA that signed its certificate"}
 
@@ -45,7 +47,8 @@ class RecommenderClient:
       target: host:port of TF Serving's gRPC API.
       retrieval_model, ranking_model: model names in the server's model config.
       timeout: deadline of every call, in seconds.
-      retries: extra attempts of a call that failed with UNAVAILABLE (backoff 50 ms, doubling).
+      retries: extra attempts of a Predict that failed with UNAVAILABLE, at most 4 (gRPC's retry
+        policy: backoff from 50 ms, doubling, jittered; all within the call's deadline).
       root_certificates: PEM CA certificate(s) to speak TLS; None for plaintext (or the
         system's CAs when a client certificate is given).
       server_name: the name the server's certificate holds, when `target` differs from it.
@@ -63,6 +66,11 @@ class RecommenderClient:
         # Channels to one target share a connection unless told; a server of several processes
         # (--processes) spreads connections, not calls, over them.
         options = [("grpc.use_local_subchannel_pool", 1)] if own_connection else []
+        if retries > 0:
+            retry = {"maxAttempts": min(retries + 1, 5), "initialBackoff": "0.05s", "maxBackoff": "1s",
+                     "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}
+            options.append(("grpc.service_config", json.dumps(
+                {"methodConfig": [{"name": [{"service": RETRIED_SERVICE}], "retryPolicy": retry}]})))
         if not self.tls:
             self.channel = grpc.insecure_channel(target, options)
         else:
@@ -71,22 +79,14 @@ class RecommenderClient:
             self.channel = grpc.secure_channel(target, credentials, options)
         self.predictions = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
         self.retrieval_model, self.ranking_model = retrieval_model, ranking_model
-        self.timeout, self.retries, self.backoff = timeout, retries, 0.05
+        self.timeout = timeout
         self.max_rows = 10_000  # rows per ranking request (the server's --max_batch_size)
         self.timings: Dict[str, float] = {}  # seconds spent in each call of the last recommend_many
         self.ordered_by: Optional[str] = None  # what the last recommend_many ordered by
         self.history_ignored: Dict[str, int] = {}  # per user of the last call: history movies the model lacks
         self._has_retrieve = True  # exports before the `retrieve` signature: serving_default instead
-
-    def _call(self, method, request):
-        for attempt in range(self.retries + 1):
-            try:
-                return method(request, timeout=self.timeout)
-            except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
-                    raise
-                time.sleep(self.backoff * 2 ** attempt * (1 + random.random()))
 
     def wait_until_ready(self, timeout: float = 120.0) -> None:
         """Blocks until the server's health service says SERVING; TimeoutError after `timeout` s.
@@ -98,7 +98,8 @@ class RecommenderClient:
         deadline, handshake_failures = time.monotonic() + timeout, 0
         while True:
             try:
-                if health.check(self.channel, "", self.timeout) == health.SERVING:
+                status = self.health.Check(health_pb2.HealthCheckRequest(), timeout=self.timeout).status
+                if status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.RpcError as error:
                 if error.code() == grpc.StatusCode.UNIMPLEMENTED:
@@ -138,7 +139,7 @@ class RecommenderClient:
             to_proto(value, request.inputs[key])  # numpy straight into the typed fields, no copy
         start = time.perf_counter()
         try:
-            response = self._call(self.predictions.Predict, request)
+            response = self.predictions.Predict(request, timeout=self.timeout)
         finally:
             self.timings[model] = self.timings.get(model, 0.0) + time.perf_counter() - start
         return {key: from_proto(proto) for key, proto in response.outputs.items()}
@@ -205,52 +206,53 @@ class RecommenderClient:
         self.timings, self.ordered_by, self.history_ignored = {}, None, {}
         exclude = {user: {str(m) for m in movies} for user, movies in (exclude or {}).items()}
         history = {user: [str(m) for m in movies if str(m)] for user, movies in (history or {}).items()}
-        side = {user: {key: value for key, value in (features or {}).items() if value not in (None, "")}
-                for user, features in (side or {}).items()}
-        unknown_keys = {key for features in side.values() for key in features} - set(SIDE_FEATURES)
-        if unknown_keys:
-            raise ValueError(f"Unknown side features {sorted(unknown_keys)}; use {sorted(SIDE_FEATURES)}")
-        extra = None
-        if any(history.values()) or any(side.values()):
-            extra = {"history": _padded([history.get(u, []) for u in user_ids]),
-                     "user_age": np.array([int(side.get(u, {}).get("age", 0)) for u in user_ids], np.int64)}
-            extra.update({name: np.array([str(side.get(u, {}).get(key, "")) for u in user_ids], dtype=object)
-                          for key, name in SIDE_FEATURES.items() if key != "age"})
+        extra = _history_inputs(user_ids, history, side or {})
         out = self._retrieve(user_ids, candidates, exclude, extra)
         for user, movies in history.items():
             exclude[user] = exclude.get(user, set()) | set(movies)
+        paths, found = self._candidates(user_ids, out, history, exclude, candidates)
+        ranked = self._rank_candidates(user_ids, found, extra)
+        if ranked:
+            self.ordered_by = ordering.described(order, ordering.ranking_output(next(iter(ranked.values()))))
+        unknown = [user for user in user_ids if paths[user] == "popular"]
+        popular = self.popular(k + max(len(exclude.get(u, ())) for u in unknown)) if unknown else []
+        return {user: [{**item, "path": paths[user]} for item in
+                       self._items(user, found.get(user), ranked, popular, exclude.get(user, ()), k, order)]
+                for user in user_ids}
+
+    def _candidates(self, user_ids: Sequence[str], out: dict, history: Dict[str, List[str]],
+                    exclude: Dict[str, set], candidates: int) -> Tuple[Dict[str, str], Dict[str, List[tuple]]]:
+        """Each user's path and, unless "popular", the retrieved [(movie, title, retrieval score)]
+        in retrieval order, `exclude[user]` dropped; sets `history_ignored` from `out`."""
         known = out.get("known_user", np.ones(len(user_ids), bool))  # older models: all known
         ignored = out.get("history_unknown", np.zeros(len(user_ids), np.int32))
         self.history_ignored = {user: int(ignored[row]) for row, user in enumerate(user_ids) if user in history}
         paths = {user: "personal" if known[row] else
                  "history" if len(history.get(user, ())) > ignored[row] else "popular"
                  for row, user in enumerate(user_ids)}
-        found: Dict[str, List[tuple]] = {}  # user -> [(movie, title, retrieval score)], retrieval order
+        found: Dict[str, List[tuple]] = {}
         for row, user in enumerate(user_ids):
             if paths[user] != "popular":
                 rows = zip(out["movie_ids"][row], out["titles"][row], out["scores"][row], strict=True)
                 found[user] = [(m.decode(), t.decode(), float(s)) for m, t, s in rows  # -inf: nothing left
                                if np.isfinite(s) and m.decode() not in exclude.get(user, ())][:candidates]
+        return paths, found
+
+    def _rank_candidates(self, user_ids: Sequence[str], found: Dict[str, List[tuple]],
+                         extra: Optional[Dict[str, np.ndarray]]) -> Dict[tuple, Dict[str, float]]:
+        """{(user, movie): the ranking model's outputs} for every candidate, in `_chunks`."""
         ranked: Dict[tuple, Dict[str, float]] = {}
         rows = {user: row for row, user in enumerate(user_ids)}
         for chunk in self._chunks(found):
             users = [u for u, _ in chunk]
             outputs = self._rank(users, [m for _, m in chunk],
                                  {key: value[[rows[u] for u in users]] for key, value in (extra or {}).items()})
-            ranked.update({pair: {name: float(values[i]) for name, values in outputs.items()}
-                           for i, pair in enumerate(chunk)})
-        if ranked:
-            name = ordering.ranking_output(next(iter(ranked.values())))
-            if name is None:
+            if ordering.ranking_output(outputs) is None:
                 raise ValueError(f"Ranking model {self.ranking_model!r} has none of the outputs "
                                  f"{ordering.RANKING_OUTPUTS}; is it a ranking model?")
-            self.ordered_by = {"ranking": name, "retrieval": "retrieval_score",
-                               "fused": f"fused ranks of retrieval_score and {name}"}[order]
-        unknown = [user for user in user_ids if paths[user] == "popular"]
-        popular = self.popular(k + max(len(exclude.get(u, ())) for u in unknown)) if unknown else []
-        return {user: [{**item, "path": paths[user]} for item in
-                       self._items(user, found.get(user), ranked, popular, exclude.get(user, ()), k, order)]
-                for user in user_ids}
+            ranked.update({pair: {name: float(values[i]) for name, values in outputs.items()}
+                           for i, pair in enumerate(chunk)})
+        return ranked
 
     def _chunks(self, found: Dict[str, List[tuple]]) -> Iterator[List[Tuple[str, str]]]:
         """(user, movie) pairs in requests of at most `max_rows` (the server's cap), each user's
@@ -293,6 +295,24 @@ def _padded(rows: List[List[str]]) -> np.ndarray:
     for i, row in enumerate(rows):
         out[i, :len(row)] = [m.encode() for m in row]
     return out
+
+
+def _history_inputs(user_ids: Sequence[str], history: Dict[str, List[str]],
+                    side: Dict[str, dict]) -> Optional[Dict[str, np.ndarray]]:
+    """The history and side-feature inputs of `retrieve_history` and `serve_history`, a row per
+    user; None when no user has either (the plain signatures serve then)."""
+    side = {user: {key: value for key, value in (features or {}).items() if value not in (None, "")}
+            for user, features in side.items()}
+    unknown_keys = {key for features in side.values() for key in features} - set(SIDE_FEATURES)
+    if unknown_keys:
+        raise ValueError(f"Unknown side features {sorted(unknown_keys)}; use {sorted(SIDE_FEATURES)}")
+    if not any(history.values()) and not any(side.values()):
+        return None
+    extra = {"history": _padded([history.get(u, []) for u in user_ids]),
+             "user_age": np.array([int(side.get(u, {}).get("age", 0)) for u in user_ids], np.int64)}
+    extra.update({name: np.array([str(side.get(u, {}).get(key, "")) for u in user_ids], dtype=object)
+                  for key, name in SIDE_FEATURES.items() if key != "age"})
+    return extra
 
 
 def format_table(user_id: str, items: List[dict], ordered_by: Optional[str] = None) -> str:

@@ -22,6 +22,12 @@ def ranking_output(outputs: Mapping[str, object]) -> Optional[str]:
     return next((name for name in RANKING_OUTPUTS if name in outputs), None)
 
 
+def described(how: str, ranking_name: str) -> str:
+    """What `how` orders by, in words, given the ranking output used (see `ranking_output`)."""
+    return {"ranking": ranking_name, "retrieval": "retrieval_score",
+            "fused": f"fused ranks of retrieval_score and {ranking_name}"}[how]
+
+
 def ranks(scores: Sequence[float]) -> np.ndarray:
     """1-based rank of each score, higher first; ties by position."""
     positions = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")

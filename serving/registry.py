@@ -3,12 +3,14 @@
 `poll()` loads the versions each model's policy asks for beside the serving ones and swaps
 them in with one reference assignment: requests never wait nor see a half-loaded model. A
 version that fails to load is reported (END with its error), never replaces a working one,
-and is retried once its files change. `reload()` applies a new config all or nothing.
+and is retried once its files change. `reload()` applies a new config all or nothing. After
+each, `on_change` (the health service's) gets `readiness()`.
 """
 import os
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
 
 import grpc
 import tensorflow as tf
@@ -63,11 +65,6 @@ def version_dirs(base_path: str, root: Optional[str] = None) -> List[int]:
     return sorted(set(versions), reverse=True)
 
 
-def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read()
-
-
 def _stamp(path: str) -> Tuple[int, int]:
     """(entries, newest mtime) of a version directory: changes when its files do; links not followed."""
     times = []
@@ -97,6 +94,7 @@ class ModelRegistry:
         self._states: Dict[str, Dict[int, Tuple[int, str, int]]] = {}  # version -> (state, error, code)
         self._failed: Dict[Tuple[str, int], tuple] = {}  # (model, version) -> (stamp, state) at failure
         self._stop = threading.Event()
+        self.on_change: Callable[[Dict[str, bool]], None] = lambda ready: None
         self.reload(config)
 
     def reload(self, config: model_server_config_pb2.ModelServerConfig) -> None:
@@ -133,6 +131,7 @@ class ModelRegistry:
                 for version in set(versions) - set(served.get(name, {})):
                     self._states[name][version] = (State.END, "", 0)
             self._models, self._served, self._labels = models, served, labels
+            self.on_change(self.readiness())
 
     def _why_empty(self, name: str, base_path: str) -> str:
         failed = [(v, message) for v, (state, message, _) in self._states.get(name, {}).items() if message]
@@ -155,6 +154,7 @@ class ModelRegistry:
                 for version in set(current) - set(served):
                     self._states[name][version] = (State.END, "", 0)
                 self._served = {**self._served, name: served}  # the atomic swap
+            self.on_change(self.readiness())
 
     def _versions(self, model: model_server_config_pb2.ModelConfig,
                   current: Dict[int, Servable]) -> Dict[int, Servable]:
@@ -200,12 +200,12 @@ class ModelRegistry:
         """Polls the base paths every `poll_seconds` (and `config_file` every `config_poll_seconds`)."""
         def loop():
             next_config = time.monotonic() + config_poll_seconds
-            last = _read(config_file) if config_file and config_poll_seconds > 0 else None
+            last = Path(config_file).read_text() if config_file and config_poll_seconds > 0 else None
             while not self._stop.wait(poll_seconds):
                 try:
                     if last is not None and time.monotonic() >= next_config:
                         next_config = time.monotonic() + config_poll_seconds
-                        text = _read(config_file)
+                        text = Path(config_file).read_text()
                         if text != last:
                             last = text
                             self.reload(read_config(config_file))
@@ -249,8 +249,6 @@ class ModelRegistry:
             raise ServableError(grpc.StatusCode.NOT_FOUND, f"Could not find version {version} of model {name}")
         return [(v, *states[v]) for v in sorted(states, reverse=True) if version in (None, v)]
 
-    def ready(self, name: str = "") -> Optional[bool]:
-        """Whether `name` (every model when "") has a version serving; None for an unknown model."""
-        if name and name not in self._models:
-            return None
-        return all(self._served.get(n) for n in ([name] if name else self._models))
+    def readiness(self) -> Dict[str, bool]:
+        """{model: whether it has a version serving} of every configured model."""
+        return {name: bool(self._served.get(name)) for name in self._models}

@@ -1,8 +1,8 @@
 """A TF-Serving-compatible gRPC server for the pushed SavedModels, ScaNN's included.
 
 Serves TF Serving 2.16's PredictionService and ModelService (serving/service.py) and the
-gRPC health service over a `model_config_list` file's models, swapping in new versions
-while serving (serving/registry.py). HandleReloadConfigRequest is refused unless started
+gRPC health service (grpcio-health-checking's) over a `model_config_list` file's models,
+swapping in new versions while serving (serving/registry.py). HandleReloadConfigRequest is refused unless started
 with --allow_reload_config; --model_base_path_root confines every base path.
 
     python -m serving.server --model_config_file serving/models.config --port 8500
@@ -16,21 +16,38 @@ import subprocess
 import sys
 import threading
 from concurrent import futures
-from typing import Iterator, Optional, Tuple
+from pathlib import Path
+from typing import Dict, Iterator, Optional, Tuple
 
 import grpc
 import tensorflow as tf
 from google.protobuf import text_format
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-from serving import health
-from serving.config import read_config, write_config  # noqa: F401  write_config: for tests and benchmarks
+from serving.config import read_config
 from serving.errors import ServableError
 from serving.registry import ModelRegistry
-from serving.service import RELOAD_FLAG, Admission, ModelServer
-from serving.tensors import Limits
+from serving.service import RELOAD_FLAG, Admission, Limits, ModelServer
 
 SPARE_THREADS = 4  # threads beyond inference's running and queued ones: health and status always get one
+SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def add_health_service(server: grpc.Server, registry: ModelRegistry) -> health.HealthServicer:
+    """grpc.health.v1.Health (Check and Watch) kept current by `registry`: service "" is SERVING
+    once every model has a version loaded, a model's name that model; a model removed from the
+    config turns NOT_SERVING, a name never configured is NOT_FOUND."""
+    servicer, named = health.HealthServicer(), set()
+
+    def update(ready: Dict[str, bool]) -> None:
+        for name, serving in {**dict.fromkeys(named, False), **ready, "": all(ready.values())}.items():
+            servicer.set(name, SERVING if serving else NOT_SERVING)
+        named.update(ready)
+    registry.on_change = update
+    update(registry.readiness())
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    return servicer
 
 
 def serve(model_config_file: str, port: int, host: str = "127.0.0.1", workers: int = 4,
@@ -63,7 +80,7 @@ def serve(model_config_file: str, port: int, host: str = "127.0.0.1", workers: i
                                   ("grpc.so_reuseport", int(reuse_port))])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(model_server, server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(model_server, server)
-    health.add_health_service(server, registry.ready)
+    add_health_service(server, registry)
     address = f"{host}:{port}"
     if tls:
         credentials = grpc.ssl_server_credentials([(tls[1], tls[0])], root_certificates=client_ca,
@@ -104,13 +121,6 @@ def running_server(model_config_file: str, *flags: str) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def _read_bytes(path: Optional[str]) -> Optional[bytes]:
-    if not path:
-        return None
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -165,11 +175,13 @@ def main() -> None:
     tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
     tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
     try:
-        tls = (_read_bytes(args.ssl_cert_file), _read_bytes(args.ssl_key_file)) if args.ssl_cert_file else None
+        cert, key, ca = (Path(path).read_bytes() if path else None
+                         for path in (args.ssl_cert_file, args.ssl_key_file, args.ssl_client_ca_file))
+        tls = (cert, key) if cert else None
         server = serve(args.model_config_file, args.port, args.host, args.grpc_max_threads,
                        args.file_system_poll_wait_seconds, args.model_config_file_poll_wait_seconds,
                        args.max_request_bytes, Limits(args.max_batch_size, max_exclusions=args.max_exclusions), tls,
-                       _read_bytes(args.ssl_client_ca_file), args.allow_reload_config, args.model_base_path_root,
+                       ca, args.allow_reload_config, args.model_base_path_root,
                        args.reuse_port or args.processes > 1)
     except (OSError, text_format.ParseError, ServableError) as error:
         for child in children:

@@ -5,10 +5,13 @@ TF Serving 2.16's PredictionService and ModelService with its status codes
 limit; health, status and metadata calls never wait behind them.
 """
 import contextlib
+import dataclasses
+import math
 import threading
 from typing import Optional, Sequence
 
 import grpc
+import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -23,12 +26,14 @@ from tensorflow_serving.apis import (
 )
 
 from serving.errors import ServableError, status_of
+from serving.protos import tensor_pb2
 from serving.registry import ModelRegistry, Servable
-from serving.tensors import Limits, to_array, to_proto
+from serving.tensors import dtype_name, from_proto, to_proto
 
 DEFAULT_SIGNATURE = "serving_default"
 SIGNATURE_DEF_FIELD = "signature_def"
 RELOAD_FLAG = "--allow_reload_config"
+EXCLUDE_INPUT = "exclude"  # the input --max_exclusions limits
 
 
 def _spec(servable: Servable, signature_name: str = ""):
@@ -41,6 +46,49 @@ def _tensor(array, dtype) -> tf.Tensor:
     """A constant of `array`; strings from a nested list, which TensorFlow converts faster than an
     object array (a list keeps the shape only where no dimension is 0)."""
     return tf.constant(array.tolist() if array.dtype == object and array.size else array, dtype)
+
+
+@dataclasses.dataclass
+class Limits:
+    """Per-request limits: rows in a batch, elements in one tensor, non-empty strings in `exclude`."""
+    max_batch_size: int = 10_000
+    max_tensor_elements: int = 10_000_000
+    max_exclusions: int = 10_000
+
+
+def to_array(key: str, proto: tensor_pb2.TensorProto, spec, limits: Limits) -> np.ndarray:
+    """A request's input as an array for `spec` (a tf.TensorSpec), or a ServableError.
+
+    Wrong dtype, shape or contents: INVALID_ARGUMENT. More rows than --max_batch_size or
+    elements than the tensor limit: RESOURCE_EXHAUSTED. An `exclude` input with more
+    non-empty strings than --max_exclusions: INVALID_ARGUMENT.
+    """
+    def error(message, code=grpc.StatusCode.INVALID_ARGUMENT):
+        return ServableError(code, f"input {key!r}: {message}")
+    wanted = spec.dtype.as_datatype_enum
+    if proto.dtype != wanted:
+        raise error(f"Expects arg to be {dtype_name(wanted)} but {dtype_name(proto.dtype)} is provided")
+    dims = [d.size for d in proto.tensor_shape.dim]
+    if proto.tensor_shape.unknown_rank or any(d < 0 for d in dims):
+        raise error(f"needs a fully defined shape, got {dims}")
+    if math.prod(dims) > limits.max_tensor_elements:
+        raise error(f"{math.prod(dims)} elements, more than the server's limit {limits.max_tensor_elements}",
+                    grpc.StatusCode.RESOURCE_EXHAUSTED)
+    if dims and dims[0] > limits.max_batch_size:
+        raise error(f"batch of {dims[0]} is larger than the server's --max_batch_size {limits.max_batch_size}; "
+                    "send it in smaller requests", grpc.StatusCode.RESOURCE_EXHAUSTED)
+    if not spec.shape.is_compatible_with(dims):
+        raise error(f"shape {dims} is not compatible with the signature's {spec.shape}")
+    try:
+        array = from_proto(proto)
+    except ValueError as parse_error:
+        raise error(f"tensor parsing error: {parse_error}") from parse_error
+    if key == EXCLUDE_INPUT and array.dtype == object:
+        count = int(np.count_nonzero(array.ravel() != b""))
+        if count > limits.max_exclusions:
+            raise error(f"{count} exclusions, more than the server's --max_exclusions {limits.max_exclusions}; "
+                        "send fewer (or start the server with a larger --max_exclusions)")
+    return array
 
 
 class Admission:

@@ -1,4 +1,4 @@
-"""numpy <-> TensorProto as TF Serving writes and reads them, and the request checks.
+"""numpy <-> TensorProto as TF Serving writes and reads them (the request checks: serving/service.py).
 
 Numeric tensors are written in typed fields, as TF Serving 2.16's Predict answers; read
 from `tensor_content` of the exact size or typed values (as `Tensor::FromProto`: none means
@@ -7,10 +7,8 @@ zeros, too few are filled with the last, too many cut). numpy only: no TensorFlo
 import math
 from typing import Optional
 
-import grpc
 import numpy as np
 
-from serving.errors import ServableError
 from serving.protos import tensor_pb2, types_pb2
 
 T = types_pb2
@@ -24,7 +22,6 @@ _TYPES = {  # numpy dtype: (DataType, the TensorProto field its values go in)
     np.dtype(np.complex64): (T.DT_COMPLEX64, "scomplex_val"),
     np.dtype(np.complex128): (T.DT_COMPLEX128, "dcomplex_val")}
 _BY_ENUM = {enum: (dtype, field) for dtype, (enum, field) in _TYPES.items()}
-EXCLUDE_INPUT = "exclude"  # the input --max_exclusions limits
 
 
 def dtype_name(enum: int) -> str:
@@ -123,47 +120,3 @@ def from_proto(proto: tensor_pb2.TensorProto) -> np.ndarray:
     if dtype.kind == "c":
         values = values[:len(values) // 2 * 2]
     return _fill(values.view(dtype), count, dtype).reshape(shape)
-
-
-class Limits:
-    """Per-request limits: rows in a batch, elements in one tensor, strings in `exclude`."""
-
-    def __init__(self, max_batch_size: int = 10_000, max_tensor_elements: int = 10_000_000,
-                 max_exclusions: int = 10_000):
-        self.max_batch_size, self.max_tensor_elements = max_batch_size, max_tensor_elements
-        self.max_exclusions = max_exclusions
-
-
-def to_array(key: str, proto: tensor_pb2.TensorProto, spec, limits: Limits) -> np.ndarray:
-    """A request's input as an array for `spec` (a tf.TensorSpec), or a ServableError.
-
-    Wrong dtype, shape or contents: INVALID_ARGUMENT. More rows than --max_batch_size or
-    elements than the tensor limit: RESOURCE_EXHAUSTED. An `exclude` input with more
-    non-empty strings than --max_exclusions: INVALID_ARGUMENT.
-    """
-    def error(message, code=grpc.StatusCode.INVALID_ARGUMENT):
-        return ServableError(code, f"input {key!r}: {message}")
-    wanted = spec.dtype.as_datatype_enum
-    if proto.dtype != wanted:
-        raise error(f"Expects arg to be {dtype_name(wanted)} but {dtype_name(proto.dtype)} is provided")
-    dims = [d.size for d in proto.tensor_shape.dim]
-    if proto.tensor_shape.unknown_rank or any(d < 0 for d in dims):
-        raise error(f"needs a fully defined shape, got {dims}")
-    if math.prod(dims) > limits.max_tensor_elements:
-        raise error(f"{math.prod(dims)} elements, more than the server's limit {limits.max_tensor_elements}",
-                    grpc.StatusCode.RESOURCE_EXHAUSTED)
-    if dims and dims[0] > limits.max_batch_size:
-        raise error(f"batch of {dims[0]} is larger than the server's --max_batch_size {limits.max_batch_size}; "
-                    "send it in smaller requests", grpc.StatusCode.RESOURCE_EXHAUSTED)
-    if not spec.shape.is_compatible_with(dims):
-        raise error(f"shape {dims} is not compatible with the signature's {spec.shape}")
-    try:
-        array = from_proto(proto)
-    except ValueError as parse_error:
-        raise error(f"tensor parsing error: {parse_error}") from parse_error
-    if key == EXCLUDE_INPUT and array.dtype == object:
-        count = int(np.count_nonzero(array.ravel() != b""))
-        if count > limits.max_exclusions:
-            raise error(f"{count} exclusions, more than the server's --max_exclusions {limits.max_exclusions}; "
-                        "send fewer (or start the server with a larger --max_exclusions)")
-    return array

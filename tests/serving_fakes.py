@@ -6,6 +6,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 
 from models.retrieval.towers import request_history
@@ -168,6 +169,13 @@ def predict_request(name="double", inputs=None, signature="", version=None, labe
         request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
     request.output_filter.extend(output_filter)
     return request
+
+
+def health_of(channel, service: str = "", timeout: float = 10.0) -> str:
+    """The status the server's grpc.health.v1 service reports for `service`: "SERVING", ..."""
+    request = health_pb2.HealthCheckRequest(service=service)
+    status = health_pb2_grpc.HealthStub(channel).Check(request, timeout=timeout).status
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(status)
 
 
 def code_of(call) -> grpc.StatusCode:

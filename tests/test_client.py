@@ -12,8 +12,10 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+import numpy as np
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,6 +25,9 @@ from serving_fakes import FakeRanking, FakeRetrieval, code_of, save_module
 
 from serving import server as S
 from serving.client import RecommenderClient, format_table
+from serving.config import write_config
+from serving.protos import predict_pb2, prediction_service_pb2_grpc
+from serving.tensors import to_proto
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -37,7 +42,7 @@ def config(tmp_path_factory):
         ranking = FakeRanking(outputs)
         save_module(ranking, base / name / "1", serving_default=ranking.serve,
                     **({"serve_history": ranking.serve_history} if name == "ranking" else {}))
-    return S.write_config(str(base / "models.config"), {name: name for name in (
+    return write_config(str(base / "models.config"), {name: name for name in (
         "retrieval", "old_retrieval", "ranking", "old_ranking", "oldest_ranking")})
 
 
@@ -106,7 +111,7 @@ def test_more_exclusions_than_candidates_and_candidates_past_the_catalogue(clien
 
 
 def test_without_a_health_service_it_waits_for_each_models_status(config, monkeypatch):
-    monkeypatch.setattr(S.health, "add_health_service", lambda server, ready: None)  # like TF Serving
+    monkeypatch.setattr(S, "add_health_service", lambda server, registry: None)  # like TF Serving
     port = S.free_port()
     server = S.serve(config, port, poll_seconds=0)
     try:
@@ -180,38 +185,40 @@ def test_a_retrieval_export_without_retrieve_still_works(target):
     client.close()
 
 
-class Unavailable(grpc.RpcError):
-    def __init__(self, code, details=""):
-        self._code, self._details = code, details
+class Flaky(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """Fails the first `failures` Predict attempts with `code`, then answers y = [1.0]."""
 
-    def code(self):
-        return self._code
+    def __init__(self, code, failures):
+        self.code, self.failures, self.deadlines = code, failures, []
 
-    def details(self):
-        return self._details
+    def Predict(self, request, context):
+        self.deadlines.append(context.time_remaining())
+        if len(self.deadlines) <= self.failures:
+            context.abort(self.code, "flaky")
+        response = predict_pb2.PredictResponse()
+        to_proto(np.ones(1, np.float32), response.outputs["y"])
+        return response
 
 
-def test_retries_on_unavailable_only():
-    client = RecommenderClient("127.0.0.1:1", retries=3)
-    client.backoff = 0.0
-    calls = []
-
-    def flaky(request, timeout):
-        calls.append(timeout)
-        if len(calls) < 3:
-            raise Unavailable(grpc.StatusCode.UNAVAILABLE)
-        return "answer"
-    assert client._call(flaky, None) == "answer" and calls == [5.0, 5.0, 5.0]
-
-    calls.clear()
-
-    def invalid(request, timeout):
-        calls.append(timeout)
-        raise Unavailable(grpc.StatusCode.INVALID_ARGUMENT)
-    with pytest.raises(grpc.RpcError):
-        client._call(invalid, None)
-    assert len(calls) == 1
-    client.close()
+@pytest.mark.parametrize("code, failures, attempts", [
+    (grpc.StatusCode.UNAVAILABLE, 2, 3),  # gRPC's retry policy tries again until it answers
+    (grpc.StatusCode.UNAVAILABLE, 9, 4),  # retries=3: four attempts, then the error
+    (grpc.StatusCode.INVALID_ARGUMENT, 1, 1),  # never retried
+])
+def test_predict_is_retried_on_unavailable_only_within_its_deadline(code, failures, attempts):
+    fake, server = Flaky(code, failures), grpc.server(ThreadPoolExecutor(2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(fake, server)
+    client = RecommenderClient(f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}", retries=3, timeout=10)
+    server.start()
+    try:
+        if failures < attempts:
+            assert client._predict("m", x=np.ones(1, np.float32))["y"].tolist() == [1.0]
+        else:
+            assert code_of(lambda: client._predict("m", x=np.ones(1, np.float32))) == code
+        assert len(fake.deadlines) == attempts and all(0 < d < 11 for d in fake.deadlines)  # one 10 s deadline
+    finally:
+        client.close()
+        server.stop(None)
 
 
 def self_signed():
@@ -323,9 +330,10 @@ def test_cli_usage_errors(args, message):
     assert answer.returncode == 2 and message in answer.stderr
 
 
-def test_client_never_imports_tensorflow():
+def test_client_never_imports_tensorflow_nor_the_server_side():
     check = ("import sys, serving.client, serving.cli, serving.ordering; "
-             "loaded = [m for m in sys.modules if m == 'tensorflow' or m.startswith('tensorflow.python')]; "
+             "loaded = [m for m in sys.modules if m == 'tensorflow' or m.startswith('tensorflow.python') "
+             "or m in ('serving.registry', 'serving.service', 'serving.server')]; "
              "assert not loaded, loaded; print('ok')")
     answer = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert answer.returncode == 0 and answer.stdout.strip() == "ok", answer.stderr

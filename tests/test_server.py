@@ -11,7 +11,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from serving_fakes import broken_copy, code_of, predict_request, save_examples_model, save_scale
+from serving_fakes import broken_copy, code_of, health_of, predict_request, save_examples_model, save_scale
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -23,8 +23,8 @@ from tensorflow_serving.apis import (
 )
 from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
 
-from serving import health
 from serving import server as S
+from serving.config import read_config, write_config
 
 OK, INVALID, NOT_FOUND, PRECONDITION = (grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT,
                                         grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION)
@@ -40,7 +40,7 @@ def served(tmp_path_factory):
     broken_copy(base / "double" / "3", base / "double" / "7", "truncated")
     (base / "double" / "8").mkdir()  # empty: not a version at all
     save_examples_model(base / "examples" / "1")
-    config = S.write_config(str(base / "models.config"), {"double": "double", "examples": "examples"})
+    config = write_config(str(base / "models.config"), {"double": "double", "examples": "examples"})
     port = S.free_port()
     server = S.serve(config, port, poll_seconds=0, max_request_bytes=1 << 20, limits=S.Limits(max_batch_size=100),
                      allow_reload=True)
@@ -174,9 +174,9 @@ def test_concurrent_predictions_get_their_own_answers(served):
 
 def test_health_service(served):
     channel = served[2]
-    assert health.check(channel) == health.SERVING
-    assert health.check(channel, "double") == health.SERVING
-    assert code_of(lambda: health.check(channel, "nope")) == NOT_FOUND
+    assert health_of(channel) == "SERVING"
+    assert health_of(channel, "double") == "SERVING"
+    assert code_of(lambda: health_of(channel, "nope")) == NOT_FOUND
 
 
 def test_expired_deadline_is_not_run():
@@ -191,13 +191,13 @@ def test_expired_deadline_is_not_run():
 
 
 def test_missing_model_directory_is_a_clear_error(tmp_path):
-    config = S.write_config(str(tmp_path / "models.config"), {"absent": "absent"})
+    config = write_config(str(tmp_path / "models.config"), {"absent": "absent"})
     with pytest.raises(S.ServableError, match="not a directory.*run the pipeline"):
-        S.ModelRegistry(S.read_config(config))
+        S.ModelRegistry(read_config(config))
     (tmp_path / "empty").mkdir()
-    config = S.write_config(str(tmp_path / "models.config"), {"empty": "empty"})
+    config = write_config(str(tmp_path / "models.config"), {"empty": "empty"})
     with pytest.raises(S.ServableError, match="did not become available.*run the pipeline"):
-        S.ModelRegistry(S.read_config(config))
+        S.ModelRegistry(read_config(config))
 
 
 def test_processes_share_one_port_each_answering_and_stop_together(tmp_path):
@@ -205,7 +205,7 @@ def test_processes_share_one_port_each_answering_and_stop_together(tmp_path):
 
     from serving.client import RecommenderClient
     save_scale(tmp_path / "double" / "1", 2.0)
-    config = S.write_config(str(tmp_path / "models.config"), {"double": "double"})
+    config = write_config(str(tmp_path / "models.config"), {"double": "double"})
     port = S.free_port()
     parent = S.spawn(config, port, "--processes", "2", "--tensorflow_intra_op_parallelism", "1")
     try:

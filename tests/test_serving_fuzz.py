@@ -9,6 +9,7 @@ from tensorflow.core.framework import tensor_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from serving import server as S
+from serving.config import write_config
 
 REQUESTS = 3000
 EXPECTED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
@@ -50,7 +51,7 @@ def random_request(rng) -> predict_pb2.PredictRequest:
 
 def test_random_and_malformed_requests_never_break_the_server(tmp_path):
     save_scale(tmp_path / "double" / "1", 2.0)
-    config = S.write_config(str(tmp_path / "models.config"), {"double": "double"})
+    config = write_config(str(tmp_path / "models.config"), {"double": "double"})
     port = S.free_port()
     server = S.serve(config, port, poll_seconds=0, max_request_bytes=1 << 16)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")

@@ -7,11 +7,11 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from serving_fakes import code_of, predict_request, save_module, save_scale
+from serving_fakes import code_of, health_of, predict_request, save_module, save_scale
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc
 
-from serving import health
 from serving import server as S
+from serving.config import write_config
 from serving.tensors import to_proto
 
 
@@ -24,7 +24,7 @@ def wait_for(condition, seconds=60.0):
 
 def test_health_and_status_answer_with_20_predictions_in_flight(tmp_path, monkeypatch):
     save_scale(tmp_path / "double" / "1", 2.0)
-    config = S.write_config(str(tmp_path / "models.config"), {"double": "double"})
+    config = write_config(str(tmp_path / "models.config"), {"double": "double"})
     release, running = threading.Event(), []
     original = S.ModelServer._predict
 
@@ -41,7 +41,7 @@ def test_health_and_status_answer_with_20_predictions_in_flight(tmp_path, monkey
         calls = [prediction.Predict.future(predict_request(), timeout=60) for _ in range(20)]  # 4 run, 16 wait
         wait_for(lambda: len(running) == 4 and server.model_server.admission._admitted == 20)
         start = time.monotonic()
-        assert health.check(channel, "", timeout=2) == health.SERVING
+        assert health_of(channel, "", timeout=2) == "SERVING"
         request = get_model_status_pb2.GetModelStatusRequest()
         request.model_spec.name = "double"
         status = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, timeout=2)
@@ -67,7 +67,7 @@ class CountExclusions(tf.Module):
 def test_exclusions_over_the_limit_are_refused(tmp_path):
     save_module(CountExclusions(), tmp_path / "count" / "1", serving_default=CountExclusions().serve)
     port = S.free_port()
-    server = S.serve(S.write_config(str(tmp_path / "models.config"), {"count": "count"}), port, poll_seconds=0,
+    server = S.serve(write_config(str(tmp_path / "models.config"), {"count": "count"}), port, poll_seconds=0,
                      limits=S.Limits(max_exclusions=3))
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)

@@ -25,6 +25,7 @@ from tensorflow_serving.apis import (
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import server as S
+from serving.config import write_config
 
 C = grpc.StatusCode
 MANAGER = "tensorflow_serving/core/basic_manager.cc"  # GetUntypedServableHandle
@@ -67,7 +68,7 @@ def stubs(tmp_path_factory):
     save_examples_model(base / "examples" / "1")
     save_module(TopK(), base / "topk" / "1", serving_default=TopK().serve)
     (base / "empty" / "12").mkdir(parents=True)  # no saved_model.pb: no version
-    config = S.write_config(str(base / "models.config"), {n: n for n in ("double", "examples", "topk")})
+    config = write_config(str(base / "models.config"), {n: n for n in ("double", "examples", "topk")})
     ports = S.free_port(), S.free_port()
     servers = [S.serve(config, ports[0], poll_seconds=0, max_request_bytes=1 << 20,
                        limits=S.Limits(max_batch_size=100, max_exclusions=3), allow_reload=True),

@@ -10,6 +10,7 @@ from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import server as S
+from serving.config import read_config, write_config
 
 
 def reload_request(**base_paths) -> model_management_pb2.ReloadConfigRequest:
@@ -38,14 +39,14 @@ def start(config, **options):
 
 def test_reload_is_refused_unless_the_server_allows_it(tree, tmp_path):
     root, _ = tree
-    server, channel = start(S.write_config(str(tmp_path / "models.config"), {"double": str(root / "double")}))
+    server, channel = start(write_config(str(tmp_path / "models.config"), {"double": str(root / "double")}))
     try:
         models = model_service_pb2_grpc.ModelServiceStub(channel)
         with pytest.raises(grpc.RpcError) as error:
             models.HandleReloadConfigRequest(reload_request(double=root / "double", host="/proc"), timeout=30)
         assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert "--allow_reload_config" in error.value.details()
-        assert server.registry.ready("host") is None
+        assert "host" not in server.registry.readiness()
     finally:
         channel.close()
         server.stop(None)
@@ -53,7 +54,7 @@ def test_reload_is_refused_unless_the_server_allows_it(tree, tmp_path):
 
 def test_base_paths_and_versions_must_resolve_under_the_root(tree, tmp_path):
     root, outside = tree
-    config = S.write_config(str(tmp_path / "models.config"), {"double": str(root / "double")})
+    config = write_config(str(tmp_path / "models.config"), {"double": str(root / "double")})
     server, channel = start(config, base_path_root=str(root), allow_reload=True)
     try:
         prediction = prediction_service_pb2_grpc.PredictionServiceStub(channel)
@@ -64,18 +65,18 @@ def test_base_paths_and_versions_must_resolve_under_the_root(tree, tmp_path):
                 models.HandleReloadConfigRequest(reload_request(double=root / "double", other=path), timeout=30)
             assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert "outside --model_base_path_root" in error.value.details()
-        assert server.registry.ready("other") is None
+        assert "other" not in server.registry.readiness()
     finally:
         channel.close()
         server.stop(None)
-    outside_config = S.write_config(str(tmp_path / "outside.config"), {"double": str(outside)})
+    outside_config = write_config(str(tmp_path / "outside.config"), {"double": str(outside)})
     with pytest.raises(S.ServableError, match="outside --model_base_path_root"):
-        S.ModelRegistry(S.read_config(outside_config), str(root))
+        S.ModelRegistry(read_config(outside_config), str(root))
 
 
 def test_without_a_root_a_linked_version_serves(tree, tmp_path):
     root, _ = tree
-    server, channel = start(S.write_config(str(tmp_path / "models.config"), {"double": str(root / "double")}))
+    server, channel = start(write_config(str(tmp_path / "models.config"), {"double": str(root / "double")}))
     try:
         prediction = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         assert prediction.Predict(predict_request(), timeout=30).model_spec.version.value == 2

@@ -1,5 +1,6 @@
-"""serving/tensors.py and serving/errors.py: TensorProtos as TF Serving writes and reads them,
-and TensorFlow's errors answered with TensorFlow's own code and message."""
+"""serving/tensors.py, the request checks of serving/service.py and serving/errors.py: TensorProtos
+as TF Serving writes and reads them, and TensorFlow's errors answered with TensorFlow's own code
+and message."""
 import grpc
 import numpy as np
 import pytest
@@ -9,8 +10,10 @@ from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from serving import server as S
+from serving.config import write_config
 from serving.errors import ServableError, op_message, status_of
-from serving.tensors import Limits, from_proto, to_array, to_proto
+from serving.service import Limits, to_array
+from serving.tensors import from_proto, to_proto
 
 ARRAYS = [np.array([1.5, -2], np.float32), np.arange(6, dtype=np.int64).reshape(2, 3), np.array(True),
           np.array([1, 255], np.uint8), np.array([-3, 7], np.int32), np.array([0.25, 8], np.float64),
@@ -103,7 +106,7 @@ def test_tensorflow_errors_keep_their_code_and_message():
                                    MemoryError("cannot allocate")], ids=["ResourceExhaustedError", "MemoryError"])
 def test_out_of_memory_answers_resource_exhausted(tmp_path, monkeypatch, error):
     save_scale(tmp_path / "double" / "1", 2.0)
-    config = S.write_config(str(tmp_path / "models.config"), {"double": "double"})
+    config = write_config(str(tmp_path / "models.config"), {"double": "double"})
 
     def out_of_memory(self, request):
         raise error

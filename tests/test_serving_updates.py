@@ -2,12 +2,13 @@
 config file edits are picked up, a broken entry or a refused reload stops nothing else.
 Loopback only; every wait is bounded."""
 import os
+import shutil
 import threading
 import time
 
 import grpc
 import tensorflow as tf
-from serving_fakes import broken_copy, code_of, dangling_copy, predict_request, save_scale
+from serving_fakes import broken_copy, code_of, dangling_copy, health_of, predict_request, save_scale
 from tensorflow_serving.apis import (
     get_model_status_pb2,
     model_management_pb2,
@@ -16,8 +17,8 @@ from tensorflow_serving.apis import (
 )
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving import health
 from serving import server as S
+from serving.config import write_config
 
 AVAILABLE, END = get_model_status_pb2.ModelVersionStatus.AVAILABLE, get_model_status_pb2.ModelVersionStatus.END
 
@@ -31,7 +32,7 @@ def wait_for(condition, seconds=60.0):
 
 
 def start(tmp_path, models, **options):
-    config = S.write_config(str(tmp_path / "models.config"), {name: name for name in models})
+    config = write_config(str(tmp_path / "models.config"), {name: name for name in models})
     port = S.free_port()
     server = S.serve(config, port, poll_seconds=0.1, **options)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
@@ -95,7 +96,7 @@ def test_broken_versions_are_reported_and_never_replace_a_working_one(tmp_path):
         (v3, _, error3), (v2, _, error2), one = statuses()
         assert error3 and error2 and one == (1, AVAILABLE, "")
         assert prediction.Predict(predict_request(), timeout=10).model_spec.version.value == 1
-        assert health.check(channel, "double") == health.SERVING
+        assert health_of(channel, "double") == "SERVING"
 
         save_scale(tmp_path / "double" / "4", 5.0)  # a good version after the broken ones
         wait_for(lambda: prediction.Predict(predict_request(), timeout=10).model_spec.version.value == 4)
@@ -111,13 +112,33 @@ def test_config_file_edits_add_and_remove_models(tmp_path):
     save_scale(tmp_path / "triple" / "1", 3.0)
     server, channel, config = start(tmp_path, ["double"], config_poll_seconds=0.1)
     try:
-        assert health.check(channel, "double") == health.SERVING
-        staging = S.write_config(config + ".tmp", {"triple": "triple"})
+        assert health_of(channel, "double") == "SERVING"
+        staging = write_config(config + ".tmp", {"triple": "triple"})
         os.replace(staging, config)  # atomic, as a config push should be
-        wait_for(lambda: server.registry.ready("triple") is True and server.registry.ready("double") is None)
+        wait_for(lambda: server.registry.readiness() == {"triple": True})
+        assert (health_of(channel, "triple"), health_of(channel, "double"), health_of(channel)) == (
+            "SERVING", "NOT_SERVING", "SERVING")  # a removed model stops serving; the server serves
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         response = stub.Predict(predict_request(name="triple"), timeout=10)
         assert tf.make_ndarray(response.outputs["y"]).tolist() == [3.0, 7.5]
+    finally:
+        channel.close()
+        server.registry.stop()
+        server.stop(None)
+
+
+def test_health_follows_the_served_versions(tmp_path):
+    save_scale(tmp_path / "double" / "1", 2.0)
+    save_scale(tmp_path / "triple" / "1", 3.0)
+    server, channel, _ = start(tmp_path, ["double", "triple"])
+    try:
+        assert (health_of(channel), health_of(channel, "double")) == ("SERVING", "SERVING")
+        shutil.rmtree(tmp_path / "double" / "1")  # no version left: double, and so the server, not serving
+        wait_for(lambda: health_of(channel) == "NOT_SERVING")
+        assert (health_of(channel, "double"), health_of(channel, "triple")) == ("NOT_SERVING", "SERVING")
+        save_scale(tmp_path / "double" / "2", 2.0)
+        wait_for(lambda: health_of(channel) == "SERVING")
+        assert code_of(lambda: health_of(channel, "nope")) == grpc.StatusCode.NOT_FOUND
     finally:
         channel.close()
         server.registry.stop()
@@ -187,7 +208,7 @@ def test_a_refused_reload_changes_nothing_and_updates_go_on(tmp_path):
         return lambda: models.HandleReloadConfigRequest(request, timeout=60)
     try:
         assert code_of(reload(host="/proc")) == grpc.StatusCode.UNKNOWN  # process ids are no versions
-        assert server.registry.ready("host") is None and health.check(channel) == health.SERVING
+        assert "host" not in server.registry.readiness() and health_of(channel) == "SERVING"
         assert [(v, s) for v, s, _ in statuses(channel)] == [(1, AVAILABLE)]
         assert code_of(lambda: statuses(channel, "host")) == grpc.StatusCode.NOT_FOUND
         save_scale(tmp_path / "double" / "2", 2.0)  # polling still works
