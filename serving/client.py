@@ -66,8 +66,10 @@ class RecommenderClient:
         # Channels to one target share a connection unless told; a server of several processes
         # (--processes) spreads connections, not calls, over them.
         options = [("grpc.use_local_subchannel_pool", 1)] if own_connection else []
+        if not 0 <= retries <= 4:
+            raise ValueError(f"retries={retries}: gRPC's retry policy allows 0 to 4 (at most 5 attempts)")
         if retries > 0:
-            retry = {"maxAttempts": min(retries + 1, 5), "initialBackoff": "0.05s", "maxBackoff": "1s",
+            retry = {"maxAttempts": retries + 1, "initialBackoff": "0.05s", "maxBackoff": "1s",
                      "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}
             options.append(("grpc.service_config", json.dumps(
                 {"methodConfig": [{"name": [{"service": RETRIED_SERVICE}], "retryPolicy": retry}]})))

@@ -219,6 +219,8 @@ def test_predict_is_retried_on_unavailable_only_within_its_deadline(code, failur
     finally:
         client.close()
         server.stop(None)
+    with pytest.raises(ValueError, match="allows 0 to 4"):
+        RecommenderClient(retries=5)
 
 
 def self_signed():
