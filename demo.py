@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> tuple:
     with running_server(config) as target, contextlib.closing(RecommenderClient(target)) as client:
         print(f"[2/3] Serving {serving_dir} on {target} ...", flush=True)
         client.wait_until_ready(timeout=180)  # the server's gRPC health service: SERVING once loaded
-        print("[3/3] Recommendations (retrieval top-100 re-ranked by the ranking model; movies the user "
+        print("[3/3] Recommendations (retrieval top-200 re-ranked by the ranking model; movies the user "
               "already rated are excluded):\n")
         for user in args.users:
             print(format_table(user, client.recommend(user, args.k)), "\n")

@@ -10,7 +10,7 @@ order per user, so the 5 given include the 3) for n in N; the rest of its traini
 are excluded, as the protocol masks them; its eval movies are relevant. A user with fewer
 than n training movies gives all it has. Scored at 10 (recall, NDCG, binary gains):
   served        the client's answer over gRPC (serving/server.py over the pushed models,
-                ranking order, 10 of 100 candidates): retrieval's `retrieve_history` and
+                ranking order, 10 of the client's 200 candidates): retrieval's `retrieve_history` and
                 ranking's `serve_history`; n = 0 is the popularity fallback
   popularity    the most-rated movies, training movies masked (the same for every n)
   ease_fold_in  EASE (fitted on the whole train split, L2 weight chosen as in
@@ -89,7 +89,7 @@ def score(output_dir: str, batch: int = 40) -> dict:
                 chunk = names[at:at + batch]
                 new = [f"new-{u}" for u in chunk]
                 answers = client.recommend_many(
-                    new, k=10, candidates=100,
+                    new, k=10,
                     exclude={f"new-{u}": [m.decode() for m in order[u.encode()][n:]] for u in chunk},
                     history={f"new-{u}": [m.decode() for m in order[u.encode()][:n]] for u in chunk})
                 rows += quality.catalogue_rows(answers, new, index, 10)
@@ -104,7 +104,7 @@ def score(output_dir: str, batch: int = 40) -> dict:
         rows = []
         for at in range(0, len(names), batch):
             chunk = names[at:at + batch]
-            rows += quality.catalogue_rows(client.recommend_many(chunk, k=10, candidates=100), chunk, index, 10)
+            rows += quality.catalogue_rows(client.recommend_many(chunk, k=10), chunk, index, 10)
         result["known_user"] = scored(rows, relevant)
     return result
 

@@ -96,7 +96,7 @@ def served_metrics(serving_dir: str, users: List[bytes], relevant: list, index: 
         for start in range(0, len(users), 100):
             chunk = [u.decode() for u in users[start:start + 100]]
             for name, order in (("served", "ranking"), ("retrieval", "retrieval"), ("fused", "fused")):
-                answers = client.recommend_many(chunk, k=100, candidates=100, order=order)
+                answers = client.recommend_many(chunk, k=100, order=order)
                 lists[name] += catalogue_rows(answers, chunk, index, 100)
     return {name: metrics.ranking_metrics(np.array(rows), relevant, ks=(10, 100)) for name, rows in lists.items()}
 

@@ -184,7 +184,7 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=120, help="time cap per concurrency level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8], help="client threads")
     parser.add_argument("-k", type=int, default=10, help="recommendations per request")
-    parser.add_argument("--candidates", type=int, default=100, help="retrieved movies re-ranked")
+    parser.add_argument("--candidates", type=int, default=200, help="retrieved movies re-ranked (the client's default)")
     parser.add_argument("--workers", type=int, default=8, help="server request threads")
     parser.add_argument("--modes", nargs="+", default=["tf_1_thread", "processes_2", "processes_3"],
                         choices=list(MODES),

@@ -14,7 +14,7 @@ EVAL_FRACTION = 0.2  # share of ratings in the eval split (random and temporal s
 SPLIT_SEED = 42  # the random split's seed; same seed and input, same split
 LEAVE_LAST_N = 1  # leave_last_n: each user's last n ratings by timestamp are eval
 MAX_BAD_ROW_FRACTION = 0.0  # 0: the first bad ratings row stops the run; above: counted, reported
-NUM_CANDIDATES = 100  # movies the retrieval models return per user
+NUM_CANDIDATES = 200  # movies the retrieval models return per user, re-ranked (serving/client.py CANDIDATES)
 RETRIEVAL_RECALL_FLOOR = 0.05  # retrieval is pushed only at recall@10 >= this (popularity: ~0.11)...
 RETRIEVAL_MAX_REGRESSION = 0.0  # ...and not below the last blessed model's recall@10 minus this
 RETRIEVAL_CONFIG: dict = {}  # overrides of models/retrieval/constants.py, e.g. {"epochs": 2}

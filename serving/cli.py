@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 
 from serving import ordering
-from serving.client import RecommenderClient, explain, format_table
+from serving.client import CANDIDATES, RecommenderClient, explain, format_table
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -19,7 +19,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      description="Recommend movies through TF Serving's gRPC API.")
     parser.add_argument("--user", required=True, help="raw MovieLens user id, e.g. 196")
     parser.add_argument("-k", type=int, default=10, help="number of recommendations (at least 1)")
-    parser.add_argument("--candidates", type=int, default=100, help="retrieved movies to re-rank (at least k)")
+    parser.add_argument("--candidates", type=int, default=CANDIDATES, help="retrieved movies to re-rank (at least k)")
     parser.add_argument("--order", choices=ordering.ORDERS, default="ranking",
                         help="ranking: the ranking model's score; retrieval: the retrieval model's order; "
                              "fused: reciprocal rank fusion of the two")

@@ -21,6 +21,7 @@ from serving.protos import get_model_status_pb2, model_service_pb2_grpc, predict
 from serving.tensors import from_proto, to_proto
 
 SIGNATURE, RETRIEVE_SIGNATURE, POPULAR_SIGNATURE = "serving_default", "retrieve", "popular"
+CANDIDATES = 200  # retrieved movies the ranking model re-orders (as many as its training lists hold)
 HISTORY_SIGNATURES = ("retrieve_history", "serve_history")  # retrieval's and ranking's, with a request history
 SIDE_FEATURES = {"age": "user_age", "gender": "user_gender", "occupation": "user_occupation", "zip": "user_zip"}
 TLS_HINT = ("check that --tls_ca is the CA that signed the server's certificate and --server_name a name in it, "
@@ -183,13 +184,13 @@ class RecommenderClient:
         out = self._predict(self.retrieval_model, POPULAR_SIGNATURE, k=np.array(k, np.int32))
         return [(m.decode(), t.decode()) for m, t in zip(out["movie_ids"], out["titles"], strict=True)]
 
-    def recommend(self, user_id: str, k: int = 10, candidates: int = 100, exclude: Iterable[str] = (),
+    def recommend(self, user_id: str, k: int = 10, candidates: int = CANDIDATES, exclude: Iterable[str] = (),
                   order: str = "ranking", history: Sequence[str] = (), side: Optional[dict] = None) -> List[dict]:
         """Top-k movies for one user; see `recommend_many`."""
         return self.recommend_many([user_id], k, candidates, {user_id: exclude}, order, {user_id: history},
                                    {user_id: side or {}})[user_id]
 
-    def recommend_many(self, user_ids: Sequence[str], k: int = 10, candidates: int = 100,
+    def recommend_many(self, user_ids: Sequence[str], k: int = 10, candidates: int = CANDIDATES,
                        exclude: Optional[Dict[str, Iterable[str]]] = None, order: str = "ranking",
                        history: Optional[Dict[str, Sequence[str]]] = None,
                        side: Optional[Dict[str, dict]] = None) -> Dict[str, List[dict]]:

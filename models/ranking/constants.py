@@ -29,7 +29,7 @@ class RankingConfig(Config):
     movie_features: Tuple[str, ...] = ("movie_id", "movie_year", "movie_genres", "movie_title", "movie_tags")
     # The listwise re-ranker (models/ranking/candidates.py, relations.py): what orders the
     # retrieval model's candidates in serving.
-    num_candidates: int = 100  # candidates per training list (the pipeline passes the number it serves)
+    num_candidates: int = 200  # candidates per training list (the pipeline passes the number it serves)
     holdout: float = 0.2  # share of each training user's movies held out as the lists' positives
     holdout_seed: int = 7
     ease_lambdas: Tuple[float, ...] = (30.0, 100.0, 300.0, 1000.0, 3000.0)  # EASE's L2 weight: best on held-out
