@@ -20,8 +20,8 @@ class RankingConfig(Config):
     negative_weight: float = 1.0  # like-head loss weight of in-batch unrated pairs (0 = ratings only; model.py)
     l2: float = 1e-4  # L2 penalty on the embeddings
     batch_size: int = 1024
-    epochs: int = 20  # at most; training stops when the eval RMSE stops improving
-    patience: int = 2  # epochs without improvement before stopping (0 = train all epochs)
+    epochs: int = 4  # the lowest validation RMSE (benchmarks/RESULTS.md)
+    patience: int = 0  # 0: train all epochs; n: stop after n epochs without a lower eval RMSE
     learning_rate: float = 0.005
     # Transformed features the model reads, where Transform produces them. Time features are
     # left out: serving_default takes ids only, so it has no timestamp to give the model.

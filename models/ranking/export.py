@@ -162,7 +162,7 @@ def save(ranker: Ranker, path: str) -> None:
 
 
 def run_fn(fn_args) -> None:
-    """TFX Trainer entry point: trains the rating model (early stopping on the eval RMSE) and the
+    """TFX Trainer entry point: trains the rating model (config.epochs; patience > 0 stops on the eval RMSE) and the
     listwise re-ranker, reading the retrieval Trainer's `fn_args.base_model`; saves both as one."""
     config = RankingConfig.of(fn_args.custom_config)
     if not fn_args.base_model:

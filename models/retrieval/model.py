@@ -203,12 +203,11 @@ class Towers(F.RawFeatureModule):
 
 
 def train(tft_output: tft.TFTransformOutput, fn_args, config: RetrievalConfig) -> Towers:
-    """Builds and trains the model on fn_args.train_files (early stopping on the eval loss
-    of fn_args.eval_files; train_stats.json into fn_args.model_run_dir); returns the towers."""
+    """Builds and trains the model on fn_args.train_files for config.epochs (patience > 0: early stopping
+    on the eval loss of fn_args.eval_files); train_stats.json into fn_args.model_run_dir."""
     model = build(tft_output, fn_args.train_files, config)
-    stop = tf.keras.callbacks.EarlyStopping("val_loss", patience=config.patience,
-                                            restore_best_weights=True)
-    training.fit(model, fn_args, tft_output, config.batch_size, config.epochs, callbacks=[stop])
+    stop = [tf.keras.callbacks.EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True)]
+    training.fit(model, fn_args, tft_output, config.batch_size, config.epochs, stop if config.patience else [])
     return Towers(model, tft_output)
 
 
