@@ -1,4 +1,4 @@
-"""MovieLensExampleGen: any MovieLens release (components/movielens_formats.py) into
+"""MovieLensExampleGen: any MovieLens release (components/movielens_formats.py; TFDS: movielens_tfds.py)
 tf.Examples, one per rating joined with its user and movie, split into train and eval.
 
 A Beam pipeline: ratings are read in numbered chunks, parsed in parallel, grouped by user
@@ -227,12 +227,16 @@ def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, A
     tables = read_tables(data_dir)
     release = tables.release
     path = os.path.join(data_dir, release.ratings)
-    check_ratings_file(path, release)
+    if release.name.startswith("tfds:"):  # a prepared TFDS dataset: components/movielens_tfds.py
+        from components.movielens_tfds import read_chunks as reader
+    else:
+        check_ratings_file(path, release)
+        reader = read_chunks
     max_fraction = options["max_bad_row_fraction"]
     strict = max_fraction <= 0
     parsed = (pipeline
               | "RatingsFile" >> beam.Create([path])
-              | "ReadChunks" >> beam.FlatMap(read_chunks, release.header)
+              | "ReadChunks" >> beam.FlatMap(reader, release.header)
               | "Spread" >> beam.Reshuffle()
               | "Parse" >> beam.ParDo(_ParseChunk(path, release, tables.users, tables.movies, tables.aliases,
                                                   strict))

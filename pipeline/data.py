@@ -1,6 +1,7 @@
-"""Finds MovieLens 100K: a directory given by the user, $MOVIELENS_DIR, or a cached
-download of the official GroupLens archive (fetched once, with a progress bar, and
-checked against pinned sha256 sums of its files)."""
+"""Finds MovieLens: a directory given by the user, $MOVIELENS_DIR, or a cached download of
+the official GroupLens ml-100k archive (fetched once, with a progress bar, and checked
+against pinned sha256 sums of its files); or TensorFlow Datasets' prepared MovieLens."""
+import argparse
 import hashlib
 import os
 import shutil
@@ -79,8 +80,31 @@ def download(cache: Optional[Path] = None) -> Path:
     return target
 
 
-def resolve(data_dir: Optional[str] = None) -> Path:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds --data-dir or --data-source, and --tfds-data-dir: what `resolve` takes."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--data-dir", help="MovieLens directory, any release "
+                        "(default: $MOVIELENS_DIR, else download ml-100k)")
+    source.add_argument("--data-source", help="tfds:movielens/<version> (100k, 1m, 20m, 25m, latest-small): "
+                        "TensorFlow Datasets' prepared MovieLens instead (default: configs.DATA_SOURCE)")
+    parser.add_argument("--tfds-data-dir", help="where TFDS datasets are prepared (default: $TFDS_DATA_DIR, "
+                        "else ~/tensorflow_datasets)")
+
+
+def resolve(data_dir: Optional[str] = None, source: Optional[str] = None,
+            tfds_data_dir: Optional[str] = None) -> Path:
     """The MovieLens directory to use (any release): `data_dir`, else $MOVIELENS_DIR, else
-    the ml-100k download."""
+    the ml-100k download; with `source` (or configs.DATA_SOURCE, unless `data_dir` is given),
+    the prepared TFDS ratings dataset's directory, exiting with how to prepare it if it is not."""
+    from pipeline import configs
+
+    source = source or (None if data_dir else configs.DATA_SOURCE)
+    if source:
+        from components.movielens_formats import MovieLensError
+        from components.movielens_tfds import dataset_dir
+        try:
+            return Path(dataset_dir(source, tfds_data_dir))
+        except MovieLensError as error:
+            sys.exit(str(error))
     given = data_dir or os.environ.get("MOVIELENS_DIR")
     return check_dir(Path(given)) if given else download()
