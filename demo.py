@@ -51,7 +51,7 @@ def main() -> None:
 def run(args: argparse.Namespace) -> tuple:
     """Runs the pipeline, serves its models and prints the users' recommendations; returns
     the pushed models' directory and the server's config file."""
-    data_dir = data.resolve(args.data_dir, args.data_source, args.tfds_data_dir)
+    data_dir = data.resolve(args.data_dir, args.tfds_data_dir)
     print(f"[1/3] Running the TFX pipeline on {data_dir} ...", flush=True)
     serving_dir = local_runner.run(data_dir, args.output_dir, args.epochs)
 

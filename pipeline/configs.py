@@ -9,7 +9,6 @@ SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema.p
 RETRIEVAL_RUN_FN = "models.retrieval.model.run_fn"
 RANKING_RUN_FN = "models.ranking.export.run_fn"
 
-DATA_SOURCE = ""  # e.g. "tfds:movielens/100k": TensorFlow Datasets' MovieLens (--data-source; --data-dir wins)
 SPLIT = "random"  # "random" (seeded hash), "temporal" (global time cut) or "leave_last_n" (per user)
 EVAL_FRACTION = 0.2  # share of ratings in the eval split (random and temporal splits)
 SPLIT_SEED = 42  # the random split's seed; same seed and input, same split

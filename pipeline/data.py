@@ -29,6 +29,14 @@ machine to the internet and run again (the archive is cached in {cache}), or
 download and unzip ml-100k.zip elsewhere, copy the ml-100k directory here, and
 pass it with --data-dir /path/to/ml-100k or MOVIELENS_DIR=/path/to/ml-100k."""
 
+TFDS_HELP = """\
+TensorFlow Datasets' {name}-ratings and -movies are not both prepared in {root}. Prepare them once
+(a minute for 100k), then pass --tfds-data-dir {root} or set TFDS_DATA_DIR:
+  .venv/bin/python -c "import tensorflow_datasets as tfds; [tfds.builder(f'{name}-{{t}}', \\
+data_dir='{root}').download_and_prepare() for t in ('ratings', 'movies')]"
+That downloads {url} once. Offline, first put that zip (GroupLens' own: TFDS checks
+its sha256) into {root}/downloads/manual/: the command reads it from there."""
+
 
 def sha256(path: Path) -> str:
     with open(path, "rb") as f:
@@ -81,30 +89,25 @@ def download(cache: Optional[Path] = None) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds --data-dir or --data-source, and --tfds-data-dir: what `resolve` takes."""
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--data-dir", help="MovieLens directory, any release "
-                        "(default: $MOVIELENS_DIR, else download ml-100k)")
-    source.add_argument("--data-source", help="tfds:movielens/<version> (100k, 1m, 20m, 25m, latest-small): "
-                        "TensorFlow Datasets' prepared MovieLens instead (default: configs.DATA_SOURCE)")
-    parser.add_argument("--tfds-data-dir", help="where TFDS datasets are prepared (default: $TFDS_DATA_DIR, "
-                        "else ~/tensorflow_datasets)")
+    """Adds --data-dir (alias --data-source) and --tfds-data-dir: what `resolve` takes."""
+    parser.add_argument("--data-dir", "--data-source", help="MovieLens directory, any release, or tfds:movielens/"
+                        "<100k|1m|20m|25m|latest-small>: TensorFlow Datasets' (default: $MOVIELENS_DIR, else "
+                        "download ml-100k)")
+    parser.add_argument("--tfds-data-dir", help="where TFDS prepared it (default: $TFDS_DATA_DIR, else "
+                        "~/tensorflow_datasets)")
 
 
-def resolve(data_dir: Optional[str] = None, source: Optional[str] = None,
-            tfds_data_dir: Optional[str] = None) -> Path:
-    """The MovieLens directory to use (any release): `data_dir`, else $MOVIELENS_DIR, else
-    the ml-100k download; with `source` (or configs.DATA_SOURCE, unless `data_dir` is given),
-    the prepared TFDS ratings dataset's directory, exiting with how to prepare it if it is not."""
-    from pipeline import configs
-
-    source = source or (None if data_dir else configs.DATA_SOURCE)
-    if source:
-        from components.movielens_formats import MovieLensError
-        from components.movielens_tfds import dataset_dir
-        try:
-            return Path(dataset_dir(source, tfds_data_dir))
-        except MovieLensError as error:
-            sys.exit(str(error))
+def resolve(data_dir: Optional[str] = None, tfds_data_dir: Optional[str] = None) -> Path:
+    """The MovieLens directory to use (any release): `data_dir`, else $MOVIELENS_DIR, else the
+    ml-100k download; for tfds:movielens/<version>, its prepared TFDS ratings dataset's under
+    `tfds_data_dir` (default $TFDS_DATA_DIR, else ~/tensorflow_datasets), or exit saying how to prepare it."""
     given = data_dir or os.environ.get("MOVIELENS_DIR")
-    return check_dir(Path(given)) if given else download()
+    if not given or not given.startswith("tfds:"):
+        return check_dir(Path(given)) if given else download()
+    import tensorflow_datasets as tfds
+
+    root = os.path.expanduser(tfds_data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets")
+    ratings, movies = (tfds.builder(f"{given[5:]}-{table}", data_dir=root) for table in ("ratings", "movies"))
+    if not ratings.is_prepared() or not movies.is_prepared():
+        sys.exit(TFDS_HELP.format(name=given[5:], root=root, url=ratings.builder_config.download_url))
+    return Path(ratings.data_dir)

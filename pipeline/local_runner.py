@@ -76,7 +76,7 @@ def main() -> None:
                              f"(default: {' '.join(configs.BEAM_PIPELINE_ARGS)})")
     parser.add_argument("--until", help="run only this component and what it depends on, e.g. Transform")
     args = parser.parse_args()
-    data_dir = data.resolve(args.data_dir, args.data_source, args.tfds_data_dir)
+    data_dir = data.resolve(args.data_dir, args.tfds_data_dir)
     serving_dir = run(data_dir, args.output_dir, args.epochs, args.beam_args, until=args.until)
     print(f"Ran up to {args.until}; artifacts in {args.output_dir}" if args.until
           else f"Models pushed to {serving_dir}")
