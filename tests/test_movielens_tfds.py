@@ -18,8 +18,8 @@ ML_100K = {  # ids 246 and 268: one title (merged); 9: unrated; 7: no genre; 8: 
     "u.user": "196|49|M|writer|55105\n186|39|F|none|00000\n7|17|F|other|1234\n",
     "u.data": "196\t246\t2\t881250949\n196\t268\t5\t881250999\n186\t268\t4\t891717742\n196\t7\t3\t881250950\n"
               "7\t8\t1\t881250900\n186\t8\t5\t891717700\n"}
-ML_1M = {"ratings.dat": "1::2::5::978300760\n2::2::3::978300761\n", "movies.dat": "2::Jumanji (1995)::Adventure|Children's\n",
-         "users.dat": "1::F::25::12::48067\n2::M::1::0::10\n"}
+ML_1M = {"ratings.dat": "1::2::5::978300760\n2::2::3::978300761\n", "movies.dat": "2::Jumanji (1995)::Children's\n",
+         "users.dat": "1::F::25::12::48067\n2::M::1::0::10\n"}  # user 2: under 18, occupation 0 (other)
 ML_LATEST_SMALL = {"ratings.csv": "userId,movieId,rating,timestamp\n1,11,4.5,964982703\n2,11,0.5,964982704\n",
                    "movies.csv": 'movieId,title,genres\n11,"President, The (1995)",(no genres listed)\n'}
 
