@@ -2,6 +2,7 @@
 MovieLens builder prepares tiny hand-made releases locally (its download replaced by the
 files, as TFDS's own DatasetBuilderTestCase does: never the network), and the ExampleGen
 and the catalogue read them into the same examples as they read the files."""
+import argparse
 from unittest import mock
 
 import pytest
@@ -74,3 +75,10 @@ def test_unprepared_tfds_source_exits_saying_how_to_prepare_it(tmp_path):
     assert f"tfds.builder(f'movielens/100k-{{t}}', \\\ndata_dir='{tmp_path}').download_and_prepare()" in message
     assert "https://files.grouplens.org/datasets/movielens/ml-100k.zip" in message
     assert f"{tmp_path}/downloads/manual/" in message
+
+
+def test_data_source_is_the_data_dir_flag_with_a_tfds_data_dir():
+    parser = argparse.ArgumentParser()
+    data.add_arguments(parser)
+    args = parser.parse_args(["--data-source", "tfds:movielens/1m", "--tfds-data-dir", "/data/tfds"])
+    assert (args.data_dir, args.tfds_data_dir) == ("tfds:movielens/1m", "/data/tfds")
