@@ -34,8 +34,8 @@ TensorFlow Datasets' {name}-ratings and -movies are not both prepared in {root}.
 (a minute for 100k), then pass --tfds-data-dir {root} or set TFDS_DATA_DIR:
   .venv/bin/python -c "import tensorflow_datasets as tfds; [tfds.builder(f'{name}-{{t}}', \\
 data_dir='{root}').download_and_prepare() for t in ('ratings', 'movies')]"
-That downloads {url} once. Offline, first put that zip (GroupLens' own: TFDS checks
-its sha256) into {root}/downloads/manual/: the command reads it from there."""
+That downloads {url} once. Offline, first put
+that zip (GroupLens' own: TFDS checks its sha256) into {root}/downloads/manual/, where it looks."""
 
 
 def sha256(path: Path) -> str:
