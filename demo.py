@@ -17,8 +17,7 @@ from pipeline import configs, data, local_runner
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the MovieLens recommender end to end.")
-    parser.add_argument("--data-dir", help="MovieLens directory, any release "
-                        "(default: $MOVIELENS_DIR, else download ml-100k)")
+    data.add_arguments(parser)
     parser.add_argument("--output-dir", default=configs.OUTPUT_DIR, help="where artifacts and models go")
     parser.add_argument("--epochs", type=int, help="training epochs of both models (default: constants)")
     parser.add_argument("--users", nargs="+", default=["196", "186", "22"], help="users to recommend for")
@@ -52,7 +51,7 @@ def main() -> None:
 def run(args: argparse.Namespace) -> tuple:
     """Runs the pipeline, serves its models and prints the users' recommendations; returns
     the pushed models' directory and the server's config file."""
-    data_dir = data.resolve(args.data_dir)
+    data_dir = data.resolve(args.data_dir, args.tfds_data_dir)
     print(f"[1/3] Running the TFX pipeline on {data_dir} ...", flush=True)
     serving_dir = local_runner.run(data_dir, args.output_dir, args.epochs)
 

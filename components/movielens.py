@@ -1,5 +1,5 @@
-"""MovieLensExampleGen: any MovieLens release (components/movielens_formats.py) into
-tf.Examples, one per rating joined with its user and movie, split into train and eval.
+"""MovieLensExampleGen: any MovieLens release (components/movielens_formats.py; TFDS's:
+movielens_tfds.py) into tf.Examples, one per rating joined with its user and movie, split train/eval.
 
 A Beam pipeline: ratings are read in numbered chunks, parsed in parallel, grouped by user
 and joined with the movies and users tables (side inputs). Deterministic splits:
@@ -14,6 +14,7 @@ past that fraction. A title under several ids is merged into the smallest
 <examples uri>/duplicates.json and the examples' duplicate_* custom properties.
 """
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -81,21 +82,11 @@ def eval_flags(ratings: List[Rating], split: str, eval_fraction: float, seed: in
 def read_chunks(path: str, header: bool) -> Iterator[tuple]:
     """Yields (number of the first line, [raw lines]) of CHUNK_LINES lines each."""
     with tf.io.gfile.GFile(path, "rb") as f:
-        chunk, first = [], 2 if header else 1
-        for number, raw in enumerate(f, start=1):
-            if number > 1 or not header:
-                chunk.append(raw)
-            if len(chunk) == CHUNK_LINES:
-                yield first, chunk
-                first, chunk = number + 1, []
-        if chunk:
-            yield first, chunk
-
-
-def check_ratings_file(path: str, release: Release) -> None:
-    """Raises MovieLensError unless `path` exists, has the right header and holds a row."""
-    if next(read_lines(path, "utf-8/latin-1", release.header), None) is None:  # Latin-1 decodes any byte
-        raise MovieLensError(f"{path}: file is empty (no ratings); is the download complete?", "empty")
+        lines = enumerate(f, start=1)
+        if header:
+            next(lines, None)
+        while chunk := list(itertools.islice(lines, CHUNK_LINES)):
+            yield chunk[0][0], [raw for _, raw in chunk]
 
 
 class _ParseChunk(beam.DoFn):
@@ -227,12 +218,16 @@ def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, A
     tables = read_tables(data_dir)
     release = tables.release
     path = os.path.join(data_dir, release.ratings)
-    check_ratings_file(path, release)
+    reader = read_chunks
+    if release.name.startswith("tfds:"):  # a prepared TFDS dataset: components/movielens_tfds.py
+        from components.movielens_tfds import read_chunks as reader
+    elif next(read_lines(path, "utf-8/latin-1", release.header), None) is None:  # Latin-1 decodes any byte
+        raise MovieLensError(f"{path}: file is empty (no ratings); is the download complete?", "empty")
     max_fraction = options["max_bad_row_fraction"]
     strict = max_fraction <= 0
     parsed = (pipeline
               | "RatingsFile" >> beam.Create([path])
-              | "ReadChunks" >> beam.FlatMap(read_chunks, release.header)
+              | "ReadChunks" >> beam.FlatMap(reader, release.header)
               | "Spread" >> beam.Reshuffle()
               | "Parse" >> beam.ParDo(_ParseChunk(path, release, tables.users, tables.movies, tables.aliases,
                                                   strict))

@@ -23,7 +23,7 @@ ENCODING = "latin-1"  # ml-100k's u.item holds Latin-1 titles
 GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
           "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
           "Romance", "Sci-Fi", "Thriller", "War", "Western"]  # ml-100k's u.item flag order
-_GENRE_ALIASES = {"(no genres listed)": "unknown", "Children": "Children's"}
+_GENRE_ALIASES = {"(no genres listed)": "unknown", "Unknown": "unknown", "Children": "Children's"}
 OCCUPATIONS_1M = ["other", "academic/educator", "artist", "clerical/admin", "college/grad student",
                   "customer service", "doctor/health care", "executive/managerial", "farmer",
                   "homemaker", "K-12 student", "lawyer", "programmer", "retired", "sales/marketing",
@@ -100,7 +100,8 @@ def _rating(text: str, where: str, half_stars: bool) -> float:
     return value
 
 
-def _genres(names: str) -> List[str]:
+def genre_list(names: str) -> List[str]:
+    """'Action|Children' -> the project's genre names (aliases mapped); ['unknown'] for none."""
     return [_GENRE_ALIASES.get(g, g) for g in names.split("|") if g] or ["unknown"]
 
 
@@ -153,7 +154,7 @@ def parse_dat_movie(line: str, where: str) -> Tuple[str, Movie]:
     """One movies.dat line 'id::Title (year)::Genre|Genre' -> (movie_id, Movie)."""
     movie_id, title, genres = _fields(line, "::", 3, where)
     _int(movie_id, "movie id", where)
-    return movie_id, Movie(title, parse_year("", title), _genres(genres))
+    return movie_id, Movie(title, parse_year("", title), genre_list(genres))
 
 
 def parse_1m_user(line: str, where: str) -> Tuple[str, User]:
@@ -184,7 +185,7 @@ def parse_csv_movie(line: str, where: str) -> Tuple[str, Movie]:
     movie_id, title, genres = _csv_fields(line, 3, where)
     _int(movie_id, "movie id", where)
     title = title.strip()
-    return movie_id, Movie(title, parse_year("", title), _genres(genres))
+    return movie_id, Movie(title, parse_year("", title), genre_list(genres))
 
 
 def parse_csv_tag(line: str, where: str) -> Tuple[str, str]:

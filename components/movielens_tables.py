@@ -104,6 +104,9 @@ class Tables(NamedTuple):
 
 def read_tables(data_dir: str) -> Tables:
     """Detects the release in `data_dir`; reads its movies (duplicates merged, with tags) and users."""
+    if tf.io.gfile.exists(os.path.join(data_dir, "dataset_info.json")):  # a prepared TFDS dataset
+        from components import movielens_tfds  # imports TensorFlow Datasets only when used
+        return movielens_tfds.read_tables(data_dir)
     release = detect_release(data_dir)
     path = functools.partial(os.path.join, data_dir)
     movies, aliases = merge_duplicates(

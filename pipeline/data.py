@@ -1,6 +1,7 @@
-"""Finds MovieLens 100K: a directory given by the user, $MOVIELENS_DIR, or a cached
-download of the official GroupLens archive (fetched once, with a progress bar, and
-checked against pinned sha256 sums of its files)."""
+"""Finds MovieLens: a directory given by the user, $MOVIELENS_DIR, or a cached download of
+the official GroupLens ml-100k archive (fetched once, with a progress bar, and checked
+against pinned sha256 sums of its files); or TensorFlow Datasets' prepared MovieLens."""
+import argparse
 import hashlib
 import os
 import shutil
@@ -27,6 +28,14 @@ The demo needs a MovieLens release, by default ml-100k. Either connect this
 machine to the internet and run again (the archive is cached in {cache}), or
 download and unzip ml-100k.zip elsewhere, copy the ml-100k directory here, and
 pass it with --data-dir /path/to/ml-100k or MOVIELENS_DIR=/path/to/ml-100k."""
+
+TFDS_HELP = """\
+TensorFlow Datasets' {name}-ratings and -movies are not both prepared in {root}. Prepare them once
+(a minute for 100k), then pass --tfds-data-dir {root} or set TFDS_DATA_DIR:
+  .venv/bin/python -c "import tensorflow_datasets as tfds; [tfds.builder(f'{name}-{{t}}', \\
+data_dir='{root}').download_and_prepare() for t in ('ratings', 'movies')]"
+That downloads {url} once. Offline, first put
+that zip (GroupLens' own: TFDS checks its sha256) into {root}/downloads/manual/, where it looks."""
 
 
 def sha256(path: Path) -> str:
@@ -79,8 +88,26 @@ def download(cache: Optional[Path] = None) -> Path:
     return target
 
 
-def resolve(data_dir: Optional[str] = None) -> Path:
-    """The MovieLens directory to use (any release): `data_dir`, else $MOVIELENS_DIR, else
-    the ml-100k download."""
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds --data-dir (alias --data-source) and --tfds-data-dir: what `resolve` takes."""
+    parser.add_argument("--data-dir", "--data-source", help="MovieLens directory, any release, or tfds:movielens/"
+                        "<100k|1m|20m|25m|latest-small>: TensorFlow Datasets' (default: $MOVIELENS_DIR, else "
+                        "download ml-100k)")
+    parser.add_argument("--tfds-data-dir", help="where TFDS prepared it (default: $TFDS_DATA_DIR, else "
+                        "~/tensorflow_datasets)")
+
+
+def resolve(data_dir: Optional[str] = None, tfds_data_dir: Optional[str] = None) -> Path:
+    """The MovieLens directory to use (any release): `data_dir`, else $MOVIELENS_DIR, else the
+    ml-100k download; for tfds:movielens/<version>, its prepared TFDS ratings dataset's under
+    `tfds_data_dir` (default $TFDS_DATA_DIR, else ~/tensorflow_datasets), or exit saying how to prepare it."""
     given = data_dir or os.environ.get("MOVIELENS_DIR")
-    return check_dir(Path(given)) if given else download()
+    if not given or not given.startswith("tfds:"):
+        return check_dir(Path(given)) if given else download()
+    import tensorflow_datasets as tfds
+
+    root = os.path.expanduser(tfds_data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets")
+    ratings, movies = (tfds.builder(f"{given[5:]}-{table}", data_dir=root) for table in ("ratings", "movies"))
+    if not ratings.is_prepared() or not movies.is_prepared():
+        sys.exit(TFDS_HELP.format(name=given[5:], root=root, url=ratings.builder_config.download_url))
+    return Path(ratings.data_dir)

@@ -67,8 +67,7 @@ def run(data_dir: str, output_dir: str, epochs: Optional[int] = None,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the MovieLens TFX pipeline locally.")
-    parser.add_argument("--data-dir", help="MovieLens directory, any release "
-                        "(default: $MOVIELENS_DIR, else download ml-100k)")
+    data.add_arguments(parser)
     parser.add_argument("--output-dir", default=configs.OUTPUT_DIR, help="where artifacts and models go")
     parser.add_argument("--epochs", type=int, help="training epochs of both models (default: constants)")
     parser.add_argument("--beam-arg", action="append", default=[], dest="beam_args",
@@ -77,7 +76,8 @@ def main() -> None:
                              f"(default: {' '.join(configs.BEAM_PIPELINE_ARGS)})")
     parser.add_argument("--until", help="run only this component and what it depends on, e.g. Transform")
     args = parser.parse_args()
-    serving_dir = run(data.resolve(args.data_dir), args.output_dir, args.epochs, args.beam_args, until=args.until)
+    data_dir = data.resolve(args.data_dir, args.tfds_data_dir)
+    serving_dir = run(data_dir, args.output_dir, args.epochs, args.beam_args, until=args.until)
     print(f"Ran up to {args.until}; artifacts in {args.output_dir}" if args.until
           else f"Models pushed to {serving_dir}")
 
