@@ -10,10 +10,9 @@ from components.index_builder import IndexBuilder
 from components.movielens import MovieLensExampleGen
 from components.retrieval_evaluator import RetrievalEvaluator
 from components.two_stage_evaluator import TwoStageEvaluator
-from models.ranking import evaluation as ranking_evaluation
 from models.ranking.constants import RankingConfig
 from models.retrieval.constants import RetrievalConfig
-from pipeline import configs
+from pipeline import code_version, configs
 
 Components = Dict[str, BaseNode]  # by role, e.g. "trainer"
 
@@ -40,9 +39,9 @@ def data_stages(data_dir: str, schema_file: str) -> Components:
     # Fails the run on any anomaly or train/eval drift, before anything is trained.
     stages["data_gate"] = DataGate(statistics=statistics, schema=schema,
                                    anomalies=stages["example_validator"].outputs["anomalies"])
-    # Vocabularies and buckets; the graph that both models carry into serving.
-    stages["transform"] = tfx.components.Transform(examples=examples, schema=schema,
-                                                   preprocessing_fn=configs.PREPROCESSING_FN)
+    # Vocabularies and buckets; the graph that both models carry into serving (no statistics: unread).
+    stages["transform"] = tfx.components.Transform(examples=examples, schema=schema, disable_analyzer_cache=True,
+                                                   preprocessing_fn=configs.PREPROCESSING_FN, disable_statistics=True)
     stages["transform"].add_upstream_node(stages["data_gate"])
     return stages
 
@@ -55,13 +54,24 @@ def _trainer(data: Components, run_fn: str, config: dict, base_model=None) -> tf
         custom_config=config)
 
 
-def _latest_blessed(producer: str, model_key: str, evaluator: str) -> tfx.dsl.Resolver:
+class LatestBlessedOtherModel(tfx.dsl.experimental.LatestBlessedModelStrategy):
+    """The latest blessed model but `candidate`'s (this run's, under evaluation): a re-run whose model came from
+    the cache compares it with its first baseline, not itself; the evaluator's cache key is unchanged."""
+
+    def resolve_artifacts(self, store, input_dict: dict) -> Optional[dict]:
+        evaluated = {artifact.id for artifact in input_dict.pop("candidate")}
+        input_dict["model"] = [model for model in input_dict["model"] if model.id not in evaluated]
+        return {**super().resolve_artifacts(store, input_dict), "candidate": []}
+
+
+def _latest_blessed(producer: str, model_key: str, evaluator: str, candidate=None) -> tfx.dsl.Resolver:
     return tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        strategy_class=LatestBlessedOtherModel if candidate else tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model, producer_component_id=producer,
                               output_key=model_key),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
-                                       producer_component_id=evaluator, output_key="blessing"))
+                                       producer_component_id=evaluator, output_key="blessing"),
+        **({"candidate": candidate} if candidate else {}))
 
 
 def _pusher(model, blessing, serving_dir: str, name: str) -> tfx.components.Pusher:
@@ -69,7 +79,8 @@ def _pusher(model, blessing, serving_dir: str, name: str) -> tfx.components.Push
         filesystem=tfx.proto.PushDestination.Filesystem(base_directory=f"{serving_dir}/{name}")))
 
 
-def retrieval_branch(data: Components, config: dict, num_candidates: int, serving_dir: str) -> Components:
+def retrieval_branch(data: Components, config: dict, num_candidates: int, serving_dir: str,
+                     cache: bool = False) -> Components:
     """The retrieval model: trained, indexed, evaluated against the last blessed one, pushed."""
     examples, catalogue = data["example_gen"].outputs["examples"], data["catalogue_gen"].outputs["catalogue"]
     stages = {}
@@ -80,8 +91,8 @@ def retrieval_branch(data: Components, config: dict, num_candidates: int, servin
                                            catalogue=catalogue, num_candidates=num_candidates)
     scann, bruteforce = (stages["index_builder"].outputs[key] for key in ("scann_model", "bruteforce_model"))
     # The last retrieval model that was blessed, to compare the new one against.
-    stages["baseline"] = _latest_blessed("IndexBuilder", "bruteforce_model", "RetrievalEvaluator").with_id(
-        "LatestBlessedRetrieval")
+    stages["baseline"] = _latest_blessed("IndexBuilder", "bruteforce_model", "RetrievalEvaluator",
+                                         bruteforce if cache else None).with_id("LatestBlessedRetrieval")
     # Recall, NDCG, coverage... on the eval split; blesses only above the floor and the baseline.
     stages["evaluator"] = RetrievalEvaluator(
         model=bruteforce, scann_model=scann, examples=examples, catalogue=catalogue,
@@ -95,7 +106,8 @@ def retrieval_branch(data: Components, config: dict, num_candidates: int, servin
     return stages
 
 
-def ranking_branch(data: Components, retrieval: Components, config: dict, serving_dir: str) -> Components:
+def ranking_branch(data: Components, retrieval: Components, config: dict, serving_dir: str,
+                   cache: bool = False) -> Components:
     """The ranking model: trained on the retrieval model's candidates, evaluated, pushed."""
     examples, catalogue = data["example_gen"].outputs["examples"], data["catalogue_gen"].outputs["catalogue"]
     stages = {}
@@ -105,19 +117,16 @@ def ranking_branch(data: Components, retrieval: Components, config: dict, servin
                                  base_model=retrieval["trainer"].outputs["model"]).with_id("RankingTrainer")
     model = stages["trainer"].outputs["model"]
     # The last ranking model that was blessed, to compare the new one against.
-    stages["baseline"] = _latest_blessed("RankingTrainer", "model", "RankingEvaluator").with_id(
-        "LatestBlessedRanking")
-    # TFMA on the raw eval split: RMSE, MAE, AUC, calibration, by user gender; blesses under the RMSE gates.
-    stages["rating_evaluator"] = tfx.components.Evaluator(
-        examples=examples, model=model, baseline_model=stages["baseline"].outputs["model"], example_splits=["eval"],
-        eval_config=ranking_evaluation.eval_config(configs.RANKING_RMSE_CEILING, configs.RANKING_MAX_RMSE_INCREASE),
-    ).with_id("RatingEvaluator")
-    # The served order (retrieval's candidates by the ranking score) against retrieval's own; blesses
-    # the ranking model only when it is better, TFMA blessed its ratings and retrieval was blessed.
+    stages["baseline"] = _latest_blessed("RankingTrainer", "model", "RankingEvaluator",
+                                         model if cache else None).with_id("LatestBlessedRanking")
+    # The served order (retrieval's candidates by the ranking score) against retrieval's own, and the
+    # rating RMSE; blesses the ranking model only when the order is better, the RMSE passes its gates
+    # (the ceiling, the last blessed model's) and retrieval was blessed.
     stages["evaluator"] = TwoStageEvaluator(
         ranking_model=model, retrieval_model=retrieval["index_builder"].outputs["bruteforce_model"],
-        examples=examples, catalogue=catalogue, rating_blessing=stages["rating_evaluator"].outputs["blessing"],
-        retrieval_blessing=retrieval["evaluator"].outputs["blessing"], min_ndcg_gain=configs.RANKING_MIN_NDCG_GAIN,
+        examples=examples, catalogue=catalogue, retrieval_blessing=retrieval["evaluator"].outputs["blessing"],
+        baseline_model=stages["baseline"].outputs["model"], min_ndcg_gain=configs.RANKING_MIN_NDCG_GAIN,
+        rmse_ceiling=configs.RANKING_RMSE_CEILING, max_rmse_increase=configs.RANKING_MAX_RMSE_INCREASE,
     ).with_id("RankingEvaluator")
     # Pushes the blessed model into TF Serving's <base>/<model>/<version> layout.
     stages["pusher"] = _pusher(model, stages["evaluator"].outputs["blessing"], serving_dir, "ranking").with_id(
@@ -129,20 +138,23 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
                     metadata_path: Optional[str] = None, beam_pipeline_args: Optional[List[str]] = None,
                     retrieval_config: Optional[dict] = None, ranking_config: Optional[dict] = None,
                     num_candidates: int = configs.NUM_CANDIDATES,
-                    schema_file: str = configs.SCHEMA_FILE) -> tfx.dsl.Pipeline:
+                    schema_file: str = configs.SCHEMA_FILE, enable_cache: bool = False) -> tfx.dsl.Pipeline:
     """The pipeline; models are pushed to `serving_dir`/{retrieval,retrieval_bruteforce,ranking}/<version>.
     The model configs (dicts of RetrievalConfig / RankingConfig keys) are checked here: a
-    mistyped key fails now, not in a Trainer."""
+    mistyped key fails now, not in a Trainer. With `enable_cache` (LocalDagRunner) components whose inputs,
+    parameters and code (code_version.py) are unchanged reuse their outputs (baselines: LatestBlessedOtherModel)."""
     retrieval_config = retrieval_config or {}
     ranking_config = {"num_candidates": num_candidates, "retrieval": retrieval_config, **(ranking_config or {})}
     RetrievalConfig.of(retrieval_config)
     RankingConfig.of(ranking_config)
     data = data_stages(data_dir, schema_file)
-    retrieval = retrieval_branch(data, retrieval_config, num_candidates, serving_dir)
-    ranking = ranking_branch(data, retrieval, ranking_config, serving_dir)
+    retrieval = retrieval_branch(data, retrieval_config, num_candidates, serving_dir, enable_cache)
+    ranking = ranking_branch(data, retrieval, ranking_config, serving_dir, enable_cache)
+    components = [*data.values(), *retrieval.values(), *ranking.values()]
+    for component in components:
+        code_version.stamp(component)
     return tfx.dsl.Pipeline(
-        pipeline_name=pipeline_name, pipeline_root=pipeline_root,
-        components=[*data.values(), *retrieval.values(), *ranking.values()],
+        pipeline_name=pipeline_name, pipeline_root=pipeline_root, components=components, enable_cache=enable_cache,
         metadata_connection_config=(tfx.orchestration.metadata.sqlite_metadata_connection_config(
             metadata_path) if metadata_path else None),
         beam_pipeline_args=beam_pipeline_args or configs.BEAM_PIPELINE_ARGS)

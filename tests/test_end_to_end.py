@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from benchmarks import synthetic
+from benchmarks.scale import stages
 from components.examples import read_pairs
 from pipeline import configs, local_runner
 from serving.client import RecommenderClient
@@ -59,11 +60,25 @@ def test_pipeline_serves_recommendations_over_grpc(tmp_path, monkeypatch):
     assert answer["user_id"] == user.decode()
     assert [r["movie_id"] for r in answer["recommendations"]] == ids[:3]
 
-    # A broken retrieval model (it never learns) is evaluated against the blessed one and not pushed;
-    # nor is the ranking model trained with it (its features read those towers).
+    # Unchanged, a re-run reuses every component's outputs from ML Metadata (the evaluators' baseline
+    # is not the model they evaluate): nothing runs again, nothing is pushed again.
     pushed = sorted(os.listdir(os.path.join(serving_dir, "retrieval")))
     ranking = sorted(os.listdir(os.path.join(serving_dir, "ranking")))
+    metadata = str(tmp_path / "out" / "metadata.db")
+    local_runner.run(str(data_dir), str(tmp_path / "out"), epochs=2)
+    second = {name: cached for name, _, _, cached in stages(metadata) if not name.startswith("LatestBlessed")}
+    assert len(second) == 15 and all(second.values()), second
+    assert sorted(os.listdir(os.path.join(serving_dir, "retrieval"))) == pushed
+    # --no-cache runs a component again though nothing changed.
+    local_runner.run(str(data_dir), str(tmp_path / "out"), until="MovieCatalogueGen", cache=False)
+    assert [(name, cached) for name, _, _, cached in stages(metadata)] == [("MovieCatalogueGen", False)]
+
+    # A broken retrieval model (it never learns) is evaluated against the blessed one and not pushed;
+    # nor is the ranking model trained with it (its features read those towers). The data stages,
+    # unchanged, come from the cache.
     local_runner.run(str(data_dir), str(tmp_path / "out"), epochs=1, retrieval_config={"learning_rate": 0.0})
+    third = {name: cached for name, _, _, cached in stages(metadata)}
+    assert third["MovieLensExampleGen"] and third["Transform"] and not third["RetrievalTrainer"], third
     assert sorted(os.listdir(os.path.join(serving_dir, "retrieval"))) == pushed
     paths = glob.glob(str(root / "RetrievalEvaluator" / "evaluation" / "*" / "metrics.json"))
     verdicts = [json.load(open(path)) for path in paths]
