@@ -54,24 +54,13 @@ def _trainer(data: Components, run_fn: str, config: dict, base_model=None) -> tf
         custom_config=config)
 
 
-class LatestBlessedOtherModel(tfx.dsl.experimental.LatestBlessedModelStrategy):
-    """The latest blessed model but `candidate`'s (this run's, under evaluation): a re-run whose model came from
-    the cache compares it with its first baseline, not itself; the evaluator's cache key is unchanged."""
-
-    def resolve_artifacts(self, store, input_dict: dict) -> Optional[dict]:
-        evaluated = {artifact.id for artifact in input_dict.pop("candidate")}
-        input_dict["model"] = [model for model in input_dict["model"] if model.id not in evaluated]
-        return {**super().resolve_artifacts(store, input_dict), "candidate": []}
-
-
-def _latest_blessed(producer: str, model_key: str, evaluator: str, candidate=None) -> tfx.dsl.Resolver:
+def _latest_blessed(producer: str, model_key: str, evaluator: str) -> tfx.dsl.Resolver:
     return tfx.dsl.Resolver(
-        strategy_class=LatestBlessedOtherModel if candidate else tfx.dsl.experimental.LatestBlessedModelStrategy,
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model, producer_component_id=producer,
                               output_key=model_key),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
-                                       producer_component_id=evaluator, output_key="blessing"),
-        **({"candidate": candidate} if candidate else {}))
+                                       producer_component_id=evaluator, output_key="blessing"))
 
 
 def _pusher(model, blessing, serving_dir: str, name: str) -> tfx.components.Pusher:
@@ -79,8 +68,7 @@ def _pusher(model, blessing, serving_dir: str, name: str) -> tfx.components.Push
         filesystem=tfx.proto.PushDestination.Filesystem(base_directory=f"{serving_dir}/{name}")))
 
 
-def retrieval_branch(data: Components, config: dict, num_candidates: int, serving_dir: str,
-                     cache: bool = False) -> Components:
+def retrieval_branch(data: Components, config: dict, num_candidates: int, serving_dir: str) -> Components:
     """The retrieval model: trained, indexed, evaluated against the last blessed one, pushed."""
     examples, catalogue = data["example_gen"].outputs["examples"], data["catalogue_gen"].outputs["catalogue"]
     stages = {}
@@ -91,8 +79,8 @@ def retrieval_branch(data: Components, config: dict, num_candidates: int, servin
                                            catalogue=catalogue, num_candidates=num_candidates)
     scann, bruteforce = (stages["index_builder"].outputs[key] for key in ("scann_model", "bruteforce_model"))
     # The last retrieval model that was blessed, to compare the new one against.
-    stages["baseline"] = _latest_blessed("IndexBuilder", "bruteforce_model", "RetrievalEvaluator",
-                                         bruteforce if cache else None).with_id("LatestBlessedRetrieval")
+    stages["baseline"] = _latest_blessed("IndexBuilder", "bruteforce_model", "RetrievalEvaluator").with_id(
+        "LatestBlessedRetrieval")
     # Recall, NDCG, coverage... on the eval split; blesses only above the floor and the baseline.
     stages["evaluator"] = RetrievalEvaluator(
         model=bruteforce, scann_model=scann, examples=examples, catalogue=catalogue,
@@ -106,8 +94,7 @@ def retrieval_branch(data: Components, config: dict, num_candidates: int, servin
     return stages
 
 
-def ranking_branch(data: Components, retrieval: Components, config: dict, serving_dir: str,
-                   cache: bool = False) -> Components:
+def ranking_branch(data: Components, retrieval: Components, config: dict, serving_dir: str) -> Components:
     """The ranking model: trained on the retrieval model's candidates, evaluated, pushed."""
     examples, catalogue = data["example_gen"].outputs["examples"], data["catalogue_gen"].outputs["catalogue"]
     stages = {}
@@ -117,8 +104,8 @@ def ranking_branch(data: Components, retrieval: Components, config: dict, servin
                                  base_model=retrieval["trainer"].outputs["model"]).with_id("RankingTrainer")
     model = stages["trainer"].outputs["model"]
     # The last ranking model that was blessed, to compare the new one against.
-    stages["baseline"] = _latest_blessed("RankingTrainer", "model", "RankingEvaluator",
-                                         model if cache else None).with_id("LatestBlessedRanking")
+    stages["baseline"] = _latest_blessed("RankingTrainer", "model", "RankingEvaluator").with_id(
+        "LatestBlessedRanking")
     # The served order (retrieval's candidates by the ranking score) against retrieval's own, and the
     # rating RMSE; blesses the ranking model only when the order is better, the RMSE passes its gates
     # (the ceiling, the last blessed model's) and retrieval was blessed.
@@ -142,14 +129,14 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
     """The pipeline; models are pushed to `serving_dir`/{retrieval,retrieval_bruteforce,ranking}/<version>.
     The model configs (dicts of RetrievalConfig / RankingConfig keys) are checked here: a
     mistyped key fails now, not in a Trainer. With `enable_cache` (LocalDagRunner) components whose inputs,
-    parameters and code (code_version.py) are unchanged reuse their outputs (baselines: LatestBlessedOtherModel)."""
+    parameters and code (pipeline/code_version.py) are unchanged reuse their last outputs."""
     retrieval_config = retrieval_config or {}
     ranking_config = {"num_candidates": num_candidates, "retrieval": retrieval_config, **(ranking_config or {})}
     RetrievalConfig.of(retrieval_config)
     RankingConfig.of(ranking_config)
     data = data_stages(data_dir, schema_file)
-    retrieval = retrieval_branch(data, retrieval_config, num_candidates, serving_dir, enable_cache)
-    ranking = ranking_branch(data, retrieval, ranking_config, serving_dir, enable_cache)
+    retrieval = retrieval_branch(data, retrieval_config, num_candidates, serving_dir)
+    ranking = ranking_branch(data, retrieval, ranking_config, serving_dir)
     components = [*data.values(), *retrieval.values(), *ranking.values()]
     for component in components:
         code_version.stamp(component)
