@@ -12,14 +12,11 @@ import os
 import time
 import warnings
 
-from pipeline import configs, data, local_runner
+from pipeline import data, local_runner
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Run the MovieLens recommender end to end.")
-    data.add_arguments(parser)
-    parser.add_argument("--output-dir", default=configs.OUTPUT_DIR, help="where artifacts and models go")
-    parser.add_argument("--epochs", type=int, help="training epochs of both models (default: constants)")
+    parser = local_runner.arguments("Run the MovieLens recommender end to end.")
     parser.add_argument("--users", nargs="+", default=["196", "186", "22"], help="users to recommend for")
     parser.add_argument("-k", type=int, default=10, help="recommendations per user")
     parser.add_argument("--verbose", action="store_true", help="print every log line instead of writing "
@@ -53,7 +50,7 @@ def run(args: argparse.Namespace) -> tuple:
     the pushed models' directory and the server's config file."""
     data_dir = data.resolve(args.data_dir, args.tfds_data_dir)
     print(f"[1/3] Running the TFX pipeline on {data_dir} ...", flush=True)
-    serving_dir = local_runner.run(data_dir, args.output_dir, args.epochs)
+    serving_dir = local_runner.run(data_dir, args.output_dir, args.epochs, cache=args.cache)
 
     from serving.client import RecommenderClient, format_table
     from serving.config import write_config

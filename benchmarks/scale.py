@@ -28,10 +28,11 @@ def shape(ratings: int) -> tuple:
     return max(ratings // 100, 100), min(max(ratings // 50, 10_000), 100_000)
 
 
-def run_sampled(command: list, interval: float = 0.5) -> tuple:
-    """Runs `command`; returns (exit code, [(unix time, rss bytes of the process tree)])."""
+def run_sampled(command: list, interval: float = 0.5, stdout=subprocess.DEVNULL) -> tuple:
+    """Runs `command` (its output to `stdout`, a file or DEVNULL); returns (exit code,
+    [(unix time, rss bytes of the process tree)])."""
     samples = []
-    process = psutil.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = psutil.Popen(command, cwd=ROOT, stdout=stdout, stderr=subprocess.DEVNULL)
 
     def sample():
         while process.poll() is None:
@@ -49,19 +50,22 @@ def run_sampled(command: list, interval: float = 0.5) -> tuple:
     return code, samples
 
 
-def stages(metadata_path: str) -> list:
-    """[(component id, start, end)] in seconds since the epoch, from ML Metadata."""
+def stages(metadata_path: str, run: int = -1) -> list:
+    """[(component id, start, end, cached)] of the executions of one pipeline run (default: the
+    last), times in seconds since the epoch, from ML Metadata; `cached`: outputs reused."""
     from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2
 
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path
     store = metadata_store.MetadataStore(config)
+    runs = sorted(store.get_contexts_by_type("pipeline_run"), key=lambda context: context.create_time_since_epoch)
     result = []
-    for execution in store.get_executions():
+    for execution in store.get_executions_by_context(runs[run].id):
         node = [c.name for c in store.get_contexts_by_execution(execution.id) if c.type == "node"]
         result.append((node[0].split(".")[-1], execution.create_time_since_epoch / 1000,
-                       execution.last_update_time_since_epoch / 1000))
+                       execution.last_update_time_since_epoch / 1000,
+                       execution.last_known_state == metadata_store_pb2.Execution.CACHED))
     return sorted(result, key=lambda stage: stage[1])
 
 
@@ -87,7 +91,7 @@ def measure(ratings: int, workdir: str, epochs: int, beam_args: list) -> dict:
         raise RuntimeError(f"pipeline failed on {ratings} ratings (exit {code}); run `{' '.join(command)}`")
     per_stage = {name: {"seconds": end - begin,  # a stage shorter than a sample: its nearest samples
                         "peak_rss_mb": max((rss for t, rss in samples if begin - 1 <= t <= end + 1), default=0) / 2**20}
-                 for name, begin, end in stages(os.path.join(output_dir, "metadata.db"))}
+                 for name, begin, end, _ in stages(os.path.join(output_dir, "metadata.db"))}
     return {"ratings": ratings, "users": users, "movies": movies, "epochs": epochs,
             "total_seconds": total, "peak_rss_mb": max(rss for _, rss in samples) / 2**20,
             "stages": per_stage,

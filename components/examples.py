@@ -10,6 +10,7 @@ from models import features as F
 
 PAIR_SPEC = {F.USER_ID: tf.io.FixedLenFeature([], tf.string),
              F.MOVIE_ID: tf.io.FixedLenFeature([], tf.string)}
+RATING_SPEC = {**PAIR_SPEC, F.RATING: tf.io.FixedLenFeature([], tf.float32)}
 MOVIE_SPEC = {F.MOVIE_ID: tf.io.FixedLenFeature([], tf.string),
               F.MOVIE_TITLE: tf.io.FixedLenFeature([], tf.string),
               F.MOVIE_YEAR: tf.io.FixedLenFeature([], tf.int64),
@@ -41,13 +42,10 @@ def history(train: tf.data.Dataset) -> Dict[bytes, List[bytes]]:
     return {user: sorted(movies) for user, movies in seen.items()}
 
 
-def read_pairs(examples_uri: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
-    """(user ids [n], movie ids [n]) of one split of an Examples artifact."""
-    users, movies = [], []
-    for batch in read_examples(examples_uri, split, PAIR_SPEC):
-        users.extend(batch[F.USER_ID].numpy())
-        movies.extend(batch[F.MOVIE_ID].numpy())
-    return np.array(users, dtype=object), np.array(movies, dtype=object)
+def read_pairs(examples_uri: str, split: str, keys: tuple = (F.USER_ID, F.MOVIE_ID)) -> Tuple[np.ndarray, ...]:
+    """(user ids [n], movie ids [n]) of one split of an Examples artifact; any RATING_SPEC `keys`."""
+    batches = list(read_examples(examples_uri, split, {key: RATING_SPEC[key] for key in keys}))
+    return tuple(np.concatenate([batch[key].numpy() for batch in batches]) for key in keys)
 
 
 def read_catalogue(uri: str) -> dict:

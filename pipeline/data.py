@@ -1,7 +1,6 @@
 """Finds MovieLens: a directory given by the user, $MOVIELENS_DIR, or a cached download of
 the official GroupLens ml-100k archive (fetched once, with a progress bar, and checked
 against pinned sha256 sums of its files); or TensorFlow Datasets' prepared MovieLens."""
-import argparse
 import hashlib
 import os
 import shutil
@@ -86,15 +85,6 @@ def download(cache: Optional[Path] = None) -> Path:
             sys.exit(f"Downloaded {URL} is not the ml-100k archive ({error}); not using it.")
         shutil.move(str(Path(tmp) / "ml-100k"), target)  # only a checked copy lands
     return target
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds --data-dir (alias --data-source) and --tfds-data-dir: what `resolve` takes."""
-    parser.add_argument("--data-dir", "--data-source", help="MovieLens directory, any release, or tfds:movielens/"
-                        "<100k|1m|20m|25m|latest-small>: TensorFlow Datasets' (default: $MOVIELENS_DIR, else "
-                        "download ml-100k)")
-    parser.add_argument("--tfds-data-dir", help="where TFDS prepared it (default: $TFDS_DATA_DIR, else "
-                        "~/tensorflow_datasets)")
 
 
 def resolve(data_dir: Optional[str] = None, tfds_data_dir: Optional[str] = None) -> Path:

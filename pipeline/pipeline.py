@@ -10,10 +10,9 @@ from components.index_builder import IndexBuilder
 from components.movielens import MovieLensExampleGen
 from components.retrieval_evaluator import RetrievalEvaluator
 from components.two_stage_evaluator import TwoStageEvaluator
-from models.ranking import evaluation as ranking_evaluation
 from models.ranking.constants import RankingConfig
 from models.retrieval.constants import RetrievalConfig
-from pipeline import configs
+from pipeline import code_version, configs
 
 Components = Dict[str, BaseNode]  # by role, e.g. "trainer"
 
@@ -40,9 +39,9 @@ def data_stages(data_dir: str, schema_file: str) -> Components:
     # Fails the run on any anomaly or train/eval drift, before anything is trained.
     stages["data_gate"] = DataGate(statistics=statistics, schema=schema,
                                    anomalies=stages["example_validator"].outputs["anomalies"])
-    # Vocabularies and buckets; the graph that both models carry into serving.
-    stages["transform"] = tfx.components.Transform(examples=examples, schema=schema,
-                                                   preprocessing_fn=configs.PREPROCESSING_FN)
+    # Vocabularies and buckets; the graph that both models carry into serving (no statistics: unread).
+    stages["transform"] = tfx.components.Transform(examples=examples, schema=schema, disable_analyzer_cache=True,
+                                                   preprocessing_fn=configs.PREPROCESSING_FN, disable_statistics=True)
     stages["transform"].add_upstream_node(stages["data_gate"])
     return stages
 
@@ -107,17 +106,14 @@ def ranking_branch(data: Components, retrieval: Components, config: dict, servin
     # The last ranking model that was blessed, to compare the new one against.
     stages["baseline"] = _latest_blessed("RankingTrainer", "model", "RankingEvaluator").with_id(
         "LatestBlessedRanking")
-    # TFMA on the raw eval split: RMSE, MAE, AUC, calibration, by user gender; blesses under the RMSE gates.
-    stages["rating_evaluator"] = tfx.components.Evaluator(
-        examples=examples, model=model, baseline_model=stages["baseline"].outputs["model"], example_splits=["eval"],
-        eval_config=ranking_evaluation.eval_config(configs.RANKING_RMSE_CEILING, configs.RANKING_MAX_RMSE_INCREASE),
-    ).with_id("RatingEvaluator")
-    # The served order (retrieval's candidates by the ranking score) against retrieval's own; blesses
-    # the ranking model only when it is better, TFMA blessed its ratings and retrieval was blessed.
+    # The served order (retrieval's candidates by the ranking score) against retrieval's own, and the
+    # rating RMSE; blesses the ranking model only when the order is better, the RMSE passes its gates
+    # (the ceiling, the last blessed model's) and retrieval was blessed.
     stages["evaluator"] = TwoStageEvaluator(
         ranking_model=model, retrieval_model=retrieval["index_builder"].outputs["bruteforce_model"],
-        examples=examples, catalogue=catalogue, rating_blessing=stages["rating_evaluator"].outputs["blessing"],
-        retrieval_blessing=retrieval["evaluator"].outputs["blessing"], min_ndcg_gain=configs.RANKING_MIN_NDCG_GAIN,
+        examples=examples, catalogue=catalogue, retrieval_blessing=retrieval["evaluator"].outputs["blessing"],
+        baseline_model=stages["baseline"].outputs["model"], min_ndcg_gain=configs.RANKING_MIN_NDCG_GAIN,
+        rmse_ceiling=configs.RANKING_RMSE_CEILING, max_rmse_increase=configs.RANKING_MAX_RMSE_INCREASE,
     ).with_id("RankingEvaluator")
     # Pushes the blessed model into TF Serving's <base>/<model>/<version> layout.
     stages["pusher"] = _pusher(model, stages["evaluator"].outputs["blessing"], serving_dir, "ranking").with_id(
@@ -129,10 +125,11 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
                     metadata_path: Optional[str] = None, beam_pipeline_args: Optional[List[str]] = None,
                     retrieval_config: Optional[dict] = None, ranking_config: Optional[dict] = None,
                     num_candidates: int = configs.NUM_CANDIDATES,
-                    schema_file: str = configs.SCHEMA_FILE) -> tfx.dsl.Pipeline:
+                    schema_file: str = configs.SCHEMA_FILE, enable_cache: bool = False) -> tfx.dsl.Pipeline:
     """The pipeline; models are pushed to `serving_dir`/{retrieval,retrieval_bruteforce,ranking}/<version>.
     The model configs (dicts of RetrievalConfig / RankingConfig keys) are checked here: a
-    mistyped key fails now, not in a Trainer."""
+    mistyped key fails now, not in a Trainer. With `enable_cache` (LocalDagRunner) components whose inputs,
+    parameters and code (pipeline/code_version.py) are unchanged reuse their last outputs."""
     retrieval_config = retrieval_config or {}
     ranking_config = {"num_candidates": num_candidates, "retrieval": retrieval_config, **(ranking_config or {})}
     RetrievalConfig.of(retrieval_config)
@@ -140,9 +137,11 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
     data = data_stages(data_dir, schema_file)
     retrieval = retrieval_branch(data, retrieval_config, num_candidates, serving_dir)
     ranking = ranking_branch(data, retrieval, ranking_config, serving_dir)
+    components = [*data.values(), *retrieval.values(), *ranking.values()]
+    for component in components:
+        code_version.stamp(component)
     return tfx.dsl.Pipeline(
-        pipeline_name=pipeline_name, pipeline_root=pipeline_root,
-        components=[*data.values(), *retrieval.values(), *ranking.values()],
+        pipeline_name=pipeline_name, pipeline_root=pipeline_root, components=components, enable_cache=enable_cache,
         metadata_connection_config=(tfx.orchestration.metadata.sqlite_metadata_connection_config(
             metadata_path) if metadata_path else None),
         beam_pipeline_args=beam_pipeline_args or configs.BEAM_PIPELINE_ARGS)

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from benchmarks import synthetic
+from benchmarks.scale import stages
 from components.examples import read_pairs
 from pipeline import configs, local_runner
 from serving.client import RecommenderClient
@@ -16,6 +17,9 @@ from serving.config import write_config
 from serving.server import running_server
 
 K = 10
+CACHED_WHEN_UNCHANGED = ("ImportSchemaGen", "MovieCatalogueGen", "MovieLensExampleGen", "StatisticsGen",
+                         "ExampleValidator", "DataGate", "Transform", "RetrievalTrainer", "IndexBuilder",
+                         "RankingTrainer")
 
 
 @pytest.mark.slow
@@ -59,11 +63,24 @@ def test_pipeline_serves_recommendations_over_grpc(tmp_path, monkeypatch):
     assert answer["user_id"] == user.decode()
     assert [r["movie_id"] for r in answer["recommendations"]] == ids[:3]
 
+    # Unchanged, a re-run reuses the outputs of every component up to the Trainers and IndexBuilder from
+    # ML Metadata; the evaluators run again (their baseline, the last blessed model, is new).
+    metadata = str(tmp_path / "out" / "metadata.db")
+    local_runner.run(str(data_dir), str(tmp_path / "out"), epochs=2)
+    second = {name: cached for name, _, _, cached in stages(metadata)}
+    assert sorted(name for name, cached in second.items() if cached) == sorted(CACHED_WHEN_UNCHANGED), second
+    # --no-cache runs a component again though nothing changed.
+    local_runner.run(str(data_dir), str(tmp_path / "out"), until="MovieCatalogueGen", cache=False)
+    assert {name: cached for name, _, _, cached in stages(metadata)}["MovieCatalogueGen"] is False
+
     # A broken retrieval model (it never learns) is evaluated against the blessed one and not pushed;
-    # nor is the ranking model trained with it (its features read those towers).
+    # nor is the ranking model trained with it (its features read those towers). The data stages,
+    # unchanged, come from the cache.
     pushed = sorted(os.listdir(os.path.join(serving_dir, "retrieval")))
     ranking = sorted(os.listdir(os.path.join(serving_dir, "ranking")))
     local_runner.run(str(data_dir), str(tmp_path / "out"), epochs=1, retrieval_config={"learning_rate": 0.0})
+    third = {name: cached for name, _, _, cached in stages(metadata)}
+    assert third["MovieLensExampleGen"] and third["Transform"] and not third["RetrievalTrainer"], third
     assert sorted(os.listdir(os.path.join(serving_dir, "retrieval"))) == pushed
     paths = glob.glob(str(root / "RetrievalEvaluator" / "evaluation" / "*" / "metrics.json"))
     verdicts = [json.load(open(path)) for path in paths]

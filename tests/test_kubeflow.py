@@ -26,9 +26,8 @@ EDGES = {  # task -> the tasks it waits for
     "BruteForcePusher": {"IndexBuilder", "RetrievalEvaluator"},
     "LatestBlessedRanking-model-resolver": set(),
     "LatestBlessedRanking-model-blessing-resolver": set(),
-    "RatingEvaluator": {"RankingTrainer", "MovieLensExampleGen", "LatestBlessedRanking-model-resolver"},
     "RankingEvaluator": {"RankingTrainer", "IndexBuilder", "MovieLensExampleGen", "MovieCatalogueGen",
-                         "RatingEvaluator", "RetrievalEvaluator"},
+                         "LatestBlessedRanking-model-resolver", "RetrievalEvaluator"},
     "RankingPusher": {"RankingTrainer", "RankingEvaluator"},
 }
 

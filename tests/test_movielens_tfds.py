@@ -2,7 +2,6 @@
 MovieLens builder prepares tiny hand-made releases locally (its download replaced by the
 files, as TFDS's own DatasetBuilderTestCase does: never the network), and the ExampleGen
 and the catalogue read them into the same examples as they read the files."""
-import argparse
 from unittest import mock
 
 import pytest
@@ -10,7 +9,7 @@ import tensorflow_datasets as tfds
 from test_catalogue import read, run_component
 from test_movielens import ITEM, run, write
 
-from pipeline import data
+from pipeline import data, local_runner
 
 FLAGS = "|".join(["0"] * 19)  # u.item's 19 genre flags, none set
 ML_100K = {  # ids 246 and 268: one title (merged); 9: unrated; 7: no genre; 8: unknown, Children's, Comedy
@@ -78,7 +77,6 @@ def test_unprepared_tfds_source_exits_saying_how_to_prepare_it(tmp_path):
 
 
 def test_data_source_is_the_data_dir_flag_with_a_tfds_data_dir():
-    parser = argparse.ArgumentParser()
-    data.add_arguments(parser)
+    parser = local_runner.arguments("test")
     args = parser.parse_args(["--data-source", "tfds:movielens/1m", "--tfds-data-dir", "/data/tfds"])
     assert (args.data_dir, args.tfds_data_dir) == ("tfds:movielens/1m", "/data/tfds")

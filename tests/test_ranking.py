@@ -39,17 +39,6 @@ def raw_row(user, movie, rating):
             F.TIMESTAMP: [880000000], F.RATING: [rating], F.MOVIE_GENRES: genres, F.MOVIE_TAGS: []}
 
 
-def serialized(row) -> bytes:
-    def feature(values):
-        if values and isinstance(values[0], bytes) or not values:
-            return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
-        if isinstance(values[0], float):
-            return tf.train.Feature(float_list=tf.train.FloatList(value=values))
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-    return tf.train.Example(features=tf.train.Features(
-        feature={k: feature(v) for k, v in row.items()})).SerializeToString()
-
-
 @pytest.fixture(scope="module")
 def transformed(tmp_path_factory):
     """(TFTransformOutput, [transformed examples file]) of the RATINGS rows."""
@@ -184,14 +173,3 @@ def test_saved_model_serves_ids_in_a_process_that_imports_only_tensorflow(transf
     assert served["rating"][0] > 4 and served["rating"][1] < 2 and served["rating"][2] < 2  # as trained
     assert served["like_probability"][0] > 0.5 > served["like_probability"][1]
     assert all(np.isfinite(served["rating"]))  # the unknown user gets default features
-
-    # The ids-only signature must agree with the one reading whole raw tf.Examples.
-    loaded = tf.saved_model.load(fn_args.serving_model_dir)
-    examples = tf.constant([serialized(raw_row(u.encode(), m.encode(), 3.0))
-                            for u, m in zip(users[:3], movies[:3], strict=True)])
-    evaluated = loaded.signatures["evaluate"](examples=examples)
-    np.testing.assert_allclose(evaluated["rating"].numpy(), served["rating"][:3], rtol=1e-4)
-    np.testing.assert_allclose(evaluated["like_probability"].numpy(), served["like_probability"][:3], rtol=1e-4)
-    labels = loaded.signatures["transformed_labels"](examples=tf.constant(
-        [serialized(raw_row(b"u1", b"m1", r)) for r in (3.5, 4.0, 5.0)]))
-    assert labels[F.LIKED].numpy().tolist() == [0.0, 1.0, 1.0]

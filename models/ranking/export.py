@@ -10,8 +10,6 @@ Signatures ([B] rows; '' pads history):
       user_gender, user_occupation, user_zip: string [B]) -> the same, each row's history
       (more than MAX_HISTORY fails; unknown movies ignored) pooled with the stored one, and
       the query from the retrieval towers' `embed_request`.
-  evaluate(examples: string [B] raw tf.Examples) -> rating, like_probability (for TFMA).
-  transformed_labels(examples: string [B]) -> liked float32 [B] (rating >= 4), TFMA's label.
 """
 import json
 import os
@@ -32,8 +30,6 @@ from models.retrieval import model as retrieval
 from models.retrieval.constants import MAX_HISTORY
 from models.retrieval.model import tables
 from models.retrieval.towers import HISTORY_SIDE, RaggedTable, request_history
-
-EXAMPLES = tf.TensorSpec([None], tf.string, name="examples")
 
 
 def side_features(file_patterns: list, tft_output: tft.TFTransformOutput, id_key: str,
@@ -139,23 +135,10 @@ class Ranker(F.RawFeatureModule):
                                             user_zip=user_zip)["embeddings"]
         return self._serve(user_id, movie_id, tf.ragged.boolean_mask(movies, movies < known), queries)
 
-    def _parse(self, examples):
-        return tf.io.parse_example(examples, self.tft_output.raw_feature_spec())
-
-    @tf.function(input_signature=[EXAMPLES])
-    def evaluate(self, examples):
-        return self._predict(self.tft_layer(self._parse(examples)))
-
-    @tf.function(input_signature=[EXAMPLES])
-    def transformed_labels(self, examples):
-        rating = tf.reshape(self._parse(examples)[F.RATING], [-1])
-        return {F.LIKED: F.liked(rating)}
-
 
 def save(ranker: Ranker, path: str) -> None:
     """Writes the SavedModel with its signatures (serve_history with towers only)."""
-    signatures = {"serving_default": ranker.serve, "evaluate": ranker.evaluate,
-                  "transformed_labels": ranker.transformed_labels}
+    signatures = {"serving_default": ranker.serve}
     if ranker.towers is not None:
         signatures["serve_history"] = ranker.serve_history
     tf.saved_model.save(ranker, path, signatures=signatures)
