@@ -1,32 +1,26 @@
-"""Where a pushed model came from, read from the run's ML Metadata.
+"""Where a pushed model came from, from its run's ML Metadata: PushedModel -> Pusher -> Model,
+ModelBlessing -> evaluator, Trainer -> Transform graph, Examples, Schema -> ExampleGen.
 
     python -m pipeline.lineage outputs/serving/ranking/<version>          # a few lines
     python -m pipeline.lineage outputs/serving/retrieval/<version> --json
-
-PushedModel -> Pusher -> its Model and ModelBlessing -> the evaluator (metrics, verdict) and
-the Trainer (config) -> Transform graph, Examples, Schema -> ExampleGen (data directory,
-release, files' sha256 recorded at ingestion, split).
 """
 import argparse
 import json
 import os
-from typing import Dict
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as pb
 
-CODE_VERSION_KEYS = ("code_version", "git_commit")  # Trainer exec properties that name the code
+CODE_VERSION_KEYS = ("code_version", "git_commit")  # the Trainer exec properties that name the code, if any
 
 
 def _props(message) -> dict:
-    return {key: getattr(value, value.WhichOneof("value")) for key, value in message.custom_properties.items()
-            if key != "is_external"}
+    return {k: getattr(v, v.WhichOneof("value")) for k, v in message.custom_properties.items() if k != "is_external"}
 
 
-def _artifacts(store, execution_id: int, kind: int) -> Dict[str, pb.Artifact]:
-    events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type == kind]
-    by_id = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-    return {e.path.steps[0].key: by_id[e.artifact_id] for e in events}
+def _io(store, execution: pb.Execution, kind: int = pb.Event.INPUT) -> dict:
+    events = [e for e in store.get_events_by_execution_ids([execution.id]) if e.type == kind]
+    return {e.path.steps[0].key: store.get_artifacts_by_id([e.artifact_id])[0] for e in events}
 
 
 def _producer(store, artifact: pb.Artifact) -> pb.Execution:
@@ -39,11 +33,10 @@ def _node(artifact: pb.Artifact) -> str:
 
 
 def lineage(pushed_dir: str, metadata_path: str = "") -> dict:
-    """The lineage of the model pushed to `pushed_dir` (<output>/serving/<model>/<version>);
-    ML Metadata from `metadata_path`, by default <output>/metadata.db."""
+    """The lineage of the model pushed to `pushed_dir` (<output>/serving/<model>/<version>, found
+    by <model>/<version>), from `metadata_path` (default <output>/metadata.db)."""
     path = os.path.abspath(pushed_dir).rstrip("/")
-    metadata_path = metadata_path or os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(path))),
-                                                  "metadata.db")
+    metadata_path = metadata_path or os.path.normpath(os.path.join(path, "../../../metadata.db"))
     if not os.path.isfile(metadata_path):
         raise FileNotFoundError(f"No ML Metadata at {metadata_path}: give a pushed model's directory "
                                 "<output-dir>/serving/<model>/<version>, or --metadata <output-dir>/metadata.db")
@@ -53,52 +46,42 @@ def lineage(pushed_dir: str, metadata_path: str = "") -> dict:
     pushed = [a for a in store.get_artifacts_by_type("PushedModel")
               if _props(a).get("pushed_destination", "").rstrip("/").split("/")[-2:] == path.split("/")[-2:]]
     if not pushed:
-        raise LookupError(f"{metadata_path} records no model pushed to {path}: give a version directory that "
+        raise LookupError(f"{metadata_path} records no model pushed to {path}: give a version directory "
                           "the pipeline pushed (ls <output-dir>/serving/<model>/)")
-    pusher = _artifacts(store, _producer(store, pushed[-1]).id, pb.Event.INPUT)
-    model, blessing = pusher["model"], pusher["model_blessing"]
-    trainer = _producer(store, model)
+    pusher = _io(store, _producer(store, pushed[-1]))
+    trainer = _producer(store, pusher["model"])
     while not store.get_execution_types_by_id([trainer.type_id])[0].name.endswith(".Trainer"):
-        trainer = _producer(store, _artifacts(store, trainer.id, pb.Event.INPUT)["model"])  # IndexBuilder's
-    inputs, outputs = (_artifacts(store, trainer.id, kind) for kind in (pb.Event.INPUT, pb.Event.OUTPUT))
-    transform = _artifacts(store, _producer(store, inputs["transform_graph"]).id, pb.Event.INPUT)
-    examples = transform["examples"]
-    example_gen = _props(_producer(store, examples))
-    evaluation = _artifacts(store, _producer(store, blessing).id, pb.Event.OUTPUT)["evaluation"]
-    exec_properties = _props(trainer)
-    code = next((exec_properties[key] for key in CODE_VERSION_KEYS if key in exec_properties), None)
-    return {"pushed": {"path": path, "version": _props(pushed[-1]).get("pushed_version"), "by": _node(pushed[-1])},
-            "data": {"input_base": example_gen["input_base"], "release": _props(examples).get("release"),
-                     "sha256": json.loads(_props(examples).get("input_sha256", "null"))},
-            "split": {key: example_gen[key] for key in ("split", "eval_fraction", "split_seed", "leave_last_n")},
-            "examples": examples.uri, "schema": inputs["schema"].uri,
-            "schema_file": _props(_producer(store, inputs["schema"])).get("schema_file"),
-            "transform_graph": inputs["transform_graph"].uri,
-            "trainer": {"node": _node(outputs["model"]), "execution": trainer.id, "model": outputs["model"].uri,
-                        "model_run": outputs["model_run"].uri, "exec_properties": exec_properties},
-            "evaluation": {"node": _node(evaluation), "uri": evaluation.uri, "metrics": _props(evaluation)},
-            "blessing": {"uri": blessing.uri, **_props(blessing)}, "code_version": code}
+        trainer = _producer(store, _io(store, trainer)["model"])  # the IndexBuilder's model
+    inputs, model = _io(store, trainer), _io(store, trainer, pb.Event.OUTPUT)["model"]
+    examples = _io(store, _producer(store, inputs["transform_graph"]))["examples"]
+    evaluation = _io(store, _producer(store, pusher["model_blessing"]), pb.Event.OUTPUT)["evaluation"]
+    example_gen, data, trainer_properties = _props(_producer(store, examples)), _props(examples), _props(trainer)
+    return {"model": path, "version": _props(pushed[-1])["pushed_version"], "pushed_by": _node(pushed[-1]),
+            "data": example_gen["input_base"], "release": data.get("release"),
+            "sha256": json.loads(data.get("input_sha256", "null")), "examples": examples.uri,
+            "split": {k: example_gen[k] for k in ("split", "eval_fraction", "split_seed", "leave_last_n")},
+            "schema": inputs["schema"].uri, "schema_file": _props(_producer(store, inputs["schema"]))["schema_file"],
+            "transform_graph": inputs["transform_graph"].uri, "trainer": _node(model), "trainer_execution": trainer.id,
+            "trainer_model": model.uri, "trainer_properties": trainer_properties,
+            "evaluator": _node(evaluation), "evaluation": evaluation.uri, "metrics": _props(evaluation),
+            "blessing": {"uri": pusher["model_blessing"].uri, **_props(pusher["model_blessing"])},
+            "code_version": next((trainer_properties[k] for k in CODE_VERSION_KEYS if k in trainer_properties), None)}
 
 
 def describe(info: dict) -> str:
     """`lineage`'s answer in a few lines."""
-    data, trainer, metrics = info["data"], info["trainer"], info["evaluation"]["metrics"]
-    sha = ", ".join(f"{name} {digest[:12]}" for name, digest in data["sha256"].items()) if data["sha256"] else (
-        "not recorded at ingestion (a run before the ExampleGen recorded them)")
-    headline = ", ".join(f"{key} {value:.4f}" for key, value in sorted(metrics.items())
-                         if key.endswith(("recall@10", "ndcg@10")))
-    props = trainer["exec_properties"]
+    sha = ", ".join(f"{name} {digest[:16]}" for name, digest in (info["sha256"] or {}).items()) or "not recorded"
+    trainer, blessing, metrics = info["trainer_properties"], info["blessing"], sorted(info["metrics"].items())
     return "\n".join([
-        f"model:      {info['pushed']['path']} (version {info['pushed']['version']}, by {info['pushed']['by']})",
-        f"data:       {data['input_base']} ({data['release'] or 'release not recorded'}); sha256 {sha}",
-        "split:      " + ", ".join(f"{k} {v}" for k, v in info["split"].items()) + f" -> {info['examples']}",
-        f"schema:     {info['schema']} (from {info['schema_file']})",
-        f"transform:  {info['transform_graph']}",
-        f"trainer:    {trainer['node']} (execution {trainer['execution']}): run_fn {props.get('run_fn')}, "
-        f"custom_config {props.get('custom_config')} -> {trainer['model']}",
-        f"evaluation: {info['evaluation']['node']}: {headline} ({info['evaluation']['uri']})",
-        f"blessing:   {'blessed' if info['blessing'].get('blessed') else 'NOT blessed'}: "
-        f"{info['blessing'].get('why', 'see ' + info['blessing']['uri'])}",
+        f"model:        {info['model']} (version {info['version']}, pushed by {info['pushed_by']})",
+        f"data:         {info['data']} ({info['release'] or 'release not recorded'}); sha256 {sha}",
+        "split:        " + ", ".join(f"{k} {v}" for k, v in info["split"].items()) + f" -> {info['examples']}",
+        f"schema:       {info['schema']} (from {info['schema_file']})\ntransform:    {info['transform_graph']}",
+        f"trainer:      {info['trainer']} (execution {info['trainer_execution']}): run_fn {trainer.get('run_fn')}, "
+        f"custom_config {trainer.get('custom_config')} -> {info['trainer_model']}",
+        f"evaluation:   {info['evaluator']}: " + ", ".join(
+            f"{k} {v:.4f}" for k, v in metrics if k.endswith(("recall@10", "ndcg@10"))) + f" ({info['evaluation']})",
+        f"blessing:     {'blessed' if blessing.get('blessed') else 'NOT blessed'}: {blessing.get('why', '')}",
         f"code version: {info['code_version'] or 'not recorded'}"])
 
 
