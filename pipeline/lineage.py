@@ -15,7 +15,8 @@ CODE_VERSION_KEYS = ("code_version", "git_commit")  # the Trainer exec propertie
 
 
 def _props(message) -> dict:
-    return {k: getattr(v, v.WhichOneof("value")) for k, v in message.custom_properties.items() if k != "is_external"}
+    return {k: getattr(v, v.WhichOneof("value")) for k, v in message.custom_properties.items()
+            if k not in ("is_external", "tfx_version")}  # TFX's bookkeeping
 
 
 def _io(store, execution: pb.Execution, kind: int = pb.Event.INPUT) -> dict:
@@ -28,13 +29,10 @@ def _producer(store, artifact: pb.Artifact) -> pb.Execution:
     return store.get_executions_by_id([event.execution_id])[0]
 
 
-def _node(artifact: pb.Artifact) -> str:
-    return artifact.uri.rstrip("/").split("/")[-3]  # <pipeline root>/<node id>/<output key>/<execution id>
-
-
 def lineage(pushed_dir: str, metadata_path: str = "") -> dict:
     """The lineage of the model pushed to `pushed_dir` (<output>/serving/<model>/<version>, found
-    by <model>/<version>), from `metadata_path` (default <output>/metadata.db)."""
+    by <model>/<version>), from `metadata_path` (default <output>/metadata.db). Node ids are read
+    from artifact URIs: <pipeline root>/<node id>/<output key>/<execution id>."""
     path = os.path.abspath(pushed_dir).rstrip("/")
     metadata_path = metadata_path or os.path.normpath(os.path.join(path, "../../../metadata.db"))
     if not os.path.isfile(metadata_path):
@@ -56,14 +54,14 @@ def lineage(pushed_dir: str, metadata_path: str = "") -> dict:
     examples = _io(store, _producer(store, inputs["transform_graph"]))["examples"]
     evaluation = _io(store, _producer(store, pusher["model_blessing"]), pb.Event.OUTPUT)["evaluation"]
     example_gen, data, trainer_properties = _props(_producer(store, examples)), _props(examples), _props(trainer)
-    return {"model": path, "version": _props(pushed[-1])["pushed_version"], "pushed_by": _node(pushed[-1]),
+    return {"model": path, "version": _props(pushed[-1])["pushed_version"], "pushed_by": pushed[-1].uri.split("/")[-3],
             "data": example_gen["input_base"], "release": data.get("release"),
             "sha256": json.loads(data.get("input_sha256", "null")), "examples": examples.uri,
             "split": {k: example_gen[k] for k in ("split", "eval_fraction", "split_seed", "leave_last_n")},
             "schema": inputs["schema"].uri, "schema_file": _props(_producer(store, inputs["schema"]))["schema_file"],
-            "transform_graph": inputs["transform_graph"].uri, "trainer": _node(model), "trainer_execution": trainer.id,
-            "trainer_model": model.uri, "trainer_properties": trainer_properties,
-            "evaluator": _node(evaluation), "evaluation": evaluation.uri, "metrics": _props(evaluation),
+            "transform_graph": inputs["transform_graph"].uri, "trainer": model.uri.split("/")[-3],
+            "trainer_execution": trainer.id, "trainer_model": model.uri, "trainer_properties": trainer_properties,
+            "evaluator": evaluation.uri.split("/")[-3], "evaluation": evaluation.uri, "metrics": _props(evaluation),
             "blessing": {"uri": pusher["model_blessing"].uri, **_props(pusher["model_blessing"])},
             "code_version": next((trainer_properties[k] for k in CODE_VERSION_KEYS if k in trainer_properties), None)}
 

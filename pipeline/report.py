@@ -48,9 +48,8 @@ def statistics(stats_uri: str, anomalies_uri: str) -> str:
     splits = {s: tfdv.load_stats_binary(f"{stats_uri}/Split-{s}/FeatureStats.pb").datasets[0] for s in ("train",
                                                                                                           "eval")}
     features = {s: {".".join(f.path.step): f for f in d.features} for s, d in splits.items()}
-    out = table(["feature", *(f"{s} ({d.num_examples} examples)" for s, d in splits.items())], [
-        [name, *(summary(features[s][name]) if name in features[s] else "absent" for s in splits)]
-        for name in features["train"]])
+    out = table(["feature", *(f"{s} ({d.num_examples} examples)" for s, d in splits.items())],
+                [[name, *(summary(features[s][name]) for s in splits)] for name in features["train"]])
     for split in splits:
         frame = display_util.get_anomalies_dataframe(
             anomalies_util.load_anomalies_binary(f"{anomalies_uri}/Split-{split}/SchemaDiff.pb"))

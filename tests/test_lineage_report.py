@@ -65,7 +65,7 @@ def check_lineage(out_dir: str, data_dir: str, epochs: int) -> None:
         recorded = json.load(open(f"{evaluation}/metrics.json"))
         expected = recorded["model"] if model == "retrieval" else {
             f"{order}_{k}": v for order in ("ranking", "retrieval") for k, v in recorded[order].items()}
-        assert info["metrics"] == pytest.approx(expected)
+        assert info["metrics"] == pytest.approx(expected), (model, set(expected) ^ set(info["metrics"]))
         assert info["blessing"]["blessed"] == 1 and info["blessing"]["why"] == recorded["why"]
         assert info["code_version"] is None and describe(info).endswith("code version: not recorded")
         cli = subprocess.run([sys.executable, "-m", "pipeline.lineage", pushed, "--json"], capture_output=True,
