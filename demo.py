@@ -40,7 +40,8 @@ def main() -> None:
                   f"follows there):\n{tail}", flush=True)
         raise
     print(f"Pipeline artifacts: {output}/pipeline\nML Metadata:        {output}/metadata.db\n"
-          f"Pushed models:      {serving_dir}\nServer config:      {os.path.abspath(config)}\n"
+          f"Pushed models:      {serving_dir}\nRun report:         {output}/report.html\n"
+          f"Server config:      {os.path.abspath(config)}\n"
           + ("" if args.verbose else f"Logs:               {log}\n")
           + f"Total wall time:    {time.monotonic() - start:.0f} s")
 

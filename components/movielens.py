@@ -37,6 +37,7 @@ from components.movielens_formats import (
     Release,
     User,
     decode,
+    detect_release,
 )
 from components.movielens_tables import id_order, read_lines, read_tables, to_example
 
@@ -265,6 +266,18 @@ def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, A
     return {"train": split.train, "eval": split.eval}
 
 
+def file_sha256(directory: str, names: List[str]) -> Dict[str, str]:
+    """{name: sha256 hex digest} of the files `names` in `directory` that exist."""
+    digests = {}
+    for name in (n for n in names if tf.io.gfile.exists(os.path.join(directory, n))):
+        digest = hashlib.sha256()
+        with tf.io.gfile.GFile(os.path.join(directory, name), "rb") as f:
+            while block := f.read(1 << 24):
+                digest.update(block)
+        digests[name] = digest.hexdigest()
+    return digests
+
+
 class Executor(BaseExampleGenExecutor):
     """Splits by its own `split` parameter instead of output_config's hash buckets."""
 
@@ -285,6 +298,10 @@ class Executor(BaseExampleGenExecutor):
             duplicates = json.load(f)
         for key in ("titles_merged", "ratings_remapped", "ratings_collapsed"):
             examples.set_int_custom_property(f"duplicate_{key}", duplicates[key])
+        release = detect_release(exec_properties["input_base"])  # the files read, for lineage (pipeline/lineage.py)
+        examples.set_string_custom_property("release", release.name)
+        examples.set_string_custom_property("input_sha256", json.dumps(file_sha256(exec_properties["input_base"], [
+            name for name in (release.ratings, release.movies, release.users, release.tags) if name])))
 
 
 _OPTIONS = {"split": str, "eval_fraction": float, "split_seed": int, "leave_last_n": int,

@@ -65,6 +65,9 @@ def run(data_dir: str, output_dir: str, epochs: Optional[int] = None,
         tfx.orchestration.LocalDagRunner().run(pipeline, run_options=options)
     finally:
         absl_logging.get_absl_logger().removeHandler(times)
+    if not until:
+        from pipeline import report
+        print(f"Run report: {report.write(output_dir)}", flush=True)
     return serving_dir
 
 

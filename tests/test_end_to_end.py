@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from test_lineage_report import check_lineage, check_report
 
 from benchmarks import synthetic
 from benchmarks.scale import stages
@@ -31,6 +32,8 @@ def test_pipeline_serves_recommendations_over_grpc(tmp_path, monkeypatch):
     serving_dir = local_runner.run(str(data_dir), str(tmp_path / "out"), epochs=2)
     for model in ("retrieval", "retrieval_bruteforce", "ranking"):
         assert glob.glob(os.path.join(serving_dir, model, "*", "saved_model.pb")), model
+    check_lineage(str(tmp_path / "out"), str(data_dir), epochs=2)
+    check_report(str(tmp_path / "out"))
 
     root = tmp_path / "out" / "pipeline"
     users, movies = read_pairs(glob.glob(str(root / "MovieLensExampleGen" / "examples" / "*"))[0], "train")
