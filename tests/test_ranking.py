@@ -122,7 +122,7 @@ def test_side_features_are_read_per_id(transformed):
     keys, values = export.side_features(files, tft_output, F.MOVIE_ID, ["movie_genres_xf", "movie_year_xf"])
     assert keys == ["m1", "m2", "m3"]
     genres = [v.decode() for v in tft_output.vocabulary_by_name(F.vocabulary_name(F.MOVIE_GENRES))]
-    named = [sorted(genres[int(i)] for i in ids.split()) for ids in values["movie_genres_xf"]]
+    named = [sorted(genres[i] for i in ids) for ids in values["movie_genres_xf"]]
     assert named == [["Action", "Crime"], ["Comedy"], ["Horror", "Sci-Fi"]]
     assert values["movie_year_xf"][0] == values["movie_year_xf"][1] > values["movie_year_xf"][2]  # 1995, 1979
 

@@ -7,6 +7,7 @@ from models import features as F
 from models.retrieval.constants import RetrievalConfig
 from models.retrieval.model import RetrievalModel, sampling_probability, tables
 from models.retrieval.towers import (
+    HISTORY,
     HISTORY_KEEP,
     MOVIE_BAGS,
     USER_SIDE,
@@ -122,3 +123,33 @@ def test_sampling_probability_mixes_positives_and_both_samplers():
     np.testing.assert_allclose(q.numpy(), [0.458333, 0.270833], rtol=1e-5)
     # in_batch: positives only, so popularity alone.
     np.testing.assert_allclose(sampling_probability(tf.constant([1]), popularity, uniform, 5, 0, 0).numpy(), [0.25])
+
+
+def test_a_new_user_given_five_movies_of_one_genre_gets_that_genre():
+    # 40 users each watch 8 of the 12 movies of one genre (users 0-19: genre 0, movies 0-11;
+    # users 20-39: genre 1, movies 12-23). A user the model never saw (row 40) gives five
+    # genre-0 movies at request time: the query pools them (HISTORY), as embed_request does.
+    rng = np.random.default_rng(0)
+    genre = np.repeat([0, 1], 12)
+    history = [rng.choice(np.flatnonzero(genre == user // 20), 8, replace=False) for user in range(40)] + [[]]
+    sizes = {**SIZES, F.USER_ID: 41, F.MOVIE_ID: 24, F.MOVIE_GENRES: 2}
+    bags = {F.MOVIE_GENRES: [np.array([g], np.int64) for g in genre], F.MOVIE_TITLE: [np.zeros([0], np.int64)] * 24,
+            F.MOVIE_TAGS: [np.zeros([0], np.int64)] * 24}
+    movies = MovieTable(np.zeros(24, np.int64), bags)
+    tf.keras.utils.set_random_seed(0)
+    query = QueryTower(np.zeros([41, len(USER_SIDE)], np.int64), [np.array(h, np.int64) for h in history],
+                       sizes, dim=16, layers=[16])
+    model = RetrievalModel(query, CandidateTower(sizes, dim=16, layers=[16]), movies, np.full(24, 13),
+                           RetrievalConfig(negatives="in_batch", temperature=0.1))
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.02))
+    users = np.repeat(np.arange(40), 8)
+    pairs = {X(F.USER_ID): users, **movies.gather(tf.constant(np.concatenate(history[:40]), tf.int64))}
+    model.fit(tf.data.Dataset.from_tensor_slices(pairs).shuffle(320, seed=0).batch(32).repeat(40), verbose=0)
+
+    given = np.flatnonzero(genre == 0)[:5]
+    new = query({X(F.USER_ID): tf.constant([40], tf.int64),
+                 HISTORY: tf.ragged.constant([given.tolist()], tf.int64)}).numpy()[0]
+    scores = model.candidate(movies.gather(tf.range(24, dtype=tf.int64))).numpy() @ new
+    scores[given] = -np.inf  # the signatures exclude the request's history (test_index_builder.py)
+    top = np.argsort(-scores)[:5]
+    assert (genre[top] == 0).sum() >= 4, (top, genre[top])

@@ -43,7 +43,7 @@ def side_features(file_patterns: list, tft_output: tft.TFTransformOutput, id_key
 
     Returns:
       (ids, {name: values}): the raw id strings, and per feature one value per id:
-      an int, or for a SparseTensor feature its ids as one space-separated string.
+      an int, or for a SparseTensor feature an int64 array of its ids.
     """
     vocabulary = [v.decode() if isinstance(v, bytes) else v
                   for v in tft_output.vocabulary_by_name(F.vocabulary_name(id_key))]
@@ -59,11 +59,9 @@ def side_features(file_patterns: list, tft_output: tft.TFTransformOutput, id_key
 
 
 def _rows(values) -> list:
-    """A dense [B] tensor -> B ints; a SparseTensor [B, None] -> B space-separated id strings."""
+    """A dense [B] tensor -> B ints; a SparseTensor [B, None] -> B int64 arrays of ids."""
     if isinstance(values, tf.SparseTensor):
-        strings = tf.strings.reduce_join(tf.strings.as_string(tf.RaggedTensor.from_sparse(values)),
-                                         axis=1, separator=" ")
-        return [s.decode() for s in strings.numpy()]
+        return list(tf.RaggedTensor.from_sparse(values).numpy())
     return [int(v) for v in values.numpy().reshape(-1)]
 
 
@@ -92,10 +90,10 @@ class Ranker(F.RawFeatureModule):
             names = [n for n in model.cardinalities if n.startswith(prefix)]  # the id's own _xf too
             keys, values = side_features(train_files, tft_output, id_key, names)
             self.rows[id_key] = _table(keys, list(range(len(keys))), len(keys))  # unknown: the last row
-            dense = [n for n in names if not isinstance(defaults[n], str)]
+            dense = [n for n in names if not isinstance(defaults[n], np.ndarray)]
             table = np.array([values[n] + [defaults[n]] for n in dense], np.int64).reshape(len(dense), -1).T
             self.dense[id_key] = (dense, tf.Variable(table, trainable=False))  # [ids + 1, one-valued features]
-            self.bags[id_key] = {n: RaggedTable([np.array(v.split(), np.int64) for v in values[n] + [defaults[n]]], n)
+            self.bags[id_key] = {n: RaggedTable(values[n] + [defaults[n]], n)
                                  for n in names if n not in dense}  # multi-valued: ids per row
 
     def _defaults(self) -> dict:
