@@ -89,7 +89,6 @@ class RecommenderClient:
         self.timings: Dict[str, float] = {}  # seconds spent in each call of the last recommend_many
         self.ordered_by: Optional[str] = None  # what the last recommend_many ordered by
         self.history_ignored: Dict[str, int] = {}  # per user of the last call: history movies the model lacks
-        self._has_retrieve = True  # exports before the `retrieve` signature: serving_default instead
 
     def wait_until_ready(self, timeout: float = 120.0) -> None:
         """Blocks until the server's health service says SERVING; TimeoutError after `timeout` s.
@@ -150,34 +149,12 @@ class RecommenderClient:
     def _retrieve(self, user_ids: Sequence[str], candidates: int, exclude: Dict[str, set],
                   extra: Optional[Dict[str, np.ndarray]] = None) -> dict:
         """The retrieval model's outputs for all users: `retrieve` (exclusions applied by the
-        model, `candidates` per user), `retrieve_history` with `extra` (history and side
-        features, [users] rows), or serving_default for exports without them."""
-        users = np.array(list(user_ids), dtype=object)
+        model, `candidates` per user), or `retrieve_history` with `extra` (history and side
+        features, [users] rows)."""
         banned = _padded([sorted(exclude.get(u, ())) for u in user_ids])
-        if extra:  # an export without retrieve_history answers FAILED_PRECONDITION, naming it
-            return self._predict(self.retrieval_model, HISTORY_SIGNATURES[0], user_id=users,
-                                 k=np.array(candidates, np.int32), exclude=banned, **extra)
-        if self._has_retrieve:
-            try:
-                return self._predict(self.retrieval_model, RETRIEVE_SIGNATURE, user_id=users, exclude=banned,
-                                     k=np.array(candidates, np.int32))
-            except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.FAILED_PRECONDITION:  # no such signature: an older export
-                    raise
-                self._has_retrieve = False
-        return self._predict(self.retrieval_model, user_id=users)
-
-    def _rank(self, users: List[str], movies: List[str], extra: Dict[str, np.ndarray]) -> dict:
-        """The ranking model's outputs for (user, movie) rows: serve_history with `extra` (each
-        row's history and side features), else (or for exports without it) serving_default."""
-        inputs = {"user_id": np.array(users, dtype=object), "movie_id": np.array(movies, dtype=object)}
-        if extra:
-            try:
-                return self._predict(self.ranking_model, HISTORY_SIGNATURES[1], **inputs, **extra)
-            except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.FAILED_PRECONDITION:  # no such signature: an older export
-                    raise
-        return self._predict(self.ranking_model, **inputs)
+        return self._predict(self.retrieval_model, HISTORY_SIGNATURES[0] if extra else RETRIEVE_SIGNATURE,
+                             user_id=np.array(list(user_ids), dtype=object), exclude=banned,
+                             k=np.array(candidates, np.int32), **(extra or {}))
 
     def popular(self, k: int) -> List[tuple]:
         """The k most-rated movies' (id, title) (the retrieval model's `popular` signature)."""
@@ -216,7 +193,7 @@ class RecommenderClient:
         paths, found = self._candidates(user_ids, out, history, exclude, candidates)
         ranked = self._rank_candidates(user_ids, found, extra)
         if ranked:
-            self.ordered_by = ordering.described(order, ordering.ranking_output(next(iter(ranked.values()))))
+            self.ordered_by = ordering.ORDERED_BY[order]
         unknown = [user for user in user_ids if paths[user] == "popular"]
         popular = self.popular(k + max(len(exclude.get(u, ())) for u in unknown)) if unknown else []
         return {user: [{**item, "path": paths[user]} for item in
@@ -227,7 +204,7 @@ class RecommenderClient:
                     exclude: Dict[str, set], candidates: int) -> Tuple[Dict[str, str], Dict[str, List[tuple]]]:
         """Each user's path and, unless "popular", the retrieved [(movie, title, retrieval score)]
         in retrieval order, `exclude[user]` dropped; sets `history_ignored` from `out`."""
-        known = out.get("known_user", np.ones(len(user_ids), bool))  # older models: all known
+        known = out["known_user"]
         ignored = out.get("history_unknown", np.zeros(len(user_ids), np.int32))
         self.history_ignored = {user: int(ignored[row]) for row, user in enumerate(user_ids) if user in history}
         paths = {user: "personal" if known[row] else
@@ -243,16 +220,19 @@ class RecommenderClient:
 
     def _rank_candidates(self, user_ids: Sequence[str], found: Dict[str, List[tuple]],
                          extra: Optional[Dict[str, np.ndarray]]) -> Dict[tuple, Dict[str, float]]:
-        """{(user, movie): the ranking model's outputs} for every candidate, in `_chunks`."""
+        """{(user, movie): the ranking model's outputs} for every candidate, in `_chunks`:
+        serve_history with `extra` (each row's history and side features), else serving_default."""
         ranked: Dict[tuple, Dict[str, float]] = {}
         rows = {user: row for row, user in enumerate(user_ids)}
         for chunk in self._chunks(found):
             users = [u for u, _ in chunk]
-            outputs = self._rank(users, [m for _, m in chunk],
-                                 {key: value[[rows[u] for u in users]] for key, value in (extra or {}).items()})
-            if ordering.ranking_output(outputs) is None:
-                raise ValueError(f"Ranking model {self.ranking_model!r} has none of the outputs "
-                                 f"{ordering.RANKING_OUTPUTS}; is it a ranking model?")
+            outputs = self._predict(self.ranking_model, HISTORY_SIGNATURES[1] if extra else SIGNATURE,
+                                    user_id=np.array(users, dtype=object),
+                                    movie_id=np.array([m for _, m in chunk], dtype=object),
+                                    **{key: value[[rows[u] for u in users]] for key, value in (extra or {}).items()})
+            if ordering.RANKING_OUTPUT not in outputs:
+                raise ValueError(f"Ranking model {self.ranking_model!r} has no {ordering.RANKING_OUTPUT!r} output; "
+                                 "is it a ranking model exported by this project's Trainer?")
             ranked.update({pair: {name: float(values[i]) for name, values in outputs.items()}
                            for i, pair in enumerate(chunk)})
         return ranked
@@ -280,7 +260,7 @@ class RecommenderClient:
         else:
             outputs = [ranked[(user, movie)] for movie, _, _ in movies]
             retrieval = [score for _, _, score in movies]
-            ranking = [o[ordering.ranking_output(o)] for o in outputs]
+            ranking = [o[ordering.RANKING_OUTPUT] for o in outputs]
             keys = ordering.sort_keys(retrieval, ranking, order)
             items = [{"movie_id": movies[i][0], "title": movies[i][1], "score": float(keys[i]),
                       "rating": outputs[i].get("rating"), "retrieval_score": retrieval[i],

@@ -5,27 +5,17 @@
   fused      reciprocal rank fusion of both orders: 1 / (60 + rank) from each, ranks from 1.
 
 Ties keep the retrieval order. The ranking model's score is its `score` output (the
-listwise re-ranking score) where it has one, else `like_probability`, else `rating`
-(`ranking_output`). numpy only: importable without TensorFlow.
+listwise re-ranking score). numpy only: importable without TensorFlow.
 """
-from typing import Mapping, Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
 ORDERS = ("ranking", "retrieval", "fused")
-RANKING_OUTPUTS = ("score", "like_probability", "rating")  # preferred first
+RANKING_OUTPUT = "score"  # the ranking model's output the "ranking" order sorts by
+ORDERED_BY = {"ranking": RANKING_OUTPUT, "retrieval": "retrieval_score",  # each order's key, in words
+              "fused": f"fused ranks of retrieval_score and {RANKING_OUTPUT}"}
 RRF_K = 60
-
-
-def ranking_output(outputs: Mapping[str, object]) -> Optional[str]:
-    """The ranking model output to order by: the first of RANKING_OUTPUTS it has (None: none)."""
-    return next((name for name in RANKING_OUTPUTS if name in outputs), None)
-
-
-def described(how: str, ranking_name: str) -> str:
-    """What `how` orders by, in words, given the ranking output used (see `ranking_output`)."""
-    return {"ranking": ranking_name, "retrieval": "retrieval_score",
-            "fused": f"fused ranks of retrieval_score and {ranking_name}"}[how]
 
 
 def ranks(scores: Sequence[float]) -> np.ndarray:
@@ -54,7 +44,7 @@ def order(candidates: Sequence, retrieval_scores: Sequence[float], ranking_score
     Args:
       candidates: the retrieved items (only their count matters).
       retrieval_scores: the retrieval model's score of each, higher is better.
-      ranking_scores: the ranking model's score of each (see `ranking_output`), higher is better.
+      ranking_scores: the ranking model's score of each, higher is better.
       how: "ranking", "retrieval" or "fused".
     """
     if not len(retrieval_scores) == len(ranking_scores) == len(candidates):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from serving.ordering import order, ranking_output, ranks, sort_keys
+from serving.ordering import order, ranks, sort_keys
 
 MOVIES = ["a", "b", "c", "d"]
 RETRIEVAL = [0.9, 0.8, 0.7, 0.6]  # retrieval ranks a 1, b 2, c 3, d 4
@@ -28,13 +28,6 @@ def test_ties_keep_the_retrieval_order_whatever_the_input_order():
     assert order("xyz", [0.1, 0.9, 0.5], [0.0, 0.0, 0.0], "retrieval").tolist() == [1, 2, 0]
     # Mirror-image ranks tie every pair in fusion: x (1/63 + 1/61) ties y (1/61 + 1/63); y retrieved first.
     assert order("xyz", [0.1, 0.9, 0.5], [0.9, 0.1, 0.5], "fused").tolist() == [1, 0, 2]
-
-
-def test_the_ranking_output_ordered_by():
-    assert ranking_output({"rating": 1, "like_probability": 1, "score": 1}) == "score"
-    assert ranking_output({"rating": 1, "like_probability": 1}) == "like_probability"
-    assert ranking_output({"rating": 1}) == "rating"
-    assert ranking_output({"other": 1}) is None
 
 
 def test_mistakes_are_clear():
