@@ -146,16 +146,6 @@ class RecommenderClient:
             self.timings[model] = self.timings.get(model, 0.0) + time.perf_counter() - start
         return {key: from_proto(proto) for key, proto in response.outputs.items()}
 
-    def _retrieve(self, user_ids: Sequence[str], candidates: int, exclude: Dict[str, set],
-                  extra: Optional[Dict[str, np.ndarray]] = None) -> dict:
-        """The retrieval model's outputs for all users: `retrieve` (exclusions applied by the
-        model, `candidates` per user), or `retrieve_history` with `extra` (history and side
-        features, [users] rows)."""
-        banned = _padded([sorted(exclude.get(u, ())) for u in user_ids])
-        return self._predict(self.retrieval_model, HISTORY_SIGNATURES[0] if extra else RETRIEVE_SIGNATURE,
-                             user_id=np.array(list(user_ids), dtype=object), exclude=banned,
-                             k=np.array(candidates, np.int32), **(extra or {}))
-
     def popular(self, k: int) -> List[tuple]:
         """The k most-rated movies' (id, title) (the retrieval model's `popular` signature)."""
         out = self._predict(self.retrieval_model, POPULAR_SIGNATURE, k=np.array(k, np.int32))
@@ -187,10 +177,13 @@ class RecommenderClient:
         exclude = {user: {str(m) for m in movies} for user, movies in (exclude or {}).items()}
         history = {user: [str(m) for m in movies if str(m)] for user, movies in (history or {}).items()}
         extra = _history_inputs(user_ids, history, side or {})
-        out = self._retrieve(user_ids, candidates, exclude, extra)
+        banned = _padded([sorted(exclude.get(u, ())) for u in user_ids])  # the model drops these and fills past
+        out = self._predict(self.retrieval_model, HISTORY_SIGNATURES[0] if extra else RETRIEVE_SIGNATURE,
+                            user_id=np.array(list(user_ids), dtype=object), exclude=banned,
+                            k=np.array(candidates, np.int32), **(extra or {}))
         for user, movies in history.items():
             exclude[user] = exclude.get(user, set()) | set(movies)
-        paths, found = self._candidates(user_ids, out, history, exclude, candidates)
+        paths, found = self._candidates(user_ids, out, history)
         ranked = self._rank_candidates(user_ids, found, extra)
         if ranked:
             self.ordered_by = ordering.ORDERED_BY[order]
@@ -200,22 +193,20 @@ class RecommenderClient:
                        self._items(user, found.get(user), ranked, popular, exclude.get(user, ()), k, order)]
                 for user in user_ids}
 
-    def _candidates(self, user_ids: Sequence[str], out: dict, history: Dict[str, List[str]],
-                    exclude: Dict[str, set], candidates: int) -> Tuple[Dict[str, str], Dict[str, List[tuple]]]:
+    def _candidates(self, user_ids: Sequence[str], out: dict,
+                    history: Dict[str, List[str]]) -> Tuple[Dict[str, str], Dict[str, List[tuple]]]:
         """Each user's path and, unless "popular", the retrieved [(movie, title, retrieval score)]
-        in retrieval order, `exclude[user]` dropped; sets `history_ignored` from `out`."""
-        known = out["known_user"]
+        in retrieval order (the model dropped the exclusions); sets `history_ignored` from `out`."""
         ignored = out.get("history_unknown", np.zeros(len(user_ids), np.int32))
         self.history_ignored = {user: int(ignored[row]) for row, user in enumerate(user_ids) if user in history}
-        paths = {user: "personal" if known[row] else
+        paths = {user: "personal" if out["known_user"][row] else
                  "history" if len(history.get(user, ())) > ignored[row] else "popular"
                  for row, user in enumerate(user_ids)}
         found: Dict[str, List[tuple]] = {}
         for row, user in enumerate(user_ids):
             if paths[user] != "popular":
                 rows = zip(out["movie_ids"][row], out["titles"][row], out["scores"][row], strict=True)
-                found[user] = [(m.decode(), t.decode(), float(s)) for m, t, s in rows  # -inf: nothing left
-                               if np.isfinite(s) and m.decode() not in exclude.get(user, ())][:candidates]
+                found[user] = [(m.decode(), t.decode(), float(s)) for m, t, s in rows if np.isfinite(s)]  # -inf: none
         return paths, found
 
     def _rank_candidates(self, user_ids: Sequence[str], found: Dict[str, List[tuple]],

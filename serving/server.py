@@ -34,7 +34,7 @@ SPARE_THREADS = 4  # threads beyond inference's running and queued ones: health 
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-def add_health_service(server: grpc.Server, registry: ModelRegistry) -> health.HealthServicer:
+def add_health_service(server: grpc.Server, registry: ModelRegistry) -> None:
     """grpc.health.v1.Health (Check and Watch) kept current by `registry`: service "" is SERVING
     once every model has a version loaded, a model's name that model; a model removed from the
     config turns NOT_SERVING, a name never configured is NOT_FOUND."""
@@ -47,7 +47,6 @@ def add_health_service(server: grpc.Server, registry: ModelRegistry) -> health.H
     registry.on_change = update
     update(registry.readiness())
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    return servicer
 
 
 def serve(model_config_file: str, port: int, host: str = "127.0.0.1", workers: int = 4,
