@@ -1,10 +1,9 @@
 """Composing gRPC client: retrieval (top-N candidates) -> ranking -> top-k, with titles.
 
-Speaks TF Serving's gRPC API only (TF Serving or serving/server.py) and never imports
-TensorFlow (serving/protos.py). A deadline on every call; Predict retried by gRPC's own
-retry policy on UNAVAILABLE only; many users in one retrieval call. A request-time history goes to the
-`retrieve_history` and `serve_history` signatures. Each item says its path: "personal"
-(a known user), "history" (a new user, from the history given) or "popular".
+Speaks TF Serving's gRPC API only (TF Serving or serving/server.py); never imports TensorFlow
+(serving/protos.py). A request-time history goes to the `retrieve_history` and `serve_history`
+signatures. Each item says its path: "personal" (a known user), "history" (a new user, from
+the history given) or "popular".
 
     python -m serving.client --user 9999 --history 50 181 172 --age 30 --gender F
 """
@@ -55,7 +54,7 @@ class RecommenderClient:
       server_name: the name the server's certificate holds, when `target` differs from it.
       certificate_chain, private_key: PEM client certificate and key, for servers that verify clients.
       own_connection: a TCP connection of this client's own, not shared with the process's other
-        channels to `target` (gRPC's default); one client per process needs none.
+        channels to `target` (gRPC's default): a server's --processes spread connections, not calls.
     """
 
     def __init__(self, target: str = "127.0.0.1:8500", retrieval_model: str = "retrieval",
@@ -64,8 +63,6 @@ class RecommenderClient:
                  certificate_chain: Optional[bytes] = None, private_key: Optional[bytes] = None,
                  own_connection: bool = False):
         self.target, self.tls = target, root_certificates is not None or certificate_chain is not None
-        # Channels to one target share a connection unless told; a server of several processes
-        # (--processes) spreads connections, not calls, over them.
         options = [("grpc.use_local_subchannel_pool", 1)] if own_connection else []
         if not 0 <= retries <= 4:
             raise ValueError(f"retries={retries}: gRPC's retry policy allows 0 to 4 (at most 5 attempts)")
@@ -256,7 +253,7 @@ class RecommenderClient:
             items = [{"movie_id": movies[i][0], "title": movies[i][1], "score": float(keys[i]),
                       "rating": outputs[i].get("rating"), "retrieval_score": retrieval[i],
                       "like_probability": outputs[i].get("like_probability"), "source": "ranking"}
-                     for i in ordering.order(movies, retrieval, ranking, order)[:k]]
+                     for i in ordering.order(retrieval, ranking, order)[:k]]
         return [{"rank": r + 1, **item} for r, item in enumerate(items)]
 
     def close(self) -> None:

@@ -37,19 +37,17 @@ def sort_keys(retrieval_scores: Sequence[float], ranking_scores: Sequence[float]
     raise ValueError(f"Unknown order {how!r}; use one of {ORDERS}")
 
 
-def order(candidates: Sequence, retrieval_scores: Sequence[float], ranking_scores: Sequence[float],
-          how: str = "ranking") -> np.ndarray:
-    """Indices into `candidates`, best first, under `how` (see the module docstring).
+def order(retrieval_scores: Sequence[float], ranking_scores: Sequence[float], how: str = "ranking") -> np.ndarray:
+    """Indices of the candidates, best first, under `how` (see the module docstring).
 
     Args:
-      candidates: the retrieved items (only their count matters).
       retrieval_scores: the retrieval model's score of each, higher is better.
       ranking_scores: the ranking model's score of each, higher is better.
       how: "ranking", "retrieval" or "fused".
     """
-    if not len(retrieval_scores) == len(ranking_scores) == len(candidates):
-        raise ValueError(f"{len(candidates)} candidates, {len(retrieval_scores)} retrieval scores and "
-                         f"{len(ranking_scores)} ranking scores: one of each per candidate")
+    if len(retrieval_scores) != len(ranking_scores):
+        raise ValueError(f"{len(retrieval_scores)} retrieval scores and {len(ranking_scores)} ranking scores: "
+                         "one of each per candidate")
     keys = sort_keys(retrieval_scores, ranking_scores, how)
     retrieval_rank = ranks(retrieval_scores)
     return np.lexsort((retrieval_rank, -keys))  # by key, higher first; ties: retrieval order

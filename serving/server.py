@@ -1,9 +1,8 @@
 """A TF-Serving-compatible gRPC server for the pushed SavedModels, ScaNN's included.
 
 Serves TF Serving 2.16's PredictionService and ModelService (serving/service.py) and the
-gRPC health service (grpcio-health-checking's) over a `model_config_list` file's models,
-swapping in new versions while serving (serving/registry.py). HandleReloadConfigRequest is refused unless started
-with --allow_reload_config; --model_base_path_root confines every base path.
+gRPC health service over a `model_config_list` file's models, swapping in new versions
+while serving (serving/registry.py).
 
     python -m serving.server --model_config_file serving/models.config --port 8500
 """

@@ -29,7 +29,6 @@ from serving.protos import tensor_pb2
 from serving.registry import ModelRegistry, Servable
 from serving.tensors import dtype_name, from_proto, to_proto
 
-DEFAULT_SIGNATURE = "serving_default"
 SIGNATURE_DEF_FIELD = "signature_def"
 RELOAD_FLAG = "--allow_reload_config"
 EXCLUDE_INPUT = "exclude"  # the input --max_exclusions limits
@@ -93,8 +92,7 @@ def to_array(key: str, proto: tensor_pb2.TensorProto, spec, limits: Limits) -> n
 class Admission:
     """At most `running` inference calls at once and `waiting` more queued; RESOURCE_EXHAUSTED past that.
 
-    Only Predict passes through here, so health checks and model status stay answerable
-    whatever the inference queue holds.
+    Only Predict passes through here: health and model status calls answer whatever the queue holds.
     """
 
     def __init__(self, running: int, waiting: int):
@@ -149,7 +147,7 @@ class ModelServer(prediction_service_pb2_grpc.PredictionServiceServicer,
 
     def _predict(self, request):
         servable = self.registry.servable(request.model_spec)
-        name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        name = request.model_spec.signature_name or "serving_default"
         function = servable.signature(name)
         expected = function.structured_input_signature[1]
         if set(request.inputs) != set(expected):
