@@ -34,10 +34,8 @@ RELOAD_FLAG = "--allow_reload_config"
 EXCLUDE_INPUT = "exclude"  # the input --max_exclusions limits
 
 
-def _spec(servable: Servable, signature_name: str = ""):
-    spec = model_pb2.ModelSpec(name=servable.name, signature_name=signature_name)
-    spec.version.value = servable.version
-    return spec
+def _spec(servable: Servable, signature_name: str = "") -> model_pb2.ModelSpec:
+    return model_pb2.ModelSpec(name=servable.name, signature_name=signature_name, version={"value": servable.version})
 
 
 def _tensor(array, dtype) -> tf.Tensor:
