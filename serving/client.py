@@ -1,10 +1,9 @@
 """Composing gRPC client: retrieval (top-N candidates) -> ranking -> top-k, with titles.
 
-Speaks TF Serving's gRPC API only (TF Serving or serving/server.py) and never imports
-TensorFlow (serving/protos.py). A deadline on every call; Predict retried by gRPC's own
-retry policy on UNAVAILABLE only; many users in one retrieval call. A request-time history goes to the
-`retrieve_history` and `serve_history` signatures. Each item says its path: "personal"
-(a known user), "history" (a new user, from the history given) or "popular".
+Speaks TF Serving's gRPC API only (TF Serving or serving/server.py); never imports TensorFlow
+(serving/protos.py). A request-time history goes to the `retrieve_history` and `serve_history`
+signatures. Each item says its path: "personal" (a known user), "history" (a new user, from
+the history given) or "popular".
 
     python -m serving.client --user 9999 --history 50 181 172 --age 30 --gender F
 """
@@ -55,7 +54,7 @@ class RecommenderClient:
       server_name: the name the server's certificate holds, when `target` differs from it.
       certificate_chain, private_key: PEM client certificate and key, for servers that verify clients.
       own_connection: a TCP connection of this client's own, not shared with the process's other
-        channels to `target` (gRPC's default); one client per process needs none.
+        channels to `target` (gRPC's default): a server's --processes spread connections, not calls.
     """
 
     def __init__(self, target: str = "127.0.0.1:8500", retrieval_model: str = "retrieval",
@@ -64,8 +63,6 @@ class RecommenderClient:
                  certificate_chain: Optional[bytes] = None, private_key: Optional[bytes] = None,
                  own_connection: bool = False):
         self.target, self.tls = target, root_certificates is not None or certificate_chain is not None
-        # Channels to one target share a connection unless told; a server of several processes
-        # (--processes) spreads connections, not calls, over them.
         options = [("grpc.use_local_subchannel_pool", 1)] if own_connection else []
         if not 0 <= retries <= 4:
             raise ValueError(f"retries={retries}: gRPC's retry policy allows 0 to 4 (at most 5 attempts)")
@@ -89,7 +86,6 @@ class RecommenderClient:
         self.timings: Dict[str, float] = {}  # seconds spent in each call of the last recommend_many
         self.ordered_by: Optional[str] = None  # what the last recommend_many ordered by
         self.history_ignored: Dict[str, int] = {}  # per user of the last call: history movies the model lacks
-        self._has_retrieve = True  # exports before the `retrieve` signature: serving_default instead
 
     def wait_until_ready(self, timeout: float = 120.0) -> None:
         """Blocks until the server's health service says SERVING; TimeoutError after `timeout` s.
@@ -147,38 +143,6 @@ class RecommenderClient:
             self.timings[model] = self.timings.get(model, 0.0) + time.perf_counter() - start
         return {key: from_proto(proto) for key, proto in response.outputs.items()}
 
-    def _retrieve(self, user_ids: Sequence[str], candidates: int, exclude: Dict[str, set],
-                  extra: Optional[Dict[str, np.ndarray]] = None) -> dict:
-        """The retrieval model's outputs for all users: `retrieve` (exclusions applied by the
-        model, `candidates` per user), `retrieve_history` with `extra` (history and side
-        features, [users] rows), or serving_default for exports without them."""
-        users = np.array(list(user_ids), dtype=object)
-        banned = _padded([sorted(exclude.get(u, ())) for u in user_ids])
-        if extra:  # an export without retrieve_history answers FAILED_PRECONDITION, naming it
-            return self._predict(self.retrieval_model, HISTORY_SIGNATURES[0], user_id=users,
-                                 k=np.array(candidates, np.int32), exclude=banned, **extra)
-        if self._has_retrieve:
-            try:
-                return self._predict(self.retrieval_model, RETRIEVE_SIGNATURE, user_id=users, exclude=banned,
-                                     k=np.array(candidates, np.int32))
-            except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.FAILED_PRECONDITION:  # no such signature: an older export
-                    raise
-                self._has_retrieve = False
-        return self._predict(self.retrieval_model, user_id=users)
-
-    def _rank(self, users: List[str], movies: List[str], extra: Dict[str, np.ndarray]) -> dict:
-        """The ranking model's outputs for (user, movie) rows: serve_history with `extra` (each
-        row's history and side features), else (or for exports without it) serving_default."""
-        inputs = {"user_id": np.array(users, dtype=object), "movie_id": np.array(movies, dtype=object)}
-        if extra:
-            try:
-                return self._predict(self.ranking_model, HISTORY_SIGNATURES[1], **inputs, **extra)
-            except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.FAILED_PRECONDITION:  # no such signature: an older export
-                    raise
-        return self._predict(self.ranking_model, **inputs)
-
     def popular(self, k: int) -> List[tuple]:
         """The k most-rated movies' (id, title) (the retrieval model's `popular` signature)."""
         out = self._predict(self.retrieval_model, POPULAR_SIGNATURE, k=np.array(k, np.int32))
@@ -210,49 +174,53 @@ class RecommenderClient:
         exclude = {user: {str(m) for m in movies} for user, movies in (exclude or {}).items()}
         history = {user: [str(m) for m in movies if str(m)] for user, movies in (history or {}).items()}
         extra = _history_inputs(user_ids, history, side or {})
-        out = self._retrieve(user_ids, candidates, exclude, extra)
+        banned = _padded([sorted(exclude.get(u, ())) for u in user_ids])  # the model drops these and fills past
+        out = self._predict(self.retrieval_model, HISTORY_SIGNATURES[0] if extra else RETRIEVE_SIGNATURE,
+                            user_id=np.array(list(user_ids), dtype=object), exclude=banned,
+                            k=np.array(candidates, np.int32), **(extra or {}))
         for user, movies in history.items():
             exclude[user] = exclude.get(user, set()) | set(movies)
-        paths, found = self._candidates(user_ids, out, history, exclude, candidates)
+        paths, found = self._candidates(user_ids, out, history)
         ranked = self._rank_candidates(user_ids, found, extra)
         if ranked:
-            self.ordered_by = ordering.described(order, ordering.ranking_output(next(iter(ranked.values()))))
+            self.ordered_by = ordering.ORDERED_BY[order]
         unknown = [user for user in user_ids if paths[user] == "popular"]
         popular = self.popular(k + max(len(exclude.get(u, ())) for u in unknown)) if unknown else []
         return {user: [{**item, "path": paths[user]} for item in
                        self._items(user, found.get(user), ranked, popular, exclude.get(user, ()), k, order)]
                 for user in user_ids}
 
-    def _candidates(self, user_ids: Sequence[str], out: dict, history: Dict[str, List[str]],
-                    exclude: Dict[str, set], candidates: int) -> Tuple[Dict[str, str], Dict[str, List[tuple]]]:
+    def _candidates(self, user_ids: Sequence[str], out: dict,
+                    history: Dict[str, List[str]]) -> Tuple[Dict[str, str], Dict[str, List[tuple]]]:
         """Each user's path and, unless "popular", the retrieved [(movie, title, retrieval score)]
-        in retrieval order, `exclude[user]` dropped; sets `history_ignored` from `out`."""
-        known = out.get("known_user", np.ones(len(user_ids), bool))  # older models: all known
+        in retrieval order (the model dropped the exclusions); sets `history_ignored` from `out`."""
         ignored = out.get("history_unknown", np.zeros(len(user_ids), np.int32))
         self.history_ignored = {user: int(ignored[row]) for row, user in enumerate(user_ids) if user in history}
-        paths = {user: "personal" if known[row] else
+        paths = {user: "personal" if out["known_user"][row] else
                  "history" if len(history.get(user, ())) > ignored[row] else "popular"
                  for row, user in enumerate(user_ids)}
         found: Dict[str, List[tuple]] = {}
         for row, user in enumerate(user_ids):
             if paths[user] != "popular":
                 rows = zip(out["movie_ids"][row], out["titles"][row], out["scores"][row], strict=True)
-                found[user] = [(m.decode(), t.decode(), float(s)) for m, t, s in rows  # -inf: nothing left
-                               if np.isfinite(s) and m.decode() not in exclude.get(user, ())][:candidates]
+                found[user] = [(m.decode(), t.decode(), float(s)) for m, t, s in rows if np.isfinite(s)]  # -inf: none
         return paths, found
 
     def _rank_candidates(self, user_ids: Sequence[str], found: Dict[str, List[tuple]],
                          extra: Optional[Dict[str, np.ndarray]]) -> Dict[tuple, Dict[str, float]]:
-        """{(user, movie): the ranking model's outputs} for every candidate, in `_chunks`."""
+        """{(user, movie): the ranking model's outputs} for every candidate, in `_chunks`:
+        serve_history with `extra` (each row's history and side features), else serving_default."""
         ranked: Dict[tuple, Dict[str, float]] = {}
         rows = {user: row for row, user in enumerate(user_ids)}
         for chunk in self._chunks(found):
             users = [u for u, _ in chunk]
-            outputs = self._rank(users, [m for _, m in chunk],
-                                 {key: value[[rows[u] for u in users]] for key, value in (extra or {}).items()})
-            if ordering.ranking_output(outputs) is None:
-                raise ValueError(f"Ranking model {self.ranking_model!r} has none of the outputs "
-                                 f"{ordering.RANKING_OUTPUTS}; is it a ranking model?")
+            outputs = self._predict(self.ranking_model, HISTORY_SIGNATURES[1] if extra else SIGNATURE,
+                                    user_id=np.array(users, dtype=object),
+                                    movie_id=np.array([m for _, m in chunk], dtype=object),
+                                    **{key: value[[rows[u] for u in users]] for key, value in (extra or {}).items()})
+            if ordering.RANKING_OUTPUT not in outputs:
+                raise ValueError(f"Ranking model {self.ranking_model!r} has no {ordering.RANKING_OUTPUT!r} output; "
+                                 "is it a ranking model exported by this project's Trainer?")
             ranked.update({pair: {name: float(values[i]) for name, values in outputs.items()}
                            for i, pair in enumerate(chunk)})
         return ranked
@@ -280,12 +248,12 @@ class RecommenderClient:
         else:
             outputs = [ranked[(user, movie)] for movie, _, _ in movies]
             retrieval = [score for _, _, score in movies]
-            ranking = [o[ordering.ranking_output(o)] for o in outputs]
+            ranking = [o[ordering.RANKING_OUTPUT] for o in outputs]
             keys = ordering.sort_keys(retrieval, ranking, order)
             items = [{"movie_id": movies[i][0], "title": movies[i][1], "score": float(keys[i]),
                       "rating": outputs[i].get("rating"), "retrieval_score": retrieval[i],
                       "like_probability": outputs[i].get("like_probability"), "source": "ranking"}
-                     for i in ordering.order(movies, retrieval, ranking, order)[:k]]
+                     for i in ordering.order(retrieval, ranking, order)[:k]]
         return [{"rank": r + 1, **item} for r, item in enumerate(items)]
 
     def close(self) -> None:

@@ -10,7 +10,6 @@ from tensorflow_serving.config import model_server_config_pb2
 from serving.errors import ServableError
 
 PLATFORMS = ("tensorflow",)  # the platforms this server can load, as TF Serving's default platform map
-TENSORFLOW_MODEL_TYPE = 1  # ModelType.TENSORFLOW, the deprecated way to say model_platform "tensorflow"
 
 
 def read_config(path: str) -> model_server_config_pb2.ModelServerConfig:
@@ -42,23 +41,6 @@ def under_root(path: str, root: Optional[str]) -> bool:
     return os.path.commonpath([real, real_root]) == real_root
 
 
-def _platform(model) -> str:
-    if model.model_type:
-        if model.model_platform:
-            raise ValueError("Illegal setting both ModelServerConfig::model_type (deprecated) "
-                             "and ModelServerConfig::model_platform.")
-        if model.model_type != TENSORFLOW_MODEL_TYPE:
-            raise ValueError(f"ModelServerConfig::model_type choice {model.model_type} not supported.")
-        return "tensorflow"
-    if not model.model_platform:
-        raise ValueError("Illegal setting neither ModelServerConfig::model_type (deprecated) "
-                         "nor ModelServerConfig::model_platform.")
-    if model.model_platform not in PLATFORMS:
-        raise ValueError(f"Model {model.name} requests unsupported platform {model.model_platform}; "
-                         f"this server knows {list(PLATFORMS)}")
-    return model.model_platform
-
-
 def validate(config: model_server_config_pb2.ModelServerConfig,
              root: Optional[str] = None) -> Dict[str, model_server_config_pb2.ModelConfig]:
     """{name: ModelConfig} of a config that is valid as a whole; INVALID_ARGUMENT otherwise.
@@ -78,7 +60,9 @@ def validate(config: model_server_config_pb2.ModelServerConfig,
                 raise ValueError(f"A model with base_path {model.base_path!r} has no name; give it one")
             if model.name in models:
                 raise ValueError(f"Illegal to list model {model.name} multiple times in config list")
-            _platform(model)
+            if model.model_platform not in PLATFORMS:  # the deprecated model_type is not read
+                raise ValueError(f"Model {model.name}: model_platform {model.model_platform!r} is not supported; "
+                                 f"set it to one of {list(PLATFORMS)}")
             if not os.path.isabs(model.base_path):
                 raise ValueError(f"Expected model {model.name} to have an absolute path or URI; "
                                  f"got base_path()={model.base_path}")

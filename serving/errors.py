@@ -2,8 +2,8 @@
 
 TF Serving passes TensorFlow's own status through: an op's InvalidArgument stays
 INVALID_ARGUMENT, ResourceExhausted (out of memory) stays RESOURCE_EXHAUSTED, and the
-message is the op's, not Python's "Graph execution error:" wrapper. No TensorFlow import
-here (TensorFlow's errors are recognised by their `error_code`), so clients can use it.
+message is the op's, not Python's "Graph execution error:" wrapper. TensorFlow's errors
+are recognised by their `error_code`: no TensorFlow import here.
 """
 import re
 from typing import Tuple

@@ -5,27 +5,17 @@
   fused      reciprocal rank fusion of both orders: 1 / (60 + rank) from each, ranks from 1.
 
 Ties keep the retrieval order. The ranking model's score is its `score` output (the
-listwise re-ranking score) where it has one, else `like_probability`, else `rating`
-(`ranking_output`). numpy only: importable without TensorFlow.
+listwise re-ranking score). numpy only: importable without TensorFlow.
 """
-from typing import Mapping, Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
 ORDERS = ("ranking", "retrieval", "fused")
-RANKING_OUTPUTS = ("score", "like_probability", "rating")  # preferred first
+RANKING_OUTPUT = "score"  # the ranking model's output the "ranking" order sorts by
+ORDERED_BY = {"ranking": RANKING_OUTPUT, "retrieval": "retrieval_score",  # each order's key, in words
+              "fused": f"fused ranks of retrieval_score and {RANKING_OUTPUT}"}
 RRF_K = 60
-
-
-def ranking_output(outputs: Mapping[str, object]) -> Optional[str]:
-    """The ranking model output to order by: the first of RANKING_OUTPUTS it has (None: none)."""
-    return next((name for name in RANKING_OUTPUTS if name in outputs), None)
-
-
-def described(how: str, ranking_name: str) -> str:
-    """What `how` orders by, in words, given the ranking output used (see `ranking_output`)."""
-    return {"ranking": ranking_name, "retrieval": "retrieval_score",
-            "fused": f"fused ranks of retrieval_score and {ranking_name}"}[how]
 
 
 def ranks(scores: Sequence[float]) -> np.ndarray:
@@ -47,19 +37,17 @@ def sort_keys(retrieval_scores: Sequence[float], ranking_scores: Sequence[float]
     raise ValueError(f"Unknown order {how!r}; use one of {ORDERS}")
 
 
-def order(candidates: Sequence, retrieval_scores: Sequence[float], ranking_scores: Sequence[float],
-          how: str = "ranking") -> np.ndarray:
-    """Indices into `candidates`, best first, under `how` (see the module docstring).
+def order(retrieval_scores: Sequence[float], ranking_scores: Sequence[float], how: str = "ranking") -> np.ndarray:
+    """Indices of the candidates, best first, under `how` (see the module docstring).
 
     Args:
-      candidates: the retrieved items (only their count matters).
       retrieval_scores: the retrieval model's score of each, higher is better.
-      ranking_scores: the ranking model's score of each (see `ranking_output`), higher is better.
+      ranking_scores: the ranking model's score of each, higher is better.
       how: "ranking", "retrieval" or "fused".
     """
-    if not len(retrieval_scores) == len(ranking_scores) == len(candidates):
-        raise ValueError(f"{len(candidates)} candidates, {len(retrieval_scores)} retrieval scores and "
-                         f"{len(ranking_scores)} ranking scores: one of each per candidate")
+    if len(retrieval_scores) != len(ranking_scores):
+        raise ValueError(f"{len(retrieval_scores)} retrieval scores and {len(ranking_scores)} ranking scores: "
+                         "one of each per candidate")
     keys = sort_keys(retrieval_scores, ranking_scores, how)
     retrieval_rank = ranks(retrieval_scores)
     return np.lexsort((retrieval_rank, -keys))  # by key, higher first; ties: retrieval order

@@ -22,7 +22,6 @@ from serving.config import read_config, under_root, validate
 from serving.errors import ServableError, op_message
 
 State = get_model_status_pb2.ModelVersionStatus.State
-UNKNOWN_ERROR = 2  # tensorflow.error.Code.UNKNOWN
 MAX_VERSION = 2**63 - 1
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 
@@ -32,7 +31,7 @@ class Servable:
 
     def __init__(self, name: str, version: int, path: str):
         import scann  # noqa: F401  registers ScaNN's TF ops (here, so clients need not load them)
-        self.name, self.version, self.path = name, version, path
+        self.name, self.version = name, version
         self.model = tf.saved_model.load(path)
         self.signatures = dict(self.model.signatures)
         # TF Serving's metadata lists every SignatureDef; parse_saved_model reads .pb or .pbtxt.
@@ -186,7 +185,7 @@ class ModelRegistry:
             states[version] = (State.LOADING, "", 0)
             servable = Servable(name, version, path)
         except Exception as error:  # any broken directory: report it, keep serving the rest
-            code = getattr(error, "error_code", UNKNOWN_ERROR)
+            code = getattr(error, "error_code", grpc.StatusCode.UNKNOWN.value[0])  # TF's codes are gRPC's
             states[version] = (State.END, f"Failed to load {path}: {op_message(str(error))}", code)
             self._failed[(name, version)] = (_stamp(path), states[version])
             print(f"Model {name} version {version} failed to load: {states[version][1]}", flush=True)

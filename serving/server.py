@@ -1,9 +1,8 @@
 """A TF-Serving-compatible gRPC server for the pushed SavedModels, ScaNN's included.
 
 Serves TF Serving 2.16's PredictionService and ModelService (serving/service.py) and the
-gRPC health service (grpcio-health-checking's) over a `model_config_list` file's models,
-swapping in new versions while serving (serving/registry.py). HandleReloadConfigRequest is refused unless started
-with --allow_reload_config; --model_base_path_root confines every base path.
+gRPC health service over a `model_config_list` file's models, swapping in new versions
+while serving (serving/registry.py).
 
     python -m serving.server --model_config_file serving/models.config --port 8500
 """
@@ -34,7 +33,7 @@ SPARE_THREADS = 4  # threads beyond inference's running and queued ones: health 
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-def add_health_service(server: grpc.Server, registry: ModelRegistry) -> health.HealthServicer:
+def add_health_service(server: grpc.Server, registry: ModelRegistry) -> None:
     """grpc.health.v1.Health (Check and Watch) kept current by `registry`: service "" is SERVING
     once every model has a version loaded, a model's name that model; a model removed from the
     config turns NOT_SERVING, a name never configured is NOT_FOUND."""
@@ -47,7 +46,6 @@ def add_health_service(server: grpc.Server, registry: ModelRegistry) -> health.H
     registry.on_change = update
     update(registry.readiness())
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    return servicer
 
 
 def serve(model_config_file: str, port: int, host: str = "127.0.0.1", workers: int = 4,

@@ -1,6 +1,7 @@
 """TF Serving's gRPC API over a ModelRegistry: the servicer behind serving/server.py.
 
-TF Serving 2.16's PredictionService and ModelService with its status codes
+TF Serving 2.16's PredictionService (Classify and Regress, on tf.Examples, are left to the
+generated servicer: UNIMPLEMENTED) and ModelService with its status codes
 (tests/test_serving_parity.py holds the table). Inference calls pass an `Admission`
 limit; health, status and metadata calls never wait behind them.
 """
@@ -8,13 +9,12 @@ import contextlib
 import dataclasses
 import math
 import threading
-from typing import Optional, Sequence
+from typing import Optional
 
 import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import (
-    classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
     model_management_pb2,
@@ -22,7 +22,6 @@ from tensorflow_serving.apis import (
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
-    regression_pb2,
 )
 
 from serving.errors import ServableError, status_of
@@ -30,16 +29,13 @@ from serving.protos import tensor_pb2
 from serving.registry import ModelRegistry, Servable
 from serving.tensors import dtype_name, from_proto, to_proto
 
-DEFAULT_SIGNATURE = "serving_default"
 SIGNATURE_DEF_FIELD = "signature_def"
 RELOAD_FLAG = "--allow_reload_config"
 EXCLUDE_INPUT = "exclude"  # the input --max_exclusions limits
 
 
-def _spec(servable: Servable, signature_name: str = ""):
-    spec = model_pb2.ModelSpec(name=servable.name, signature_name=signature_name)
-    spec.version.value = servable.version
-    return spec
+def _spec(servable: Servable, signature_name: str = "") -> model_pb2.ModelSpec:
+    return model_pb2.ModelSpec(name=servable.name, signature_name=signature_name, version={"value": servable.version})
 
 
 def _tensor(array, dtype) -> tf.Tensor:
@@ -94,8 +90,7 @@ def to_array(key: str, proto: tensor_pb2.TensorProto, spec, limits: Limits) -> n
 class Admission:
     """At most `running` inference calls at once and `waiting` more queued; RESOURCE_EXHAUSTED past that.
 
-    Only Predict, Classify and Regress pass through here, so health checks and model
-    status stay answerable whatever the inference queue holds.
+    Only Predict passes through here: health and model status calls answer whatever the queue holds.
     """
 
     def __init__(self, running: int, waiting: int):
@@ -150,7 +145,7 @@ class ModelServer(prediction_service_pb2_grpc.PredictionServiceServicer,
 
     def _predict(self, request):
         servable = self.registry.servable(request.model_spec)
-        name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        name = request.model_spec.signature_name or "serving_default"
         function = servable.signature(name)
         expected = function.structured_input_signature[1]
         if set(request.inputs) != set(expected):
@@ -171,61 +166,6 @@ class ModelServer(prediction_service_pb2_grpc.PredictionServiceServicer,
         for key in list(request.output_filter) or list(outputs):
             to_proto(outputs[key].numpy(), response.outputs[key])
         return response
-
-    def Classify(self, request, context):
-        return self._answer(context, lambda r: self._infer(r, "classify"), request, inference=True)
-
-    def Regress(self, request, context):
-        return self._answer(context, lambda r: self._infer(r, "regress"), request, inference=True)
-
-    def _infer(self, request, kind: str):
-        """Classify or Regress: tf.Examples in, through a classify / regress signature."""
-        servable = self.registry.servable(request.model_spec)
-        name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        definition = servable.signature_defs.get(name)
-        if definition is None:
-            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"No signature was found with the name: {name}")
-        method = f"tensorflow/serving/{kind}"
-        if definition.method_name != method:
-            noun = "classification" if kind == "classify" else "regression"
-            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"Expected {noun} signature method_name "
-                                f"to be {method}. Was: {definition.method_name}")
-        function = servable.signature(name)
-        examples = self._examples(request.input)
-        (key,) = function.structured_input_signature[1]
-        outputs = function(**{key: tf.constant(examples, tf.string)})
-        if kind == "regress":
-            values = outputs["outputs"].numpy().reshape(len(examples))
-            response = regression_pb2.RegressionResponse(model_spec=_spec(servable, name))
-            response.result.regressions.extend(regression_pb2.Regression(value=v) for v in values)
-            return response
-        scores = outputs["scores"].numpy() if "scores" in outputs else None
-        classes = outputs["classes"].numpy() if "classes" in outputs else None
-        response = classification_pb2.ClassificationResponse(model_spec=_spec(servable, name))
-        for row in range(len(examples)):
-            result = response.result.classifications.add()
-            for column in range((scores if scores is not None else classes).shape[1]):
-                result.classes.add(label=classes[row, column].decode() if classes is not None else "",
-                                   score=scores[row, column] if scores is not None else 0.0)
-        return response
-
-    def _examples(self, input_proto) -> Sequence[bytes]:
-        kind, examples = input_proto.WhichOneof("kind"), []
-        if kind == "example_list":
-            examples = [e.SerializeToString() for e in input_proto.example_list.examples]
-        elif kind == "example_list_with_context":
-            lists = input_proto.example_list_with_context
-            for example in lists.examples:
-                merged = tf.train.Example()
-                merged.CopyFrom(lists.context)
-                merged.MergeFrom(example)
-                examples.append(merged.SerializeToString())
-        if not examples:
-            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, "Input is empty")
-        if len(examples) > self.limits.max_batch_size:
-            raise ServableError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"Input has {len(examples)} examples, more "
-                                f"than the server's --max_batch_size {self.limits.max_batch_size}; send fewer")
-        return examples
 
     def GetModelMetadata(self, request, context):
         return self._answer(context, self._metadata, request)

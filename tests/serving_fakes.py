@@ -33,34 +33,15 @@ def save_scale(path, factor: float) -> str:
     return str(path)
 
 
-def save_examples_model(path) -> str:
-    """TF1-style model on serialized tf.Examples with a feature x [1]: classify -> classes
-    ["yes", "no"] with scores [x, 1 - x]; regress (serving_default) -> 2x."""
-    with tf.Graph().as_default():
-        serialized = tf.compat.v1.placeholder(tf.string, [None], name="examples")
-        x = tf.io.parse_example(serialized, {"x": tf.io.FixedLenFeature([1], tf.float32)})["x"]
-        classes = tf.tile(tf.constant([["yes", "no"]]), [tf.shape(x)[0], 1])
-        with tf.compat.v1.Session() as session:
-            builder = tf.compat.v1.saved_model.Builder(str(path))
-            builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={
-                "classify": tf.compat.v1.saved_model.classification_signature_def(
-                    serialized, classes, tf.concat([x, 1 - x], axis=1)),
-                "serving_default": tf.compat.v1.saved_model.regression_signature_def(serialized, 2 * x)})
-            builder.save()
-    return str(path)
-
-
 class FakeRetrieval(tf.Module):
     """A catalogue m1..m120 scored 1000 - N for movie mN (m1 best), like the real model's signatures:
     serving_default(user_id) -> the top 100, retrieve(user_id, exclude, k) -> the top k without
-    `exclude`, popular(k) -> m9, m8, ... Knows users u1, u2; u2 rated m4 (never offered to u2).
-    `legacy`: an export from before `retrieve` and known_user (serving_default and popular only)."""
+    `exclude`, popular(k) -> m9, m8, ... Knows users u1, u2; u2 rated m4 (never offered to u2)."""
 
     MOVIES = 120
 
-    def __init__(self, legacy: bool = False):
+    def __init__(self):
         super().__init__()
-        self.legacy = legacy
         self.ids = tf.constant([f"m{i}" for i in range(1, self.MOVIES + 1)])
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
@@ -75,10 +56,8 @@ class FakeRetrieval(tf.Module):
         drop = tf.reduce_any(tf.equal(ids[:, :, None], banned[:, None, :]), axis=2)
         scores, best = tf.math.top_k(tf.where(drop, float("-inf"), scores), k=tf.minimum(k, self.MOVIES))
         ids = tf.gather(ids, best, batch_dims=1)
-        outputs = {"movie_ids": ids, "scores": scores, "titles": "T" + ids}
-        if not self.legacy:
-            outputs["known_user"] = (user_id == "u1") | (user_id == "u2")
-        return outputs
+        return {"movie_ids": ids, "scores": scores, "titles": "T" + ids,
+                "known_user": (user_id == "u1") | (user_id == "u2")}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
                                   tf.TensorSpec([None, None], tf.string, name="exclude"),
@@ -114,28 +93,20 @@ class FakeRetrieval(tf.Module):
         return {"movie_ids": ids, "titles": "T" + ids}
 
     def save(self, path) -> str:
-        signatures = {"serving_default": self.serve, "popular": self.popular}
-        if not self.legacy:
-            signatures.update(retrieve=self.retrieve, retrieve_history=self.retrieve_history)
-        return save_module(self, path, **signatures)
+        return save_module(self, path, serving_default=self.serve, popular=self.popular, retrieve=self.retrieve,
+                           retrieve_history=self.retrieve_history)
 
 
 class FakeRanking(tf.Module):
     """For movie mN: score = N (highest N first), like_probability = (121 - N) / 128 (m1 first),
-    rating = 3N mod 7 (m2, m4, m1, m3 among m1..m4). `outputs`: which of them it returns
-    (older exports lack score, the oldest like_probability too)."""
-
-    def __init__(self, outputs=("score", "like_probability", "rating")):
-        super().__init__()
-        self.outputs = tuple(outputs)
+    rating = 3N mod 7 (m2, m4, m1, m3 among m1..m4)."""
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
                                   tf.TensorSpec([None], tf.string, name="movie_id")])
     def serve(self, user_id, movie_id):
         number = tf.strings.to_number(tf.strings.substr(movie_id, 1, -1))
-        values = {"score": number, "like_probability": (121.0 - number) / 128.0,
-                  "rating": tf.math.floormod(3.0 * number, 7.0)}
-        return {name: values[name] for name in self.outputs}
+        return {"score": number, "like_probability": (121.0 - number) / 128.0,
+                "rating": tf.math.floormod(3.0 * number, 7.0)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
                                   tf.TensorSpec([None], tf.string, name="movie_id"),

@@ -36,14 +36,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def config(tmp_path_factory):
     base = tmp_path_factory.mktemp("models")
     FakeRetrieval().save(base / "retrieval" / "1")
-    FakeRetrieval(legacy=True).save(base / "old_retrieval" / "1")
-    for name, outputs in {"ranking": ("score", "like_probability", "rating"),
-                          "old_ranking": ("like_probability", "rating"), "oldest_ranking": ("rating",)}.items():
-        ranking = FakeRanking(outputs)
-        save_module(ranking, base / name / "1", serving_default=ranking.serve,
-                    **({"serve_history": ranking.serve_history} if name == "ranking" else {}))
-    return write_config(str(base / "models.config"), {name: name for name in (
-        "retrieval", "old_retrieval", "ranking", "old_ranking", "oldest_ranking")})
+    ranking = FakeRanking()
+    save_module(ranking, base / "ranking" / "1", serving_default=ranking.serve, serve_history=ranking.serve_history)
+    return write_config(str(base / "models.config"), {"retrieval": "retrieval", "ranking": "ranking"})
 
 
 @pytest.fixture(scope="module")
@@ -81,16 +76,6 @@ def test_default_order_is_the_ranking_models_score_with_every_figure(client):
     assert [i["score"] for i in fused] == pytest.approx([1 / 61 + 1 / 64] * 2 + [1 / 62 + 1 / 63] * 2)
     with pytest.raises(ValueError, match="Unknown order"):
         client.recommend("u1", order="best")
-
-
-def test_older_ranking_exports_order_by_like_probability_then_rating(target):
-    for model, expected, by in (("old_ranking", ["m1", "m2"], "like_probability"),
-                                ("oldest_ranking", ["m2", "m4"], "rating")):
-        client = RecommenderClient(target, ranking_model=model)
-        items = client.recommend("u1", k=2, candidates=4)
-        assert ids(items) == expected and client.ordered_by == by
-        assert items[0]["like_probability"] == (120 / 128 if model == "old_ranking" else None)
-        client.close()
 
 
 def test_exclusions_go_to_the_retrieval_model_so_k_movies_still_come_back(client):
@@ -176,13 +161,6 @@ def test_many_users_in_one_retrieval_call_and_chunked_ranking(client):
     client.max_rows = 10_000
     fused = client.recommend_many(["u1", "u2"], k=2, candidates=4, order="fused", exclude={"u1": ["m1"]})
     assert ids(fused["u1"]) == ["m2", "m5"] and ids(fused["u2"]) == ["m1", "m5"]
-
-
-def test_a_retrieval_export_without_retrieve_still_works(target):
-    client = RecommenderClient(target, retrieval_model="old_retrieval")
-    items = client.recommend("stranger", k=1, candidates=4, exclude=["m1"])  # no known_user: all ranked
-    assert [(i["movie_id"], i["source"]) for i in items] == [("m5", "ranking")]  # m2..m5 retrieved, m5 best
-    client.close()
 
 
 class Flaky(prediction_service_pb2_grpc.PredictionServiceServicer):

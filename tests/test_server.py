@@ -1,8 +1,8 @@
 """serving/server.py against TF Serving's documented behaviour, over real gRPC on loopback.
 
 Models: `double` (y = factor * x, z = x + 1) at versions 1 (factor 1) and 3 (factor 2),
-7 a truncated copy that cannot load, 8 an empty directory (no version); `examples`, a TF1
-model with classify and regress signatures. Every error code: tests/test_serving_parity.py.
+7 a truncated copy that cannot load, 8 an empty directory (no version). Every error code:
+tests/test_serving_parity.py.
 """
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,15 +11,13 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from serving_fakes import broken_copy, code_of, health_of, predict_request, save_examples_model, save_scale
+from serving_fakes import broken_copy, code_of, health_of, predict_request, save_scale
 from tensorflow_serving.apis import (
-    classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
     model_management_pb2,
     model_service_pb2_grpc,
     prediction_service_pb2_grpc,
-    regression_pb2,
 )
 from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
 
@@ -39,8 +37,7 @@ def served(tmp_path_factory):
     save_scale(base / "double" / "3", 2.0)
     broken_copy(base / "double" / "3", base / "double" / "7", "truncated")
     (base / "double" / "8").mkdir()  # empty: not a version at all
-    save_examples_model(base / "examples" / "1")
-    config = write_config(str(base / "models.config"), {"double": "double", "examples": "examples"})
+    config = write_config(str(base / "models.config"), {"double": "double"})
     port = S.free_port()
     server = S.serve(config, port, poll_seconds=0, max_request_bytes=1 << 20, limits=S.Limits(max_batch_size=100),
                      allow_reload=True)
@@ -68,7 +65,6 @@ def reload(stub, base, **policies):
     config = model_server_config_pb2.ModelServerConfig()
     model = config.model_config_list.config.add(name="double", base_path=str(base / "double"),
                                                  model_platform="tensorflow", **policies)
-    config.model_config_list.config.add(name="examples", base_path=str(base / "examples"), model_platform="tensorflow")
     return stub.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(config=config), timeout=60), model
 
 
@@ -118,26 +114,6 @@ def test_model_status(served):
     assert code_of(lambda: status(models, version=1)) == NOT_FOUND
     assert code_of(lambda: status(models, name="nope")) == NOT_FOUND
     assert code_of(lambda: status(models, name="")) == NOT_FOUND
-
-
-def test_classify_and_regress(served):
-    def request(kind, signature=""):
-        message = (classification_pb2.ClassificationRequest() if kind == "classify"
-                   else regression_pb2.RegressionRequest())
-        message.model_spec.name, message.model_spec.signature_name = "examples", signature
-        example = message.input.example_list.examples.add()
-        example.features.feature["x"].float_list.value.append(0.25)
-        return message
-    regressed = served[0].Regress(request("regress"), timeout=10)
-    assert [r.value for r in regressed.result.regressions] == [0.5]
-    classified = served[0].Classify(request("classify", "classify"), timeout=10)
-    assert [(c.label, c.score) for c in classified.result.classifications[0].classes] == [("yes", 0.25),
-                                                                                          ("no", 0.75)]
-    assert code_of(lambda: served[0].Classify(request("classify"), timeout=10)) == INVALID  # regress signature
-    assert code_of(lambda: served[0].Regress(request("regress", "nope"), timeout=10)) == INVALID
-    no_input = regression_pb2.RegressionRequest()
-    no_input.model_spec.name = "examples"
-    assert code_of(lambda: served[0].Regress(no_input, timeout=10)) == INVALID
 
 
 def test_version_policies_and_labels_through_reload(served):

@@ -4,14 +4,14 @@ Each case names the TF Serving source file that decides TF Serving's status code
 (paths in github.com/tensorflow/serving unless they start with tensorflow/, which are
 TensorFlow's), TF Serving's code, and ours. They agree except where `differs` says why.
 Models: `double` (y = factor * x, z = x + 1; versions 1 and 3 served as latest-1),
-`examples` (TF1 classify and regress signatures), `topk` (values = top_k(x, k)).
+`topk` (values = top_k(x, k)).
 """
 from typing import Callable, NamedTuple, Optional
 
 import grpc
 import numpy as np
 import pytest
-from serving_fakes import TopK, predict_request, save_examples_model, save_module, save_scale
+from serving_fakes import TopK, predict_request, save_module, save_scale
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -36,7 +36,6 @@ SESSION = "predict_util.cc: Session::Run's own status, passed through"
 TENSOR = "tensorflow/core/framework/tensor.cc"  # Tensor::FromProto
 CLASSIFIER = "tensorflow_serving/servables/tensorflow/classifier.cc"
 REGRESSOR = "tensorflow_serving/servables/tensorflow/regressor.cc"
-EXAMPLES = "tensorflow_serving/servables/tensorflow/util.cc"  # InputToSerializedExampleTensor
 METADATA = "tensorflow_serving/servables/tensorflow/get_model_metadata_impl.cc"
 STATUS = "tensorflow_serving/model_servers/get_model_status_impl.cc"
 MODEL_SERVICE = "tensorflow_serving/model_servers/model_service_impl.cc"
@@ -65,10 +64,9 @@ def stubs(tmp_path_factory):
     base = tmp_path_factory.mktemp("models")
     save_scale(base / "double" / "1", 1.0)
     save_scale(base / "double" / "3", 2.0)
-    save_examples_model(base / "examples" / "1")
     save_module(TopK(), base / "topk" / "1", serving_default=TopK().serve)
     (base / "empty" / "12").mkdir(parents=True)  # no saved_model.pb: no version
-    config = write_config(str(base / "models.config"), {n: n for n in ("double", "examples", "topk")})
+    config = write_config(str(base / "models.config"), {n: n for n in ("double", "topk")})
     ports = S.free_port(), S.free_port()
     servers = [S.serve(config, ports[0], poll_seconds=0, max_request_bytes=1 << 20,
                        limits=S.Limits(max_batch_size=100, max_exclusions=3), allow_reload=True),
@@ -105,25 +103,12 @@ def shaped(size, *, floats=(), content=b""):
     return build
 
 
-def examples_request(kind, signature="", count=1):
+def examples(kind):
+    """Classify or Regress of one tf.Example on `double`."""
     request = (classification_pb2.ClassificationRequest() if kind == "classify" else regression_pb2.RegressionRequest())
-    request.model_spec.name, request.model_spec.signature_name = "examples", signature
-    for _ in range(count):
-        request.input.example_list.examples.add().features.feature["x"].float_list.value.append(0.25)
-    return request
-
-
-def classify(signature="", count=1):
-    return lambda s: s.prediction.Classify(examples_request("classify", signature, count), timeout=30)
-
-
-def regress(signature="", count=1, empty=False):
-    def call(s):
-        request = examples_request("regress", signature, count)
-        if empty:
-            request.ClearField("input")
-        return s.prediction.Regress(request, timeout=30)
-    return call
+    request.model_spec.name = "double"
+    request.input.example_list.examples.add().features.feature["x"].float_list.value.append(0.25)
+    return lambda s: getattr(s.prediction, kind.capitalize())(request, timeout=30)
 
 
 def metadata(fields, name="double", spec=True):
@@ -153,7 +138,7 @@ def reload(extra=None, stub="models", empty=False, labels=None):
     fields, its base_path a name under the models' directory unless `relative` is set."""
     def call(s):
         config = model_server_config_pb2.ModelServerConfig()
-        for name in () if empty else ("double", "examples", "topk"):
+        for name in () if empty else ("double", "topk"):
             model = config.model_config_list.config.add(name=name, base_path=str(s.base / name),
                                                          model_platform="tensorflow")
             if name == "double":
@@ -202,16 +187,10 @@ TABLE = [
          C.INVALID_ARGUMENT, "tensorflow/core/kernels/batching_util/shared_batch_scheduler.h",
          differs="TF Serving has the limit only with --enable_batching, as INVALID_ARGUMENT; ours is a "
                  "size limit like --max_request_bytes, so RESOURCE_EXHAUSTED", message="--max_batch_size 100"),
-    # ---- Classify and Regress
-    Case("Classify on a regress signature", classify(), C.INVALID_ARGUMENT, C.INVALID_ARGUMENT, CLASSIFIER,
-         message="Expected classification signature method_name"),
-    Case("Classify on an unknown signature", classify("nope"), C.INVALID_ARGUMENT, C.INVALID_ARGUMENT, CLASSIFIER,
-         message="No signature was found with the name: nope"),
-    Case("Regress on a classify signature", regress("classify"), C.INVALID_ARGUMENT, C.INVALID_ARGUMENT, REGRESSOR),
-    Case("Regress on an unknown signature", regress("nope"), C.INVALID_ARGUMENT, C.INVALID_ARGUMENT, REGRESSOR),
-    Case("Regress without input", regress(empty=True), C.INVALID_ARGUMENT, C.INVALID_ARGUMENT, EXAMPLES),
-    Case("Classify with more examples than --max_batch_size", classify("classify", count=101),
-         C.RESOURCE_EXHAUSTED, None, "", differs="a limit of this server's (TF Serving has none)"),
+    # ---- Classify and Regress (tf.Example in): not served; `double` has a predict signature
+    *(Case(kind.capitalize(), examples(kind), C.UNIMPLEMENTED, C.INVALID_ARGUMENT, source,
+           differs="this server has Predict only: no model of the project has a classify or regress signature")
+      for kind, source in (("classify", CLASSIFIER), ("regress", REGRESSOR))),
     # ---- GetModelMetadata
     Case("no metadata_field", metadata([]), C.INVALID_ARGUMENT, C.INVALID_ARGUMENT, METADATA),
     Case("unsupported metadata_field", metadata(["signature_def", "other"]), C.INVALID_ARGUMENT,
@@ -235,7 +214,7 @@ TABLE = [
          C.INVALID_ARGUMENT, C.INVALID_ARGUMENT, CORE, message="Illegal to list model double multiple times"),
     Case("reload with an unknown model_platform", reload({"name": "x", "base_path": "double",
                                                            "model_platform": "pytorch"}),
-         C.INVALID_ARGUMENT, C.INVALID_ARGUMENT, CORE, message="unsupported platform pytorch"),
+         C.INVALID_ARGUMENT, C.INVALID_ARGUMENT, CORE, message="model_platform 'pytorch' is not supported"),
     Case("reload without a model_platform", reload({"name": "x", "base_path": "double"}), C.INVALID_ARGUMENT,
          C.INVALID_ARGUMENT, CORE),
     Case("reload with a relative base_path", reload({"name": "x", "base_path": "double", "relative": True,
