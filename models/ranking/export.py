@@ -72,7 +72,7 @@ def _table(keys: List[str], values: list, default: int) -> tf.lookup.StaticHashT
 
 
 class Ranker(F.RawFeatureModule):
-    """The trained model behind the ids-only and the tf.Example signatures."""
+    """The trained model behind the ids-only signatures (serving_default, serve_history)."""
 
     def __init__(self, model: M.RankingModel, tft_output: tft.TFTransformOutput, train_files: list,
                  listwise: M.ListwiseRanker, relations: R.Relations, towers=None):
