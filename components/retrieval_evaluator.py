@@ -6,6 +6,7 @@ Blessed when recall@10 reaches `recall_floor` and is not below the last blessed 
 (re-measured on the same data) by more than `max_regression`; Pushers push only blessed models.
 """
 import json
+import math
 import os
 from typing import Dict, List, Optional, Tuple
 
@@ -110,8 +111,11 @@ def record(evaluation, report: dict, properties: Dict[str, float], blessing, mod
     holding the reason (as TFX's Evaluator writes one)."""
     with tf.io.gfile.GFile(os.path.join(evaluation.uri, "metrics.json"), "w") as f:
         json.dump({**report, "blessed": blessed, "why": why}, f, indent=1)
-    for key, value in properties.items():
-        evaluation.set_float_custom_property(key, value)
+    for key, value in properties.items():  # ML Metadata's SQLite store refuses inf and NaN: those as text
+        if math.isfinite(value):
+            evaluation.set_float_custom_property(key, value)
+        else:
+            evaluation.set_string_custom_property(key, str(value))
     blessing.set_int_custom_property("blessed", int(blessed))
     blessing.set_int_custom_property("current_model_id", model.id)
     blessing.set_string_custom_property("current_model", model.uri)

@@ -14,7 +14,6 @@ MOVIE_ID = "movie_id"
 RATING = "rating"
 LIKED = "liked"  # label derived from the rating
 TIMESTAMP = "timestamp"
-WEEKDAY = "weekday"  # derived from the timestamp
 USER_AGE = "user_age"
 USER_GENDER = "user_gender"
 USER_OCCUPATION = "user_occupation"
@@ -78,8 +77,8 @@ def preprocessing_fn(inputs: dict) -> dict:
     Returns:
       `<name>_xf` features: int64 [batch] vocabulary indices for ids, gender, occupation,
       ZIP region, and bucket indices for age and year; int64 SparseTensors [batch, None]
-      for genres, tags and title tokens; timestamp_xf float32 [batch] (z-score) and
-      weekday_xf int64 [batch] (0 = Monday); labels rating and liked, float32 [batch].
+      for genres, tags and title tokens; labels rating and liked, float32 [batch]. The timestamp
+      is not used: the serving signatures take ids, which carry no time.
     """
     values = {key: _flat(inputs[key]) for key in VOCAB_FEATURES}
     values[USER_ZIP] = tf.strings.substr(values[USER_ZIP], 0, ZIP_PREFIX)
@@ -91,10 +90,6 @@ def preprocessing_fn(inputs: dict) -> dict:
             vocab_filename=vocabulary_name(key))
     for key, buckets in BUCKET_FEATURES.items():
         outputs[transformed_name(key)] = tft.bucketize(tf.cast(_flat(inputs[key]), tf.float32), buckets)
-    seconds = _flat(inputs[TIMESTAMP])
-    outputs[transformed_name(TIMESTAMP)] = tf.cast(tft.scale_to_z_score(tf.cast(seconds, tf.float64)),
-                                                  tf.float32)
-    outputs[transformed_name(WEEKDAY)] = (seconds // 86400 + 3) % 7  # 1970-01-01 was a Thursday
     rating = tf.cast(_flat(inputs[RATING]), tf.float32)
     outputs[RATING] = rating
     outputs[LIKED] = liked(rating)

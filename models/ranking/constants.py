@@ -23,8 +23,7 @@ class RankingConfig(Config):
     epochs: int = 4  # the lowest validation RMSE (benchmarks/RESULTS.md)
     patience: int = 0  # 0: train all epochs; n: stop after n epochs without a lower eval RMSE
     learning_rate: float = 0.005
-    # Transformed features the model reads, where Transform produces them. Time features are
-    # left out: serving_default takes ids only, so it has no timestamp to give the model.
+    # Transformed features the model reads, where Transform produces them.
     user_features: Tuple[str, ...] = ("user_id", "user_age", "user_gender", "user_occupation", "user_zip")
     movie_features: Tuple[str, ...] = ("movie_id", "movie_year", "movie_genres", "movie_title", "movie_tags")
     # The listwise re-ranker (models/ranking/candidates.py, relations.py): what orders the
