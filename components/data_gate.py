@@ -23,18 +23,14 @@ class DataAnomalyError(RuntimeError):
     """The data broke the curated schema (pipeline/schema.pbtxt) or drifted."""
 
 
-def describe(anomalies: anomalies_pb2.Anomalies) -> List[str]:
-    """One line per anomalous feature: 'feature: reason; reason'."""
-    lines = [f"{feature}: {info.description or info.short_description}"
-             for feature, info in sorted(anomalies.anomaly_info.items())]
-    if anomalies.HasField("dataset_anomaly_info"):
-        lines.append(f"(dataset): {anomalies.dataset_anomaly_info.description}")
-    return lines
-
-
 def check(labelled: Dict[str, anomalies_pb2.Anomalies]) -> None:
-    """Raises DataAnomalyError listing every anomaly of {label: Anomalies}; else returns."""
-    problems = [f"  {label}: {line}" for label, anomalies in labelled.items() for line in describe(anomalies)]
+    """Raises DataAnomalyError listing every anomaly of {label: Anomalies}, a line per feature."""
+    problems = []
+    for label, anomalies in labelled.items():
+        problems += [f"  {label}: {feature}: {info.description or info.short_description}"
+                     for feature, info in sorted(anomalies.anomaly_info.items())]
+        if anomalies.HasField("dataset_anomaly_info"):
+            problems.append(f"  {label}: (dataset): {anomalies.dataset_anomaly_info.description}")
     if problems:
         raise DataAnomalyError(
             "The data has anomalies, so nothing is trained or pushed:\n" + "\n".join(problems) +

@@ -54,9 +54,7 @@ def read_catalogue(uri: str) -> dict:
     for batch in read_examples(uri, "catalogue", MOVIE_SPEC):
         ids.extend(batch[F.MOVIE_ID].numpy())
         genres.extend(batch[F.MOVIE_GENRES].numpy())
-    names = sorted({g for row in genres for g in row if g})
-    column = {g: i for i, g in enumerate(names)}
-    multi_hot = np.zeros([len(ids), len(names)], np.float32)
-    for row, values in enumerate(genres):
-        multi_hot[row, [column[g] for g in values if g]] = 1.0
+    rows = [set(row) - {b""} for row in genres]
+    names = sorted(set().union(*rows))
+    multi_hot = np.array([[g in row for g in names] for row in rows], np.float32).reshape(len(ids), len(names))
     return {"ids": ids, "genres": multi_hot}

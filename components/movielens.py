@@ -29,17 +29,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, channel, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 
-from components.movielens_formats import (
-    UNKNOWN_USER,
-    Movie,
-    MovieLensError,
-    Rating,
-    Release,
-    User,
-    decode,
-    detect_release,
-)
-from components.movielens_tables import id_order, read_lines, read_tables, to_example
+from components.movielens_formats import UNKNOWN_USER, MovieLensError, Rating, decode, detect_release
+from components.movielens_tables import Tables, id_order, read_lines, read_tables, to_example
 
 SPLITS = ("random", "temporal", "leave_last_n")
 CHUNK_LINES = 20_000  # ratings lines per parallel parsing task
@@ -90,76 +81,64 @@ def read_chunks(path: str, header: bool) -> Iterator[tuple]:
             yield chunk[0][0], [raw for _, raw in chunk]
 
 
-class _ParseChunk(beam.DoFn):
+def _parse_chunk(chunk: tuple, path: str, tables: Tables, strict: bool):
     """(first line, lines) -> (user_id, (rating, line, movie id in the file)), the rating's movie
-    id remapped through `aliases`; bad rows, the row count and the remapped count tagged."""
-
-    def __init__(self, path: str, release: Release, users: Optional[Dict[str, User]],
-                 movies: Dict[str, Movie], aliases: Dict[str, str], strict: bool):
-        self.path, self.release, self.users, self.movies, self.strict = path, release, users, movies, strict
-        self.aliases = aliases
-
-    def process(self, chunk):
-        first, lines = chunk
-        rows = remapped = 0
-        for number, raw in enumerate(lines, start=first):
-            if not raw.strip():
-                continue
-            rows += 1
-            where = f"{self.path}:{number}"
-            try:
-                rating = self.release.parse_rating(decode(raw, "utf-8", where), where)
-                if self.users is not None and rating[0] not in self.users:
-                    raise MovieLensError(f"{where}: rating by user {rating[0]}, who is not in "
-                                         f"{self.release.users}", "unknown_user")
-                if rating[1] not in self.movies and rating[1] not in self.aliases:
-                    raise MovieLensError(f"{where}: rating of movie {rating[1]}, which is not in "
-                                         f"{self.release.movies}", "unknown_movie")
-            except MovieLensError as error:
-                if self.strict:
-                    raise
-                yield beam.pvalue.TaggedOutput("bad", (error.reason, str(error)))
-                continue
-            movie_id = self.aliases.get(rating[1], rating[1])
-            remapped += movie_id != rating[1]
-            yield rating[0], ((rating[0], movie_id, rating[2], rating[3]), number, rating[1])
-        yield beam.pvalue.TaggedOutput("rows", rows)
-        if remapped:
-            yield beam.pvalue.TaggedOutput("remapped", remapped)
+    id remapped through `tables.aliases`; bad rows, the row count and the remapped count tagged."""
+    first, lines = chunk
+    release, rows, remapped = tables.release, 0, 0
+    for number, raw in enumerate(lines, start=first):
+        if not raw.strip():
+            continue
+        rows += 1
+        where = f"{path}:{number}"
+        try:
+            rating = release.parse_rating(decode(raw, "utf-8", where), where)
+            if tables.users is not None and rating[0] not in tables.users:
+                raise MovieLensError(f"{where}: rating by user {rating[0]}, who is not in {release.users}",
+                                     "unknown_user")
+            if rating[1] not in tables.movies and rating[1] not in tables.aliases:
+                raise MovieLensError(f"{where}: rating of movie {rating[1]}, which is not in {release.movies}",
+                                     "unknown_movie")
+        except MovieLensError as error:
+            if strict:
+                raise
+            yield beam.pvalue.TaggedOutput("bad", (error.reason, str(error)))
+            continue
+        movie_id = tables.aliases.get(rating[1], rating[1])
+        remapped += movie_id != rating[1]
+        yield rating[0], ((rating[0], movie_id, rating[2], rating[3]), number, rating[1])
+    yield beam.pvalue.TaggedOutput("rows", rows)
+    if remapped:
+        yield beam.pvalue.TaggedOutput("remapped", remapped)
 
 
-class _SplitUser(beam.DoFn):
+def _split_user(user_rows: tuple, cut: int, path: str, tables: Tables, options: Dict[str, Any], strict: bool):
     """(user_id, [(rating, line, movie id in the file)]) -> ('train' | 'eval', tf.Example);
     duplicates tagged 'bad', the count of ratings collapsed into another id tagged 'collapsed'."""
-
-    def __init__(self, path: str, users, movies, options: Dict[str, Any], strict: bool):
-        self.path, self.users, self.movies, self.options, self.strict = path, users, movies, options, strict
-
-    def process(self, user_rows, cut):
-        user_id, rows = user_rows
-        first_line, latest = {}, {}
-        for rating, number, file_id in sorted(rows, key=lambda row: row[1]):
-            if file_id in first_line:
-                message = (f"{self.path}:{number}: user {user_id} rated movie {file_id} again "
-                           f"(first at line {first_line[file_id]}); remove one of the two rows")
-                if self.strict:
-                    raise MovieLensError(message, "duplicate")
-                yield beam.pvalue.TaggedOutput("bad", ("duplicate", message))
-                continue
-            first_line[file_id] = number
-            # Two ids of one title: the later rating wins; on a tie, the one of the kept id.
-            rank = (rating[3], file_id == rating[1])
-            if rating[1] not in latest or rank > latest[rating[1]][0]:
-                latest[rating[1]] = (rank, rating)
-        if len(first_line) > len(latest):
-            yield beam.pvalue.TaggedOutput("collapsed", len(first_line) - len(latest))
-        kept = [rating for _, rating in latest.values()]
-        o = self.options
-        flags = eval_flags(kept, o["split"], o["eval_fraction"], o["split_seed"], o["leave_last_n"], cut)
-        user = self.users[user_id] if self.users is not None else UNKNOWN_USER
-        for rating, is_eval in zip(kept, flags, strict=True):
-            yield beam.pvalue.TaggedOutput("eval" if is_eval else "train",
-                                           to_example(rating, user, self.movies[rating[1]]))
+    user_id, rows = user_rows
+    first_line, latest = {}, {}
+    for rating, number, file_id in sorted(rows, key=lambda row: row[1]):
+        if file_id in first_line:
+            message = (f"{path}:{number}: user {user_id} rated movie {file_id} again "
+                       f"(first at line {first_line[file_id]}); remove one of the two rows")
+            if strict:
+                raise MovieLensError(message, "duplicate")
+            yield beam.pvalue.TaggedOutput("bad", ("duplicate", message))
+            continue
+        first_line[file_id] = number
+        # Two ids of one title: the later rating wins; on a tie, the one of the kept id.
+        rank = (rating[3], file_id == rating[1])
+        if rating[1] not in latest or rank > latest[rating[1]][0]:
+            latest[rating[1]] = (rank, rating)
+    if len(first_line) > len(latest):
+        yield beam.pvalue.TaggedOutput("collapsed", len(first_line) - len(latest))
+    kept = [rating for _, rating in latest.values()]
+    o = options
+    flags = eval_flags(kept, o["split"], o["eval_fraction"], o["split_seed"], o["leave_last_n"], cut)
+    user = tables.users[user_id] if tables.users is not None else UNKNOWN_USER
+    for rating, is_eval in zip(kept, flags, strict=True):
+        yield beam.pvalue.TaggedOutput("eval" if is_eval else "train",
+                                       to_example(rating, user, tables.movies[rating[1]]))
 
 
 def _line_order(message: str) -> tuple:
@@ -230,8 +209,7 @@ def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, A
               | "RatingsFile" >> beam.Create([path])
               | "ReadChunks" >> beam.FlatMap(reader, release.header)
               | "Spread" >> beam.Reshuffle()
-              | "Parse" >> beam.ParDo(_ParseChunk(path, release, tables.users, tables.movies, tables.aliases,
-                                                  strict))
+              | "Parse" >> beam.FlatMap(_parse_chunk, path, tables, strict)
               .with_outputs("bad", "rows", "remapped", main="ratings"))
     cut = 0
     if options["split"] == "temporal":
@@ -242,7 +220,7 @@ def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, A
             | "Cut" >> beam.Map(temporal_cut, options["eval_fraction"]))
     split = (parsed.ratings
              | "ByUser" >> beam.GroupByKey()
-             | "Split" >> beam.ParDo(_SplitUser(path, tables.users, tables.movies, options, strict), cut)
+             | "Split" >> beam.FlatMap(_split_user, cut, path, tables, options, strict)
              .with_outputs("bad", "collapsed", "train", "eval"))
     bad = (parsed.bad, split.bad) | "AllBad" >> beam.Flatten()  # (reason, message)
     counts = bad | "CountBad" >> beam.combiners.Count.PerKey()

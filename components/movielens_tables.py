@@ -59,11 +59,7 @@ def id_order(movie_id: str) -> tuple:
 
 
 def merge_duplicates(movies: Dict[str, Movie]) -> Tuple[Dict[str, Movie], Dict[str, str]]:
-    """Merges movies listed under several ids (same title and year) into the smallest id.
-
-    Returns:
-        `movies` less every id but the smallest of each group, and {dropped id: kept id}.
-    """
+    """(`movies` less all but the smallest id of each title and year, {dropped id: kept id})."""
     groups: Dict[tuple, list] = collections.defaultdict(list)
     for movie_id, movie in movies.items():
         groups[(movie.title, movie.year)].append(movie_id)
@@ -75,14 +71,14 @@ def merge_duplicates(movies: Dict[str, Movie]) -> Tuple[Dict[str, Movie], Dict[s
 
 
 def read_tags(path: str, parse, movies: Dict[str, Movie], encoding: str, header: bool,
-              aliases: Optional[Dict[str, str]] = None) -> Dict[str, Movie]:
+              aliases: Dict[str, str]) -> Dict[str, Movie]:
     """`movies` with each one's MAX_TAGS most frequent tags (lower-cased) from the tags file;
     tags of an id in `aliases` count for the id it maps to."""
     counts: Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     unknown = 0
     for where, text in read_lines(path, encoding, header):
         movie_id, tag = parse(text, where)
-        movie_id = (aliases or {}).get(movie_id, movie_id)
+        movie_id = aliases.get(movie_id, movie_id)
         if movie_id not in movies:
             unknown += 1
         elif tag.strip():
