@@ -14,23 +14,19 @@ RATING_SPEC = {**PAIR_SPEC, F.RATING: tf.io.FixedLenFeature([], tf.float32)}
 MOVIE_SPEC = {F.MOVIE_ID: tf.io.FixedLenFeature([], tf.string),
               F.MOVIE_TITLE: tf.io.FixedLenFeature([], tf.string),
               F.MOVIE_YEAR: tf.io.FixedLenFeature([], tf.int64),
-              F.MOVIE_GENRES: tf.io.VarLenFeature(tf.string),
-              F.MOVIE_TAGS: tf.io.VarLenFeature(tf.string)}
-
-
-def _dense(batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    return {key: tf.sparse.to_dense(v) if isinstance(v, tf.SparseTensor) else v for key, v in batch.items()}
+              # Lists of any length, '' padded to the batch's longest.
+              F.MOVIE_GENRES: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True),
+              F.MOVIE_TAGS: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)}
 
 
 def read_examples(uri: str, split: str, spec: Dict[str, tf.io.FixedLenFeature],
                   batch_size: int = 4096) -> tf.data.Dataset:
-    """Batches of one split of an Examples artifact (gzipped TFRecords), parsed by `spec`;
-    VarLen features come dense with '' padding."""
+    """Batches of one split of an Examples artifact (gzipped TFRecords), parsed by `spec`."""
     files = tf.io.gfile.glob(os.path.join(uri, f"Split-{split}", "*"))
     if not files:
         raise FileNotFoundError(f"No files in {uri}/Split-{split}; did the producing component run?")
     return (tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size)
-            .map(lambda records: _dense(tf.io.parse_example(records, spec))))
+            .map(lambda records: tf.io.parse_example(records, spec)))
 
 
 def history(train: tf.data.Dataset) -> Dict[bytes, List[bytes]]:

@@ -22,6 +22,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import apache_beam as beam
 import tensorflow as tf
+from apache_beam.pvalue import AsDict, AsSingleton, TaggedOutput
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import base_beam_component, executor_spec
@@ -35,9 +36,7 @@ from components.movielens_tables import Tables, id_order, read_lines, read_table
 SPLITS = ("random", "temporal", "leave_last_n")
 CHUNK_LINES = 20_000  # ratings lines per parallel parsing task
 NUM_QUANTILES = 1001  # temporal cut's resolution: 0.1% of the ratings
-REPORT_KEY = "_bad_rows_path"  # exec property the executor adds: where bad_rows.json goes
 EXAMPLES_PER_REASON = 5  # bad rows quoted per reason in bad_rows.json
-DUPLICATES_KEY = "_duplicates_path"  # exec property the executor adds: where duplicates.json goes
 DUPLICATES_LOGGED = 20  # merged ids named in the log line (duplicates.json has them all)
 
 
@@ -59,15 +58,15 @@ def temporal_cut(quantiles: List[int], eval_fraction: float) -> int:
     return quantiles[index] if index < n else quantiles[-1] + 1
 
 
-def eval_flags(ratings: List[Rating], split: str, eval_fraction: float, seed: int,
-               leave_last_n: int, cut: int) -> List[bool]:
-    """Which of one user's ratings go to eval under `split` (see the module docstring)."""
-    if split == "random":
-        return [is_eval_random(r, seed, eval_fraction) for r in ratings]
-    if split == "temporal":
+def eval_flags(ratings: List[Rating], options: Dict[str, Any], cut: int) -> List[bool]:
+    """Which of one user's ratings go to eval under options["split"] (see the module docstring)."""
+    if options["split"] == "random":
+        return [is_eval_random(r, options["split_seed"], options["eval_fraction"]) for r in ratings]
+    if options["split"] == "temporal":
         return [r[3] >= cut for r in ratings]
+    n = options["leave_last_n"]
     order = sorted(range(len(ratings)), key=lambda i: (ratings[i][3], ratings[i][1]))
-    last = set(order[-leave_last_n:]) if len(ratings) > leave_last_n else set()
+    last = set(order[-n:]) if len(ratings) > n else set()
     return [i in last for i in range(len(ratings))]
 
 
@@ -102,14 +101,14 @@ def _parse_chunk(chunk: tuple, path: str, tables: Tables, strict: bool):
         except MovieLensError as error:
             if strict:
                 raise
-            yield beam.pvalue.TaggedOutput("bad", (error.reason, str(error)))
+            yield TaggedOutput("bad", (error.reason, str(error)))
             continue
         movie_id = tables.aliases.get(rating[1], rating[1])
         remapped += movie_id != rating[1]
         yield rating[0], ((rating[0], movie_id, rating[2], rating[3]), number, rating[1])
-    yield beam.pvalue.TaggedOutput("rows", rows)
+    yield TaggedOutput("rows", rows)
     if remapped:
-        yield beam.pvalue.TaggedOutput("remapped", remapped)
+        yield TaggedOutput("remapped", remapped)
 
 
 def _split_user(user_rows: tuple, cut: int, path: str, tables: Tables, options: Dict[str, Any], strict: bool):
@@ -123,7 +122,7 @@ def _split_user(user_rows: tuple, cut: int, path: str, tables: Tables, options: 
                        f"(first at line {first_line[file_id]}); remove one of the two rows")
             if strict:
                 raise MovieLensError(message, "duplicate")
-            yield beam.pvalue.TaggedOutput("bad", ("duplicate", message))
+            yield TaggedOutput("bad", ("duplicate", message))
             continue
         first_line[file_id] = number
         # Two ids of one title: the later rating wins; on a tie, the one of the kept id.
@@ -131,20 +130,16 @@ def _split_user(user_rows: tuple, cut: int, path: str, tables: Tables, options: 
         if rating[1] not in latest or rank > latest[rating[1]][0]:
             latest[rating[1]] = (rank, rating)
     if len(first_line) > len(latest):
-        yield beam.pvalue.TaggedOutput("collapsed", len(first_line) - len(latest))
+        yield TaggedOutput("collapsed", len(first_line) - len(latest))
     kept = [rating for _, rating in latest.values()]
-    o = options
-    flags = eval_flags(kept, o["split"], o["eval_fraction"], o["split_seed"], o["leave_last_n"], cut)
     user = tables.users[user_id] if tables.users is not None else UNKNOWN_USER
-    for rating, is_eval in zip(kept, flags, strict=True):
-        yield beam.pvalue.TaggedOutput("eval" if is_eval else "train",
-                                       to_example(rating, user, tables.movies[rating[1]]))
+    for rating, is_eval in zip(kept, eval_flags(kept, options, cut), strict=True):
+        yield TaggedOutput("eval" if is_eval else "train", to_example(rating, user, tables.movies[rating[1]]))
 
 
 def _line_order(message: str) -> tuple:
     """Sort key of bad-row messages: by the line number their 'path:line: ' prefix names."""
-    where = message.split(": ", 1)[0]
-    line = where.rsplit(":", 1)[-1]
+    line = message.split(": ", 1)[0].rsplit(":", 1)[-1]
     return (int(line) if line.isdigit() else 0, message)
 
 
@@ -154,18 +149,20 @@ def _write_json(report: dict, path: Optional[str]) -> None:
             json.dump(report, f, indent=1)
 
 
-def report_bad_rows(path: str, rows: int, bad: Dict[str, dict], max_fraction: float,
-                    report_path: Optional[str]) -> dict:
-    """Logs and writes the bad-row counts; raises MovieLensError past `max_fraction`."""
-    count = sum(entry["count"] for entry in bad.values())
+def report_bad_rows(path: str, rows: int, counts: Dict[str, int], firsts: Dict[str, List[str]],
+                    max_fraction: float, report_path: Optional[str]) -> dict:
+    """Logs and writes the bad-row counts per reason (with the `firsts` of each); raises
+    MovieLensError past `max_fraction`."""
+    count = sum(counts.values())
+    reasons = {reason: {"count": n, "examples": firsts[reason]} for reason, n in sorted(counts.items())}
     report = {"file": path, "rows": rows, "bad_rows": count, "max_bad_row_fraction": max_fraction,
-              "reasons": dict(sorted(bad.items()))}
+              "reasons": reasons}
     _write_json(report, report_path)
-    per_reason = ", ".join(f"{reason} {entry['count']}" for reason, entry in sorted(bad.items()))
+    per_reason = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
     logging.info("MovieLensExampleGen: %d of %d rows of %s bad%s", count, rows, path,
                  f" ({per_reason})" if count else "")
     if count > max_fraction * rows:
-        firsts = "; ".join(entry["examples"][0] for _, entry in sorted(bad.items()))
+        firsts = "; ".join(entry["examples"][0] for entry in reasons.values())
         raise MovieLensError(
             f"{path}: {count} of {rows} rows are bad ({count / max(rows, 1):.2%}), over the allowed "
             f"max_bad_row_fraction={max_fraction} ({per_reason}). First of each: {firsts}. Fix the "
@@ -174,7 +171,7 @@ def report_bad_rows(path: str, rows: int, bad: Dict[str, dict], max_fraction: fl
 
 
 def report_duplicates(path: str, aliases: Dict[str, str], remapped: int, collapsed: int,
-                      report_path: Optional[str]) -> dict:
+                      report_path: Optional[str]) -> None:
     """Logs and writes (unless `report_path` is None) the merged ids ({merged: kept} `aliases`)
     and the ratings remapped to a kept id or collapsed (their user rated another id of the title)."""
     report = {"file": path, "titles_merged": len(set(aliases.values())), "ids_merged": len(aliases),
@@ -187,7 +184,6 @@ def report_duplicates(path: str, aliases: Dict[str, str], remapped: int, collaps
         logging.info("MovieLensExampleGen: merged %d duplicate titles of %s (ids %s%s): %d ratings remapped, "
                      "%d collapsed", report["titles_merged"], path, ", ".join(pairs[:DUPLICATES_LOGGED]), more,
                      remapped, collapsed)
-    return report
 
 
 def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, Any],
@@ -213,7 +209,7 @@ def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, A
               .with_outputs("bad", "rows", "remapped", main="ratings"))
     cut = 0
     if options["split"] == "temporal":
-        cut = beam.pvalue.AsSingleton(
+        cut = AsSingleton(
             parsed.ratings
             | "Timestamps" >> beam.Map(lambda row: row[1][0][3])
             | "Quantiles" >> beam.transforms.stats.ApproximateQuantiles.Globally(NUM_QUANTILES)
@@ -226,21 +222,17 @@ def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, A
     counts = bad | "CountBad" >> beam.combiners.Count.PerKey()
     firsts = bad | "FirstBad" >> beam.combiners.Top.PerKey(EXAMPLES_PER_REASON, key=_line_order, reverse=True)
     rows = parsed.rows | "CountRows" >> beam.CombineGlobally(sum)
-    once = pipeline | "Once" >> beam.Create([None])
-
-    def report(_, rows: int, counts: dict, firsts: dict) -> dict:
-        per_reason = {reason: {"count": n, "examples": firsts[reason]} for reason, n in counts.items()}
-        return report_bad_rows(path, rows, per_reason, max_fraction, report_path)
-
-    _ = once | "Report" >> beam.Map(report, beam.pvalue.AsSingleton(rows), beam.pvalue.AsDict(counts),
-                                    beam.pvalue.AsDict(firsts))
     remapped = parsed.remapped | "CountRemapped" >> beam.CombineGlobally(sum)
     collapsed = split.collapsed | "CountCollapsed" >> beam.CombineGlobally(sum)
-    movies_path = os.path.join(data_dir, release.movies)
-    _ = (once
-         | "ReportDuplicates" >> beam.Map(
-             lambda _, r, c: report_duplicates(movies_path, tables.aliases, r, c, duplicates_path),
-             beam.pvalue.AsSingleton(remapped), beam.pvalue.AsSingleton(collapsed)))
+
+    def report(_, rows: int, counts: dict, firsts: dict, remapped: int, collapsed: int) -> None:
+        report_duplicates(os.path.join(data_dir, release.movies), tables.aliases, remapped, collapsed,
+                          duplicates_path)
+        report_bad_rows(path, rows, counts, firsts, max_fraction, report_path)
+
+    _ = (pipeline | "Once" >> beam.Create([None])
+         | "Report" >> beam.Map(report, AsSingleton(rows), AsDict(counts), AsDict(firsts), AsSingleton(remapped),
+                                AsSingleton(collapsed)))
     return {"train": split.train, "eval": split.eval}
 
 
@@ -257,22 +249,21 @@ def file_sha256(directory: str, names: List[str]) -> Dict[str, str]:
 
 
 class Executor(BaseExampleGenExecutor):
-    """Splits by its own `split` parameter instead of output_config's hash buckets."""
+    """Splits by its own `split` parameter instead of output_config's hash buckets; writes
+    bad_rows.json and duplicates.json beside the splits."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         raise NotImplementedError("MovieLensExampleGen overrides GenerateExamplesByBeam")
 
     def GenerateExamplesByBeam(self, pipeline, exec_properties: Dict[str, Any]):
         options = {key: exec_properties[key] for key in _OPTIONS}
-        return generate_splits(pipeline, exec_properties["input_base"], options,
-                               exec_properties.get(REPORT_KEY), exec_properties.get(DUPLICATES_KEY))
+        return generate_splits(pipeline, exec_properties["input_base"], options, *self._reports)
 
     def Do(self, input_dict, output_dict, exec_properties: Dict[str, Any]) -> None:
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
-        duplicates_path = os.path.join(examples.uri, "duplicates.json")
-        super().Do(input_dict, output_dict, {**exec_properties, DUPLICATES_KEY: duplicates_path,
-                                             REPORT_KEY: os.path.join(examples.uri, "bad_rows.json")})
-        with tf.io.gfile.GFile(duplicates_path) as f:
+        self._reports = [os.path.join(examples.uri, name) for name in ("bad_rows.json", "duplicates.json")]
+        super().Do(input_dict, output_dict, exec_properties)
+        with tf.io.gfile.GFile(self._reports[1]) as f:
             duplicates = json.load(f)
         for key in ("titles_merged", "ratings_remapped", "ratings_collapsed"):
             examples.set_int_custom_property(f"duplicate_{key}", duplicates[key])

@@ -123,7 +123,6 @@ parse_csv_rating = functools.partial(_split_rating, sep=",", half_stars=True)  #
 
 
 # ml-100k
-
 def parse_movie(line: str, where: str) -> Tuple[str, Movie]:
     """One u.item line -> (movie_id, Movie)."""
     fields = _fields(line, "|", 5 + len(GENRES), where)
@@ -131,8 +130,7 @@ def parse_movie(line: str, where: str) -> Tuple[str, Movie]:
     flags = fields[5:]
     if any(flag not in ("0", "1") for flag in flags):
         raise MovieLensError(f"{where}: genre flags must be 0 or 1, found {flags}", "out_of_range")
-    # A row with fewer flag columns has no genre past them.
-    genres = [genre for genre, flag in zip(GENRES, flags, strict=False) if flag == "1"] or ["unknown"]
+    genres = [genre for genre, flag in zip(GENRES, flags, strict=True) if flag == "1"] or ["unknown"]
     return fields[0], Movie(fields[1], parse_year(fields[2], fields[1]), genres)
 
 
@@ -143,8 +141,7 @@ def parse_user(line: str, where: str) -> Tuple[str, User]:
     return user_id, User(_int(age, "age", where), gender, occupation, zip_code)
 
 
-# ml-1m and ml-10m ('::'-separated .dat files)
-
+# ml-1m and ml-10m ('::'-separated .dat files); movies.csv shares their movies parser
 def _split_movie(line: str, where: str, sep: str) -> Tuple[str, Movie]:
     """'id<sep>Title (year)<sep>Genre|Genre' -> (movie_id, Movie)."""
     movie_id, title, genres = _fields(line, sep, 3, where)
@@ -179,7 +176,6 @@ def parse_dat_tag(line: str, where: str) -> Tuple[str, str]:
 
 
 # ml-20m, 25m, 32m, latest, latest-small (CSV with a header)
-
 def parse_csv_tag(line: str, where: str) -> Tuple[str, str]:
     """One tags.csv line 'userId,movieId,tag,timestamp' -> (movie_id, tag)."""
     _, movie_id, tag, _ = _fields(line, ",", 4, where)
