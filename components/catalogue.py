@@ -1,9 +1,7 @@
-"""MovieCatalogueGen: every movie of a MovieLens release with its features, rated or not,
-as an Examples artifact (split "catalogue") the retrieval index is built from.
-
-One gzipped TFRecord file of a tf.Example per movie (components/movielens_tables.py's
-movie_features), in movie-id order. A title under several ids appears once, under the id
-MovieLensExampleGen remaps its ratings to; duplicate_ids_merged counts the ids dropped.
+"""MovieCatalogueGen: every movie of a MovieLens release, rated or not, as an Examples artifact
+(split "catalogue", one gzipped TFRecord file) the retrieval index is built from: a tf.Example of
+movie_features per movie, in id order; a title under several ids appears once, under the id
+MovieLensExampleGen remaps its ratings to (duplicate_ids_merged counts the ids dropped).
 """
 import logging
 import os

@@ -1,9 +1,6 @@
-"""DataGate: stops the pipeline before any Trainer when the data is anomalous (wired in
-pipeline/pipeline.py, upstream of Transform).
-
-It fails the run (so nothing downstream trains or pushes) when ExampleValidator found
-anomalies in any split, or when the eval split has drifted from the train split beyond
-the schema's drift_comparator thresholds. The error names each feature and the reason.
+"""DataGate: stops the pipeline before any Trainer (it runs upstream of Transform) when
+ExampleValidator found anomalies in any split or the eval split drifted from train beyond the
+schema's drift_comparator thresholds. The error names each feature and the reason.
 """
 import os
 from typing import Dict, List

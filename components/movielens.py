@@ -2,10 +2,9 @@
 movielens_tfds.py) into tf.Examples, one per rating joined with its user and movie, split train/eval.
 
 A Beam pipeline: ratings are read in numbered chunks, parsed in parallel, grouped by user
-and joined with the movies and users tables (side inputs). Deterministic splits:
-  random: eval when sha256(seed, user, movie, timestamp) falls below eval_fraction.
-  temporal: eval from the approximate (1 - eval_fraction) quantile of all timestamps.
-  leave_last_n: each user's last n ratings by (timestamp, movie_id) (n or fewer: all train).
+and joined with the movies and users tables (side inputs). Deterministic splits (README.md,
+"Releases, splits and bad rows"): random (a seeded hash), temporal (a global timestamp
+quantile) or leave_last_n (each user's last n ratings by (timestamp, movie_id)).
 
 Bad rows: with max_bad_row_fraction 0 the first raises a MovieLensError naming file, line
 and problem; above 0 they are counted per reason into <examples uri>/bad_rows.json, failing
@@ -18,7 +17,7 @@ import itertools
 import json
 import logging
 import os
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
@@ -29,6 +28,7 @@ from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, channel, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
+from tfx.utils import io_utils
 
 from components.movielens_formats import UNKNOWN_USER, MovieLensError, Rating, decode, detect_release
 from components.movielens_tables import Tables, id_order, read_lines, read_tables, to_example
@@ -82,7 +82,7 @@ def read_chunks(path: str, header: bool) -> Iterator[tuple]:
 
 def _parse_chunk(chunk: tuple, path: str, tables: Tables, strict: bool):
     """(first line, lines) -> (user_id, (rating, line, movie id in the file)), the rating's movie
-    id remapped through `tables.aliases`; bad rows, the row count and the remapped count tagged."""
+    id remapped through `tables.aliases`; bad rows tagged, and the row and remapped counts."""
     first, lines = chunk
     release, rows, remapped = tables.release, 0, 0
     for number, raw in enumerate(lines, start=first):
@@ -101,19 +101,18 @@ def _parse_chunk(chunk: tuple, path: str, tables: Tables, strict: bool):
         except MovieLensError as error:
             if strict:
                 raise
-            yield TaggedOutput("bad", (error.reason, str(error)))
+            yield TaggedOutput("bad", (error.reason, (number, str(error))))
             continue
         movie_id = tables.aliases.get(rating[1], rating[1])
         remapped += movie_id != rating[1]
         yield rating[0], ((rating[0], movie_id, rating[2], rating[3]), number, rating[1])
-    yield TaggedOutput("rows", rows)
-    if remapped:
-        yield TaggedOutput("remapped", remapped)
+    yield TaggedOutput("counts", ("rows", rows))
+    yield TaggedOutput("counts", ("remapped", remapped))
 
 
 def _split_user(user_rows: tuple, cut: int, path: str, tables: Tables, options: Dict[str, Any], strict: bool):
     """(user_id, [(rating, line, movie id in the file)]) -> ('train' | 'eval', tf.Example);
-    duplicates tagged 'bad', the count of ratings collapsed into another id tagged 'collapsed'."""
+    duplicates tagged 'bad', the count of ratings collapsed into another id tagged 'counts'."""
     user_id, rows = user_rows
     first_line, latest = {}, {}
     for rating, number, file_id in sorted(rows, key=lambda row: row[1]):
@@ -122,7 +121,7 @@ def _split_user(user_rows: tuple, cut: int, path: str, tables: Tables, options: 
                        f"(first at line {first_line[file_id]}); remove one of the two rows")
             if strict:
                 raise MovieLensError(message, "duplicate")
-            yield TaggedOutput("bad", ("duplicate", message))
+            yield TaggedOutput("bad", ("duplicate", (number, message)))
             continue
         first_line[file_id] = number
         # Two ids of one title: the later rating wins; on a tie, the one of the kept id.
@@ -130,42 +129,31 @@ def _split_user(user_rows: tuple, cut: int, path: str, tables: Tables, options: 
         if rating[1] not in latest or rank > latest[rating[1]][0]:
             latest[rating[1]] = (rank, rating)
     if len(first_line) > len(latest):
-        yield TaggedOutput("collapsed", len(first_line) - len(latest))
+        yield TaggedOutput("counts", ("collapsed", len(first_line) - len(latest)))
     kept = [rating for _, rating in latest.values()]
     user = tables.users[user_id] if tables.users is not None else UNKNOWN_USER
     for rating, is_eval in zip(kept, eval_flags(kept, options, cut), strict=True):
         yield TaggedOutput("eval" if is_eval else "train", to_example(rating, user, tables.movies[rating[1]]))
 
 
-def _line_order(message: str) -> tuple:
-    """Sort key of bad-row messages: by the line number their 'path:line: ' prefix names."""
-    line = message.split(": ", 1)[0].rsplit(":", 1)[-1]
-    return (int(line) if line.isdigit() else 0, message)
-
-
-def _write_json(report: dict, path: Optional[str]) -> None:
-    if path:
-        with tf.io.gfile.GFile(path, "w") as f:
-            json.dump(report, f, indent=1)
-
-
-def report_bad_rows(path: str, rows: int, counts: Dict[str, int], firsts: Dict[str, List[str]],
+def report_bad_rows(path: str, rows: int, counts: Dict[str, int], firsts: Dict[str, List[Tuple[int, str]]],
                     max_fraction: float, report_path: Optional[str]) -> dict:
-    """Logs and writes the bad-row counts per reason (with the `firsts` of each); raises
-    MovieLensError past `max_fraction`."""
+    """Logs and writes the bad-row counts per reason (with the first few (line, message) of each);
+    raises MovieLensError past `max_fraction`."""
     count = sum(counts.values())
-    reasons = {reason: {"count": n, "examples": firsts[reason]} for reason, n in sorted(counts.items())}
-    report = {"file": path, "rows": rows, "bad_rows": count, "max_bad_row_fraction": max_fraction,
-              "reasons": reasons}
-    _write_json(report, report_path)
+    reasons = {reason: {"count": n, "examples": [message for _, message in firsts[reason]]}
+               for reason, n in sorted(counts.items())}
+    report = {"file": path, "rows": rows, "bad_rows": count, "max_bad_row_fraction": max_fraction, "reasons": reasons}
+    if report_path:
+        io_utils.write_string_file(report_path, json.dumps(report, indent=1))
     per_reason = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
     logging.info("MovieLensExampleGen: %d of %d rows of %s bad%s", count, rows, path,
                  f" ({per_reason})" if count else "")
     if count > max_fraction * rows:
-        firsts = "; ".join(entry["examples"][0] for entry in reasons.values())
+        first_each = "; ".join(entry["examples"][0] for entry in reasons.values())
         raise MovieLensError(
             f"{path}: {count} of {rows} rows are bad ({count / max(rows, 1):.2%}), over the allowed "
-            f"max_bad_row_fraction={max_fraction} ({per_reason}). First of each: {firsts}. Fix the "
+            f"max_bad_row_fraction={max_fraction} ({per_reason}). First of each: {first_each}. Fix the "
             f"file or raise MAX_BAD_ROW_FRACTION in pipeline/configs.py.", "too_many_bad_rows")
     return report
 
@@ -177,7 +165,8 @@ def report_duplicates(path: str, aliases: Dict[str, str], remapped: int, collaps
     report = {"file": path, "titles_merged": len(set(aliases.values())), "ids_merged": len(aliases),
               "ratings_remapped": remapped, "ratings_collapsed": collapsed,
               "aliases": dict(sorted(aliases.items(), key=lambda item: id_order(item[0])))}
-    _write_json(report, report_path)
+    if report_path:
+        io_utils.write_string_file(report_path, json.dumps(report, indent=1))
     if aliases:
         pairs = [f"{merged}->{kept}" for merged, kept in report["aliases"].items()]
         more = f", ... {len(pairs) - DUPLICATES_LOGGED} more" if len(pairs) > DUPLICATES_LOGGED else ""
@@ -206,7 +195,7 @@ def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, A
               | "ReadChunks" >> beam.FlatMap(reader, release.header)
               | "Spread" >> beam.Reshuffle()
               | "Parse" >> beam.FlatMap(_parse_chunk, path, tables, strict)
-              .with_outputs("bad", "rows", "remapped", main="ratings"))
+              .with_outputs("bad", "counts", main="ratings"))
     cut = 0
     if options["split"] == "temporal":
         cut = AsSingleton(
@@ -217,22 +206,19 @@ def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, A
     split = (parsed.ratings
              | "ByUser" >> beam.GroupByKey()
              | "Split" >> beam.FlatMap(_split_user, cut, path, tables, options, strict)
-             .with_outputs("bad", "collapsed", "train", "eval"))
-    bad = (parsed.bad, split.bad) | "AllBad" >> beam.Flatten()  # (reason, message)
+             .with_outputs("bad", "counts", "train", "eval"))
+    bad = (parsed.bad, split.bad) | "AllBad" >> beam.Flatten()  # (reason, (line, message))
     counts = bad | "CountBad" >> beam.combiners.Count.PerKey()
-    firsts = bad | "FirstBad" >> beam.combiners.Top.PerKey(EXAMPLES_PER_REASON, key=_line_order, reverse=True)
-    rows = parsed.rows | "CountRows" >> beam.CombineGlobally(sum)
-    remapped = parsed.remapped | "CountRemapped" >> beam.CombineGlobally(sum)
-    collapsed = split.collapsed | "CountCollapsed" >> beam.CombineGlobally(sum)
+    firsts = bad | "FirstBad" >> beam.combiners.Top.SmallestPerKey(EXAMPLES_PER_REASON)
+    totals = (parsed.counts, split.counts) | "AllCounts" >> beam.Flatten() | "Sum" >> beam.CombinePerKey(sum)
 
-    def report(_, rows: int, counts: dict, firsts: dict, remapped: int, collapsed: int) -> None:
-        report_duplicates(os.path.join(data_dir, release.movies), tables.aliases, remapped, collapsed,
-                          duplicates_path)
-        report_bad_rows(path, rows, counts, firsts, max_fraction, report_path)
+    def report(_, totals: dict, counts: dict, firsts: dict) -> None:
+        report_duplicates(os.path.join(data_dir, release.movies), tables.aliases, totals.get("remapped", 0),
+                          totals.get("collapsed", 0), duplicates_path)
+        report_bad_rows(path, totals.get("rows", 0), counts, firsts, max_fraction, report_path)
 
     _ = (pipeline | "Once" >> beam.Create([None])
-         | "Report" >> beam.Map(report, AsSingleton(rows), AsDict(counts), AsDict(firsts), AsSingleton(remapped),
-                                AsSingleton(collapsed)))
+         | "Report" >> beam.Map(report, AsDict(totals), AsDict(counts), AsDict(firsts)))
     return {"train": split.train, "eval": split.eval}
 
 
@@ -263,8 +249,7 @@ class Executor(BaseExampleGenExecutor):
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         self._reports = [os.path.join(examples.uri, name) for name in ("bad_rows.json", "duplicates.json")]
         super().Do(input_dict, output_dict, exec_properties)
-        with tf.io.gfile.GFile(self._reports[1]) as f:
-            duplicates = json.load(f)
+        duplicates = json.loads(io_utils.read_string_file(self._reports[1]))
         for key in ("titles_merged", "ratings_remapped", "ratings_collapsed"):
             examples.set_int_custom_property(f"duplicate_{key}", duplicates[key])
         release = detect_release(exec_properties["input_base"])  # the files read, for lineage (pipeline/lineage.py)

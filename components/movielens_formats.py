@@ -1,11 +1,6 @@
 """The MovieLens releases' file formats: release detection, per-release line parsers, encodings.
-
-| release | ratings | movies | users | tags | encoding |
-| --- | --- | --- | --- | --- | --- |
-| ml-100k | u.data (tab) | u.item (pipe, genre flags) | u.user | - | Latin-1 |
-| ml-1m | ratings.dat (`::`) | movies.dat | users.dat (codes) | - | Latin-1 |
-| ml-10m | ratings.dat (half stars) | movies.dat | - | tags.dat (optional) | UTF-8, else Latin-1 |
-| 20m/25m/32m/latest(-small) | ratings.csv (header) | movies.csv (quoted) | - | tags.csv (optional) | UTF-8 |
+Each release's files, parsers and encoding: ML_100K, ML_1M, ML_10M and ML_CSV below (a table of
+them: README.md, "Releases, splits and bad rows").
 
 Every parser takes one decoded line and `where` ("path:line") and raises MovieLensError
 naming `where`, the problem and a `reason` (used to count bad rows). Reading the tables

@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 from tfx import v1 as tfx
+from tfx.utils import io_utils
 
 from components.examples import read_catalogue, read_pairs
 from models import metrics
@@ -104,18 +105,16 @@ def RetrievalEvaluator(
 
 def record(evaluation, report: dict, properties: Dict[str, float], blessing, model, blessed: bool, why: str,
            component: str) -> None:
-    """Writes `report` (with the verdict) to `evaluation`/metrics.json, `properties` as its custom
-    properties, and marks the ModelBlessing artifact for `model`: the ML Metadata properties
-    that the Pusher and LatestBlessedModelStrategy read, and a BLESSED / NOT_BLESSED file
-    holding the reason (as TFX's Evaluator writes one)."""
-    with tf.io.gfile.GFile(os.path.join(evaluation.uri, "metrics.json"), "w") as f:
-        json.dump({**report, "blessed": blessed, "why": why}, f, indent=1)
+    """Writes `report` and the verdict to `evaluation`/metrics.json, `properties` as its custom
+    properties, and marks `blessing` for `model` as TFX's Evaluator does: the ML Metadata properties
+    the Pusher and LatestBlessedModelStrategy read, and a BLESSED / NOT_BLESSED file holding `why`."""
+    io_utils.write_string_file(os.path.join(evaluation.uri, "metrics.json"),
+                               json.dumps({**report, "blessed": blessed, "why": why}, indent=1))
     for key, value in properties.items():
         evaluation.set_float_custom_property(key, value)
     blessing.set_int_custom_property("blessed", int(blessed))
     blessing.set_int_custom_property("current_model_id", model.id)
     blessing.set_string_custom_property("current_model", model.uri)
     blessing.set_string_custom_property("why", why)
-    with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w") as f:
-        f.write(why + "\n")  # GFile creates no file for an empty write
+    io_utils.write_string_file(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), why + "\n")
     print(f"{component}: {'blessed' if blessed else 'NOT blessed'}: {why}")
