@@ -26,8 +26,7 @@ def write_catalogue(movies: Dict[str, Movie], split_dir: str) -> List[str]:
     ids = sorted(movies, key=id_order)
     with tf.io.TFRecordWriter(os.path.join(split_dir, FILE_NAME), options="GZIP") as writer:
         for movie_id in ids:
-            example = tf.train.Example(features=tf.train.Features(
-                feature=movie_features(movie_id, movies[movie_id])))
+            example = tf.train.Example(features=tf.train.Features(feature=movie_features(movie_id, movies[movie_id])))
             writer.write(example.SerializeToString())
     return ids
 

@@ -34,18 +34,15 @@ def check(labelled: Dict[str, anomalies_pb2.Anomalies]) -> None:
             "\nFix the input files, or if the change is intended, update pipeline/schema.pbtxt.")
 
 
-def _stats(uri: str, split: str):
-    return tfdv.load_stats_binary(os.path.join(uri, f"Split-{split}", STATISTICS_FILE))
-
-
 def gate(statistics_uri: str, schema_uri: str, anomalies_uri: str, splits: List[str]) -> None:
     """Raises DataAnomalyError on ExampleValidator's anomalies in any of `splits` or on the
     eval split's drift from train (artifact directories as the components write them)."""
     check({f"split '{split}'": anomalies_util.load_anomalies_binary(
         os.path.join(anomalies_uri, f"Split-{split}", ANOMALIES_FILE)) for split in splits})
     curated = io_utils.parse_pbtxt_file(os.path.join(schema_uri, "schema.pbtxt"), schema_pb2.Schema())
-    check({"eval drifted from train": tfdv.validate_statistics(
-        _stats(statistics_uri, "eval"), curated, previous_statistics=_stats(statistics_uri, "train"))})
+    train, eval_ = (tfdv.load_stats_binary(os.path.join(statistics_uri, f"Split-{split}", STATISTICS_FILE))
+                    for split in ("train", "eval"))
+    check({"eval drifted from train": tfdv.validate_statistics(eval_, curated, previous_statistics=train)})
 
 
 @tfx.dsl.components.component

@@ -36,11 +36,9 @@ def _table(keys: list, values, default) -> tf.lookup.StaticHashTable:
 
 
 class Retriever(tf.Module):
-    """Query tower + index + exclusions (see the module docstring).
-
-    Each known user's query is computed once, here (an unknown user: an unknown id's); seen
-    and excluded movies are dropped by sorted keys, the index asked for k plus the batch's most.
-    """
+    """Query tower + index + exclusions (the module docstring's signatures). Each known user's query
+    is computed once, here (an unknown user: an unknown id's); seen and excluded movies are dropped
+    by sorted keys, the index asked for k plus the batch's most."""
 
     def __init__(self, towers, index, ids: np.ndarray, titles: np.ndarray, seen: Dict[bytes, List[bytes]],
                  popular: np.ndarray, n: int, max_history: int, batch: int = 1024):
@@ -129,12 +127,10 @@ def embed_catalogue(towers, movies: tf.data.Dataset) -> tuple:
 
 def scann_parameters(num_movies: int, k: int, num_leaves: int = 0, num_leaves_to_search: int = 0,
                      num_reordering_candidates: int = 0) -> Dict[str, int]:
-    """ScaNN's knobs for an index of `num_movies` asked for `k`; 0 = the default.
-
-    Defaults from benchmarks/index.py: sqrt(n) leaves, a fifth of them searched, 500
-    candidates reordered (recall@10 0.98 at 24x brute force's speed on 1M items); and
-    leaves enough to hold twice k movies, so small catalogues are searched whole.
-    """
+    """ScaNN's knobs for an index of `num_movies` asked for `k`; 0 = the default. Defaults from
+    benchmarks/index.py: sqrt(n) leaves, a fifth of them searched, 500 candidates reordered (recall@10
+    0.98 at 24x brute force's speed on 1M items); and leaves enough to hold twice k movies, so small
+    catalogues are searched whole."""
     leaves = num_leaves or max(1, int(np.sqrt(num_movies)))
     searched = max(leaves // 5, int(np.ceil(2 * k * leaves / num_movies)))
     return {"num_leaves": leaves, "num_leaves_to_search": min(leaves, num_leaves_to_search or searched),

@@ -53,8 +53,7 @@ def temporal_cut(quantiles: List[int], eval_fraction: float) -> int:
     if not quantiles:
         return 0
     n = len(quantiles)
-    index = (n - round(eval_fraction * n) if n < NUM_QUANTILES
-             else round((1 - eval_fraction) * (n - 1)))
+    index = n - round(eval_fraction * n) if n < NUM_QUANTILES else round((1 - eval_fraction) * (n - 1))
     return quantiles[index] if index < n else quantiles[-1] + 1
 
 
@@ -137,7 +136,7 @@ def _split_user(user_rows: tuple, cut: int, path: str, tables: Tables, options: 
 
 
 def report_bad_rows(path: str, rows: int, counts: Dict[str, int], firsts: Dict[str, List[Tuple[int, str]]],
-                    max_fraction: float, report_path: Optional[str]) -> dict:
+                    max_fraction: float, report_path: Optional[str]) -> None:
     """Logs and writes the bad-row counts per reason (with the first few (line, message) of each);
     raises MovieLensError past `max_fraction`."""
     count = sum(counts.values())
@@ -155,7 +154,6 @@ def report_bad_rows(path: str, rows: int, counts: Dict[str, int], firsts: Dict[s
             f"{path}: {count} of {rows} rows are bad ({count / max(rows, 1):.2%}), over the allowed "
             f"max_bad_row_fraction={max_fraction} ({per_reason}). First of each: {first_each}. Fix the "
             f"file or raise MAX_BAD_ROW_FRACTION in pipeline/configs.py.", "too_many_bad_rows")
-    return report
 
 
 def report_duplicates(path: str, aliases: Dict[str, str], remapped: int, collapsed: int,
@@ -252,9 +250,12 @@ class Executor(BaseExampleGenExecutor):
         duplicates = json.loads(io_utils.read_string_file(self._reports[1]))
         for key in ("titles_merged", "ratings_remapped", "ratings_collapsed"):
             examples.set_int_custom_property(f"duplicate_{key}", duplicates[key])
-        release = detect_release(exec_properties["input_base"])  # the files read, for lineage (pipeline/lineage.py)
+        input_base = exec_properties["input_base"]
+        if tf.io.gfile.exists(os.path.join(input_base, "dataset_info.json")):  # TFDS: input_base names the dataset
+            return
+        release = detect_release(input_base)  # the files read, for lineage (pipeline/lineage.py)
         examples.set_string_custom_property("release", release.name)
-        examples.set_string_custom_property("input_sha256", json.dumps(file_sha256(exec_properties["input_base"], [
+        examples.set_string_custom_property("input_sha256", json.dumps(file_sha256(input_base, [
             name for name in (release.ratings, release.movies, release.users, release.tags) if name])))
 
 

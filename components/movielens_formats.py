@@ -30,11 +30,8 @@ CSV_HEADERS = {"ratings.csv": "userId,movieId,rating,timestamp", "movies.csv": "
 
 
 class MovieLensError(ValueError):
-    """A MovieLens file does not hold what its format says: names the file, line and problem.
-
-    `reason` names the kind of problem (field_count, not_a_number, out_of_range, unknown_user,
-    unknown_movie, duplicate, undecodable, empty, missing), for bad-row counts.
-    """
+    """A MovieLens file does not hold what its format says: names the file, line and problem;
+    `reason` names the kind (field_count, not_a_number, out_of_range, unknown_user, ...) for bad-row counts."""
 
     def __init__(self, message: str, reason: str = "format"):
         super().__init__(message)

@@ -1,10 +1,8 @@
-"""A MovieLens release's tables read into memory, and the tf.Example join of a rating.
-
-The movies, users and tags files are small (32M's movies.csv: 87K lines): they are read in
-the driver and reach the Beam workers as side inputs. A title listed under several ids
-(ml-100k has 18) is one movie: read_tables keeps the smallest id and `tables.aliases` maps
-the others to it, so the catalogue and the ExampleGen list it once.
-"""
+"""A MovieLens release's tables read into memory, and the tf.Example join of a rating. The movies,
+users and tags files are small (32M's movies.csv: 87K lines): read in the driver, they reach the Beam
+workers as side inputs. A title listed under several ids (ml-100k has 18) is one movie: read_tables
+keeps the smallest id and `tables.aliases` maps the others to it, so the catalogue and the ExampleGen
+list it once."""
 import collections
 import functools
 import logging
@@ -105,13 +103,12 @@ def read_tables(data_dir: str) -> Tables:
         return movielens_tfds.read_tables(data_dir)
     release = detect_release(data_dir)
     path = functools.partial(os.path.join, data_dir)
-    movies, aliases = merge_duplicates(
-        read_table(path(release.movies), release.parse_movie, release.encoding, release.header))
+    read = functools.partial(read_table, encoding=release.encoding, header=release.header)
+    movies, aliases = merge_duplicates(read(path(release.movies), release.parse_movie))
     if release.tags and tf.io.gfile.exists(path(release.tags)):
         movies = read_tags(path(release.tags), release.parse_tag, movies, release.encoding, release.header,
                            aliases)
-    users = (read_table(path(release.users), release.parse_user, release.encoding, release.header)
-             if release.users else None)
+    users = read(path(release.users), release.parse_user) if release.users else None
     return Tables(release, movies, users, aliases)
 
 

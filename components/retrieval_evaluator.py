@@ -35,11 +35,9 @@ def top_lists(model_dir: str, users: List[bytes], index: Dict[bytes, int], batch
     import scann  # noqa: F401  the ScaNN model needs its ops
 
     serve = tf.saved_model.load(model_dir).signatures["serving_default"]
-    rows = []
-    for start in range(0, len(users), batch):
-        ids = serve(user_id=tf.constant(users[start:start + batch], tf.string))["movie_ids"].numpy()
-        rows.append(np.vectorize(lambda m: index.get(m, -1), otypes=[np.int64])(ids))
-    return np.concatenate(rows)
+    lookup = np.vectorize(lambda m: index.get(m, -1), otypes=[np.int64])
+    return np.concatenate([lookup(serve(user_id=tf.constant(users[i:i + batch], tf.string))["movie_ids"].numpy())
+                           for i in range(0, len(users), batch)])
 
 
 def evaluate(model_dir: str, scann_dir: Optional[str], train: tuple, eval_: tuple, movies: dict,
@@ -51,8 +49,7 @@ def evaluate(model_dir: str, scann_dir: Optional[str], train: tuple, eval_: tupl
       scann_dir: ScaNN SavedModel of the same towers, or None.
       train, eval_: (user ids [n], movie ids [n]) of the splits.
       movies: {'ids': [I] catalogue movie ids, 'genres': [I, G] multi-hot}.
-      ks: cut-offs (each at most the lists' length); beyond-accuracy metrics and the ScaNN check
-        use the first.
+      ks: cut-offs (each at most the lists' length); beyond-accuracy metrics and the ScaNN check use the first.
     """
     index = {movie: i for i, movie in enumerate(movies["ids"])}
     users, relevant = relevance(eval_, index)

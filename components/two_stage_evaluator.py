@@ -27,10 +27,9 @@ def serving(model) -> Callable:
 
 def two_stage_lists(retrieve: Callable, rank: Callable, users: List[bytes], index: Dict[bytes, int],
                     batch: int = 64) -> Dict[str, np.ndarray]:
-    """int [U, n] catalogue indices of each user's candidates in the retrieval order and in
-    the ranking model's `score` order (-1: no movie, or one outside `index`), from the models'
-    serving signatures. As the client does, only the candidates retrieval offers (finite
-    scores) are ranked."""
+    """int [U, n] catalogue indices of each user's candidates in the retrieval order and in the ranking
+    model's `score` order (-1: no movie, or one outside `index`), from the models' serving signatures.
+    As the client does, only the candidates retrieval offers (finite scores) are ranked."""
     lists = {"retrieval": [], "ranking": []}
     for start in range(0, len(users), batch):
         out = retrieve(user_id=tf.constant(users[start:start + batch]))
