@@ -72,9 +72,7 @@ def eval_flags(ratings: List[Rating], options: Dict[str, Any], cut: int) -> List
 def read_chunks(path: str, header: bool) -> Iterator[tuple]:
     """Yields (number of the first line, [raw lines]) of CHUNK_LINES lines each."""
     with tf.io.gfile.GFile(path, "rb") as f:
-        lines = enumerate(f, start=1)
-        if header:
-            next(lines, None)
+        lines = itertools.islice(enumerate(f, start=1), int(header), None)  # past a header line
         while chunk := list(itertools.islice(lines, CHUNK_LINES)):
             yield chunk[0][0], [raw for _, raw in chunk]
 
@@ -240,8 +238,7 @@ class Executor(BaseExampleGenExecutor):
         raise NotImplementedError("MovieLensExampleGen overrides GenerateExamplesByBeam")
 
     def GenerateExamplesByBeam(self, pipeline, exec_properties: Dict[str, Any]):
-        options = {key: exec_properties[key] for key in _OPTIONS}
-        return generate_splits(pipeline, exec_properties["input_base"], options, *self._reports)
+        return generate_splits(pipeline, exec_properties["input_base"], exec_properties, *self._reports)
 
     def Do(self, input_dict, output_dict, exec_properties: Dict[str, Any]) -> None:
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])

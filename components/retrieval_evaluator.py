@@ -1,10 +1,8 @@
-"""RetrievalEvaluator: measures the retrieval models on the eval split and blesses them.
-
-Protocol: benchmarks/PROTOCOL.md. Metrics (ranking metrics at 10/50/100, MRR, beyond-accuracy
-at 10, ScaNN's recall@10 against exact search) go to `evaluation`/metrics.json and ML Metadata.
-Blessed when recall@10 reaches `recall_floor` and is not below the last blessed model's
-(re-measured on the same data) by more than `max_regression`; Pushers push only blessed models.
-"""
+"""RetrievalEvaluator: measures the retrieval models on the eval split (benchmarks/PROTOCOL.md) and
+blesses them. Metrics (ranking metrics at 10/50/100, MRR, beyond-accuracy at 10, ScaNN's recall@10
+against exact search) go to `evaluation`/metrics.json and ML Metadata. Blessed when recall@10 reaches
+`recall_floor` and is not below the last blessed model's (re-measured on the same data) by more than
+`max_regression`; Pushers push only blessed models."""
 import json
 import os
 from typing import Dict, List, Optional, Tuple
