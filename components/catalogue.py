@@ -1,9 +1,7 @@
-"""MovieCatalogueGen: every movie of a MovieLens release with its features, rated or not,
-as an Examples artifact (split "catalogue") the retrieval index is built from.
-
-One gzipped TFRecord file of a tf.Example per movie (components/movielens_tables.py's
-movie_features), in movie-id order. A title under several ids appears once, under the id
-MovieLensExampleGen remaps its ratings to; duplicate_ids_merged counts the ids dropped.
+"""MovieCatalogueGen: every movie of a MovieLens release, rated or not, as an Examples artifact
+(split "catalogue", one gzipped TFRecord file) the retrieval index is built from: a tf.Example of
+movie_features per movie, in id order; a title under several ids appears once, under the id
+MovieLensExampleGen remaps its ratings to (duplicate_ids_merged counts the ids dropped).
 """
 import logging
 import os
@@ -28,8 +26,7 @@ def write_catalogue(movies: Dict[str, Movie], split_dir: str) -> List[str]:
     ids = sorted(movies, key=id_order)
     with tf.io.TFRecordWriter(os.path.join(split_dir, FILE_NAME), options="GZIP") as writer:
         for movie_id in ids:
-            example = tf.train.Example(features=tf.train.Features(
-                feature=movie_features(movie_id, movies[movie_id])))
+            example = tf.train.Example(features=tf.train.Features(feature=movie_features(movie_id, movies[movie_id])))
             writer.write(example.SerializeToString())
     return ids
 

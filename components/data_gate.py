@@ -1,9 +1,6 @@
-"""DataGate: stops the pipeline before any Trainer when the data is anomalous (wired in
-pipeline/pipeline.py, upstream of Transform).
-
-It fails the run (so nothing downstream trains or pushes) when ExampleValidator found
-anomalies in any split, or when the eval split has drifted from the train split beyond
-the schema's drift_comparator thresholds. The error names each feature and the reason.
+"""DataGate: stops the pipeline before any Trainer (it runs upstream of Transform) when
+ExampleValidator found anomalies in any split or the eval split drifted from train beyond the
+schema's drift_comparator thresholds. The error names each feature and the reason.
 """
 import os
 from typing import Dict, List
@@ -23,26 +20,18 @@ class DataAnomalyError(RuntimeError):
     """The data broke the curated schema (pipeline/schema.pbtxt) or drifted."""
 
 
-def describe(anomalies: anomalies_pb2.Anomalies) -> List[str]:
-    """One line per anomalous feature: 'feature: reason; reason'."""
-    lines = [f"{feature}: {info.description or info.short_description}"
-             for feature, info in sorted(anomalies.anomaly_info.items())]
-    if anomalies.HasField("dataset_anomaly_info"):
-        lines.append(f"(dataset): {anomalies.dataset_anomaly_info.description}")
-    return lines
-
-
 def check(labelled: Dict[str, anomalies_pb2.Anomalies]) -> None:
-    """Raises DataAnomalyError listing every anomaly of {label: Anomalies}; else returns."""
-    problems = [f"  {label}: {line}" for label, anomalies in labelled.items() for line in describe(anomalies)]
+    """Raises DataAnomalyError listing every anomaly of {label: Anomalies}, a line per feature."""
+    problems = []
+    for label, anomalies in labelled.items():
+        problems += [f"  {label}: {feature}: {info.description or info.short_description}"
+                     for feature, info in sorted(anomalies.anomaly_info.items())]
+        if anomalies.HasField("dataset_anomaly_info"):
+            problems.append(f"  {label}: (dataset): {anomalies.dataset_anomaly_info.description}")
     if problems:
         raise DataAnomalyError(
             "The data has anomalies, so nothing is trained or pushed:\n" + "\n".join(problems) +
             "\nFix the input files, or if the change is intended, update pipeline/schema.pbtxt.")
-
-
-def _stats(uri: str, split: str):
-    return tfdv.load_stats_binary(os.path.join(uri, f"Split-{split}", STATISTICS_FILE))
 
 
 def gate(statistics_uri: str, schema_uri: str, anomalies_uri: str, splits: List[str]) -> None:
@@ -51,8 +40,9 @@ def gate(statistics_uri: str, schema_uri: str, anomalies_uri: str, splits: List[
     check({f"split '{split}'": anomalies_util.load_anomalies_binary(
         os.path.join(anomalies_uri, f"Split-{split}", ANOMALIES_FILE)) for split in splits})
     curated = io_utils.parse_pbtxt_file(os.path.join(schema_uri, "schema.pbtxt"), schema_pb2.Schema())
-    check({"eval drifted from train": tfdv.validate_statistics(
-        _stats(statistics_uri, "eval"), curated, previous_statistics=_stats(statistics_uri, "train"))})
+    train, eval_ = (tfdv.load_stats_binary(os.path.join(statistics_uri, f"Split-{split}", STATISTICS_FILE))
+                    for split in ("train", "eval"))
+    check({"eval drifted from train": tfdv.validate_statistics(eval_, curated, previous_statistics=train)})
 
 
 @tfx.dsl.components.component

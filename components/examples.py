@@ -14,23 +14,19 @@ RATING_SPEC = {**PAIR_SPEC, F.RATING: tf.io.FixedLenFeature([], tf.float32)}
 MOVIE_SPEC = {F.MOVIE_ID: tf.io.FixedLenFeature([], tf.string),
               F.MOVIE_TITLE: tf.io.FixedLenFeature([], tf.string),
               F.MOVIE_YEAR: tf.io.FixedLenFeature([], tf.int64),
-              F.MOVIE_GENRES: tf.io.VarLenFeature(tf.string),
-              F.MOVIE_TAGS: tf.io.VarLenFeature(tf.string)}
-
-
-def _dense(batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    return {key: tf.sparse.to_dense(v) if isinstance(v, tf.SparseTensor) else v for key, v in batch.items()}
+              # Lists of any length, '' padded to the batch's longest.
+              F.MOVIE_GENRES: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True),
+              F.MOVIE_TAGS: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)}
 
 
 def read_examples(uri: str, split: str, spec: Dict[str, tf.io.FixedLenFeature],
                   batch_size: int = 4096) -> tf.data.Dataset:
-    """Batches of one split of an Examples artifact (gzipped TFRecords), parsed by `spec`;
-    VarLen features come dense with '' padding."""
+    """Batches of one split of an Examples artifact (gzipped TFRecords), parsed by `spec`."""
     files = tf.io.gfile.glob(os.path.join(uri, f"Split-{split}", "*"))
     if not files:
         raise FileNotFoundError(f"No files in {uri}/Split-{split}; did the producing component run?")
     return (tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size)
-            .map(lambda records: _dense(tf.io.parse_example(records, spec))))
+            .map(lambda records: tf.io.parse_example(records, spec)))
 
 
 def history(train: tf.data.Dataset) -> Dict[bytes, List[bytes]]:
@@ -54,9 +50,7 @@ def read_catalogue(uri: str) -> dict:
     for batch in read_examples(uri, "catalogue", MOVIE_SPEC):
         ids.extend(batch[F.MOVIE_ID].numpy())
         genres.extend(batch[F.MOVIE_GENRES].numpy())
-    names = sorted({g for row in genres for g in row if g})
-    column = {g: i for i, g in enumerate(names)}
-    multi_hot = np.zeros([len(ids), len(names)], np.float32)
-    for row, values in enumerate(genres):
-        multi_hot[row, [column[g] for g in values if g]] = 1.0
+    rows = [set(row) - {b""} for row in genres]
+    names = sorted(set().union(*rows))
+    multi_hot = np.array([[g in row for g in names] for row in rows], np.float32).reshape(len(ids), len(names))
     return {"ids": ids, "genres": multi_hot}

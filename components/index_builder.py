@@ -15,6 +15,7 @@ retrieval SavedModels with the same signatures, a ScaNN index and a brute-force 
 Scores are the towers' dot products, best first; each user's training movies are excluded
 inside the model; every catalogue movie is indexed. The ScaNN model needs `import scann`.
 """
+import collections
 import os
 from typing import Dict, List
 
@@ -28,7 +29,6 @@ from models import features as F
 from models.retrieval.constants import MAX_HISTORY
 from models.retrieval.towers import HISTORY_SIDE, RaggedTable, request_history, sorted_contains
 
-SCANN_OPTIONS = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
 MAX_EXCLUDE = 100  # extra exclusions `retrieve` is guaranteed to fill past
 def _table(keys: list, values, default) -> tf.lookup.StaticHashTable:
     return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
@@ -36,14 +36,12 @@ def _table(keys: list, values, default) -> tf.lookup.StaticHashTable:
 
 
 class Retriever(tf.Module):
-    """Query tower + index + exclusions (see the module docstring).
-
-    Each known user's query is computed once, here (an unknown user: an unknown id's); seen
-    and excluded movies are dropped by sorted keys, the index asked for k plus the batch's most.
-    """
+    """Query tower + index + exclusions (the module docstring's signatures). Each known user's query
+    is computed once, here (an unknown user: an unknown id's); seen and excluded movies are dropped
+    by sorted keys, the index asked for k plus the batch's most."""
 
     def __init__(self, towers, index, ids: np.ndarray, titles: np.ndarray, seen: Dict[bytes, List[bytes]],
-                 popular: np.ndarray, n: int, batch: int = 1024, max_history: int = MAX_HISTORY):
+                 popular: np.ndarray, n: int, max_history: int, batch: int = 1024):
         super().__init__()
         self.index, self.n, self.max_k = index, n, index._k  # TFRS keeps the built k private
         self.max_history = max_history
@@ -115,7 +113,8 @@ class Retriever(tf.Module):
         signatures = {"serving_default": self.serve, "retrieve": self.retrieve, "popular": self.popular}
         if self.towers is not None:
             signatures["retrieve_history"] = self.retrieve_history
-        tf.saved_model.save(self, path, options=SCANN_OPTIONS if scann else None, signatures=signatures)
+        options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"]) if scann else None
+        tf.saved_model.save(self, path, options=options, signatures=signatures)
 def embed_catalogue(towers, movies: tf.data.Dataset) -> tuple:
     """Every catalogue movie through the candidate tower: ids [m], titles [m], embeddings [m, dim]."""
     ids, titles, embeddings = [], [], []
@@ -128,12 +127,10 @@ def embed_catalogue(towers, movies: tf.data.Dataset) -> tuple:
 
 def scann_parameters(num_movies: int, k: int, num_leaves: int = 0, num_leaves_to_search: int = 0,
                      num_reordering_candidates: int = 0) -> Dict[str, int]:
-    """ScaNN's knobs for an index of `num_movies` asked for `k`; 0 = the default.
-
-    Defaults from benchmarks/index.py: sqrt(n) leaves, a fifth of them searched, 500
-    candidates reordered (recall@10 0.98 at 24x brute force's speed on 1M items); and
-    leaves enough to hold twice k movies, so small catalogues are searched whole.
-    """
+    """ScaNN's knobs for an index of `num_movies` asked for `k`; 0 = the default. Defaults from
+    benchmarks/index.py: sqrt(n) leaves, a fifth of them searched, 500 candidates reordered (recall@10
+    0.98 at 24x brute force's speed on 1M items); and leaves enough to hold twice k movies, so small
+    catalogues are searched whole."""
     leaves = num_leaves or max(1, int(np.sqrt(num_movies)))
     searched = max(leaves // 5, int(np.ceil(2 * k * leaves / num_movies)))
     return {"num_leaves": leaves, "num_leaves_to_search": min(leaves, num_leaves_to_search or searched),
@@ -146,11 +143,8 @@ def build_retrievers(towers, movies: tf.data.Dataset, seen: Dict[bytes, List[byt
     indexed and called once (TFRS indexes must be called before saving); `scann`: keyword
     arguments of scann_parameters."""
     ids, titles, embeddings = embed_catalogue(towers, movies)
-    counts: Dict[bytes, int] = {}
-    for rated in seen.values():
-        for movie in rated:
-            counts[movie] = counts.get(movie, 0) + 1
-    popular = np.array(sorted(ids, key=lambda m: (-counts.get(m, 0), m)), dtype=object)
+    counts = collections.Counter(movie for rated in seen.values() for movie in rated)
+    popular = np.array(sorted(ids, key=lambda m: (-counts[m], m)), dtype=object)
     most_seen = max((len(v) for v in seen.values()), default=0)
     k = min(len(ids), n + most_seen + MAX_EXCLUDE + max_history)  # room to drop every exclusion and keep n
     indexes = {"bruteforce": tfrs.layers.factorized_top_k.BruteForce(k=k),
@@ -158,8 +152,7 @@ def build_retrievers(towers, movies: tf.data.Dataset, seen: Dict[bytes, List[byt
     retrievers = {}
     for name, index in indexes.items():
         index.index(embeddings, tf.constant(ids.tolist(), tf.string))
-        retrievers[name] = Retriever(towers, index, ids, titles, seen, popular, min(n, len(ids)),
-                                     max_history=max_history)
+        retrievers[name] = Retriever(towers, index, ids, titles, seen, popular, min(n, len(ids)), max_history)
         retrievers[name].serve(tf.constant(list(seen)[:1] or [b""]))
     return retrievers
 

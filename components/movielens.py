@@ -2,10 +2,9 @@
 movielens_tfds.py) into tf.Examples, one per rating joined with its user and movie, split train/eval.
 
 A Beam pipeline: ratings are read in numbered chunks, parsed in parallel, grouped by user
-and joined with the movies and users tables (side inputs). Deterministic splits:
-  random: eval when sha256(seed, user, movie, timestamp) falls below eval_fraction.
-  temporal: eval from the approximate (1 - eval_fraction) quantile of all timestamps.
-  leave_last_n: each user's last n ratings by (timestamp, movie_id) (n or fewer: all train).
+and joined with the movies and users tables (side inputs). Deterministic splits (README.md,
+"Releases, splits and bad rows"): random (a seeded hash), temporal (a global timestamp
+quantile) or leave_last_n (each user's last n ratings by (timestamp, movie_id)).
 
 Bad rows: with max_bad_row_fraction 0 the first raises a MovieLensError naming file, line
 and problem; above 0 they are counted per reason into <examples uri>/bad_rows.json, failing
@@ -18,35 +17,26 @@ import itertools
 import json
 import logging
 import os
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
+from apache_beam.pvalue import AsDict, AsSingleton, TaggedOutput
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, channel, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
+from tfx.utils import io_utils
 
-from components.movielens_formats import (
-    UNKNOWN_USER,
-    Movie,
-    MovieLensError,
-    Rating,
-    Release,
-    User,
-    decode,
-    detect_release,
-)
-from components.movielens_tables import id_order, read_lines, read_tables, to_example
+from components.movielens_formats import UNKNOWN_USER, MovieLensError, Rating, decode, detect_release
+from components.movielens_tables import Tables, id_order, read_lines, read_tables, to_example
 
 SPLITS = ("random", "temporal", "leave_last_n")
 CHUNK_LINES = 20_000  # ratings lines per parallel parsing task
 NUM_QUANTILES = 1001  # temporal cut's resolution: 0.1% of the ratings
-REPORT_KEY = "_bad_rows_path"  # exec property the executor adds: where bad_rows.json goes
 EXAMPLES_PER_REASON = 5  # bad rows quoted per reason in bad_rows.json
-DUPLICATES_KEY = "_duplicates_path"  # exec property the executor adds: where duplicates.json goes
 DUPLICATES_LOGGED = 20  # merged ids named in the log line (duplicates.json has them all)
 
 
@@ -63,152 +53,122 @@ def temporal_cut(quantiles: List[int], eval_fraction: float) -> int:
     if not quantiles:
         return 0
     n = len(quantiles)
-    index = (n - round(eval_fraction * n) if n < NUM_QUANTILES
-             else round((1 - eval_fraction) * (n - 1)))
+    index = n - round(eval_fraction * n) if n < NUM_QUANTILES else round((1 - eval_fraction) * (n - 1))
     return quantiles[index] if index < n else quantiles[-1] + 1
 
 
-def eval_flags(ratings: List[Rating], split: str, eval_fraction: float, seed: int,
-               leave_last_n: int, cut: int) -> List[bool]:
-    """Which of one user's ratings go to eval under `split` (see the module docstring)."""
-    if split == "random":
-        return [is_eval_random(r, seed, eval_fraction) for r in ratings]
-    if split == "temporal":
+def eval_flags(ratings: List[Rating], options: Dict[str, Any], cut: int) -> List[bool]:
+    """Which of one user's ratings go to eval under options["split"] (see the module docstring)."""
+    if options["split"] == "random":
+        return [is_eval_random(r, options["split_seed"], options["eval_fraction"]) for r in ratings]
+    if options["split"] == "temporal":
         return [r[3] >= cut for r in ratings]
+    n = options["leave_last_n"]
     order = sorted(range(len(ratings)), key=lambda i: (ratings[i][3], ratings[i][1]))
-    last = set(order[-leave_last_n:]) if len(ratings) > leave_last_n else set()
+    last = set(order[-n:]) if len(ratings) > n else set()
     return [i in last for i in range(len(ratings))]
 
 
 def read_chunks(path: str, header: bool) -> Iterator[tuple]:
     """Yields (number of the first line, [raw lines]) of CHUNK_LINES lines each."""
     with tf.io.gfile.GFile(path, "rb") as f:
-        lines = enumerate(f, start=1)
-        if header:
-            next(lines, None)
+        lines = itertools.islice(enumerate(f, start=1), int(header), None)  # past a header line
         while chunk := list(itertools.islice(lines, CHUNK_LINES)):
             yield chunk[0][0], [raw for _, raw in chunk]
 
 
-class _ParseChunk(beam.DoFn):
+def _parse_chunk(chunk: tuple, path: str, tables: Tables, strict: bool):
     """(first line, lines) -> (user_id, (rating, line, movie id in the file)), the rating's movie
-    id remapped through `aliases`; bad rows, the row count and the remapped count tagged."""
-
-    def __init__(self, path: str, release: Release, users: Optional[Dict[str, User]],
-                 movies: Dict[str, Movie], aliases: Dict[str, str], strict: bool):
-        self.path, self.release, self.users, self.movies, self.strict = path, release, users, movies, strict
-        self.aliases = aliases
-
-    def process(self, chunk):
-        first, lines = chunk
-        rows = remapped = 0
-        for number, raw in enumerate(lines, start=first):
-            if not raw.strip():
-                continue
-            rows += 1
-            where = f"{self.path}:{number}"
-            try:
-                rating = self.release.parse_rating(decode(raw, "utf-8", where), where)
-                if self.users is not None and rating[0] not in self.users:
-                    raise MovieLensError(f"{where}: rating by user {rating[0]}, who is not in "
-                                         f"{self.release.users}", "unknown_user")
-                if rating[1] not in self.movies and rating[1] not in self.aliases:
-                    raise MovieLensError(f"{where}: rating of movie {rating[1]}, which is not in "
-                                         f"{self.release.movies}", "unknown_movie")
-            except MovieLensError as error:
-                if self.strict:
-                    raise
-                yield beam.pvalue.TaggedOutput("bad", (error.reason, str(error)))
-                continue
-            movie_id = self.aliases.get(rating[1], rating[1])
-            remapped += movie_id != rating[1]
-            yield rating[0], ((rating[0], movie_id, rating[2], rating[3]), number, rating[1])
-        yield beam.pvalue.TaggedOutput("rows", rows)
-        if remapped:
-            yield beam.pvalue.TaggedOutput("remapped", remapped)
+    id remapped through `tables.aliases`; bad rows tagged, and the row and remapped counts."""
+    first, lines = chunk
+    release, rows, remapped = tables.release, 0, 0
+    for number, raw in enumerate(lines, start=first):
+        if not raw.strip():
+            continue
+        rows += 1
+        where = f"{path}:{number}"
+        try:
+            rating = release.parse_rating(decode(raw, "utf-8", where), where)
+            if tables.users is not None and rating[0] not in tables.users:
+                raise MovieLensError(f"{where}: rating by user {rating[0]}, who is not in {release.users}",
+                                     "unknown_user")
+            if rating[1] not in tables.movies and rating[1] not in tables.aliases:
+                raise MovieLensError(f"{where}: rating of movie {rating[1]}, which is not in {release.movies}",
+                                     "unknown_movie")
+        except MovieLensError as error:
+            if strict:
+                raise
+            yield TaggedOutput("bad", (error.reason, (number, str(error))))
+            continue
+        movie_id = tables.aliases.get(rating[1], rating[1])
+        remapped += movie_id != rating[1]
+        yield rating[0], ((rating[0], movie_id, rating[2], rating[3]), number, rating[1])
+    yield TaggedOutput("counts", ("rows", rows))
+    yield TaggedOutput("counts", ("remapped", remapped))
 
 
-class _SplitUser(beam.DoFn):
+def _split_user(user_rows: tuple, cut: int, path: str, tables: Tables, options: Dict[str, Any], strict: bool):
     """(user_id, [(rating, line, movie id in the file)]) -> ('train' | 'eval', tf.Example);
-    duplicates tagged 'bad', the count of ratings collapsed into another id tagged 'collapsed'."""
-
-    def __init__(self, path: str, users, movies, options: Dict[str, Any], strict: bool):
-        self.path, self.users, self.movies, self.options, self.strict = path, users, movies, options, strict
-
-    def process(self, user_rows, cut):
-        user_id, rows = user_rows
-        first_line, latest = {}, {}
-        for rating, number, file_id in sorted(rows, key=lambda row: row[1]):
-            if file_id in first_line:
-                message = (f"{self.path}:{number}: user {user_id} rated movie {file_id} again "
-                           f"(first at line {first_line[file_id]}); remove one of the two rows")
-                if self.strict:
-                    raise MovieLensError(message, "duplicate")
-                yield beam.pvalue.TaggedOutput("bad", ("duplicate", message))
-                continue
-            first_line[file_id] = number
-            # Two ids of one title: the later rating wins; on a tie, the one of the kept id.
-            rank = (rating[3], file_id == rating[1])
-            if rating[1] not in latest or rank > latest[rating[1]][0]:
-                latest[rating[1]] = (rank, rating)
-        if len(first_line) > len(latest):
-            yield beam.pvalue.TaggedOutput("collapsed", len(first_line) - len(latest))
-        kept = [rating for _, rating in latest.values()]
-        o = self.options
-        flags = eval_flags(kept, o["split"], o["eval_fraction"], o["split_seed"], o["leave_last_n"], cut)
-        user = self.users[user_id] if self.users is not None else UNKNOWN_USER
-        for rating, is_eval in zip(kept, flags, strict=True):
-            yield beam.pvalue.TaggedOutput("eval" if is_eval else "train",
-                                           to_example(rating, user, self.movies[rating[1]]))
+    duplicates tagged 'bad', the count of ratings collapsed into another id tagged 'counts'."""
+    user_id, rows = user_rows
+    first_line, latest = {}, {}
+    for rating, number, file_id in sorted(rows, key=lambda row: row[1]):
+        if file_id in first_line:
+            message = (f"{path}:{number}: user {user_id} rated movie {file_id} again "
+                       f"(first at line {first_line[file_id]}); remove one of the two rows")
+            if strict:
+                raise MovieLensError(message, "duplicate")
+            yield TaggedOutput("bad", ("duplicate", (number, message)))
+            continue
+        first_line[file_id] = number
+        # Two ids of one title: the later rating wins; on a tie, the one of the kept id.
+        rank = (rating[3], file_id == rating[1])
+        if rating[1] not in latest or rank > latest[rating[1]][0]:
+            latest[rating[1]] = (rank, rating)
+    if len(first_line) > len(latest):
+        yield TaggedOutput("counts", ("collapsed", len(first_line) - len(latest)))
+    kept = [rating for _, rating in latest.values()]
+    user = tables.users[user_id] if tables.users is not None else UNKNOWN_USER
+    for rating, is_eval in zip(kept, eval_flags(kept, options, cut), strict=True):
+        yield TaggedOutput("eval" if is_eval else "train", to_example(rating, user, tables.movies[rating[1]]))
 
 
-def _line_order(message: str) -> tuple:
-    """Sort key of bad-row messages: by the line number their 'path:line: ' prefix names."""
-    where = message.split(": ", 1)[0]
-    line = where.rsplit(":", 1)[-1]
-    return (int(line) if line.isdigit() else 0, message)
-
-
-def _write_json(report: dict, path: Optional[str]) -> None:
-    if path:
-        with tf.io.gfile.GFile(path, "w") as f:
-            json.dump(report, f, indent=1)
-
-
-def report_bad_rows(path: str, rows: int, bad: Dict[str, dict], max_fraction: float,
-                    report_path: Optional[str]) -> dict:
-    """Logs and writes the bad-row counts; raises MovieLensError past `max_fraction`."""
-    count = sum(entry["count"] for entry in bad.values())
-    report = {"file": path, "rows": rows, "bad_rows": count, "max_bad_row_fraction": max_fraction,
-              "reasons": dict(sorted(bad.items()))}
-    _write_json(report, report_path)
-    per_reason = ", ".join(f"{reason} {entry['count']}" for reason, entry in sorted(bad.items()))
+def report_bad_rows(path: str, rows: int, counts: Dict[str, int], firsts: Dict[str, List[Tuple[int, str]]],
+                    max_fraction: float, report_path: Optional[str]) -> None:
+    """Logs and writes the bad-row counts per reason (with the first few (line, message) of each);
+    raises MovieLensError past `max_fraction`."""
+    count = sum(counts.values())
+    reasons = {reason: {"count": n, "examples": [message for _, message in firsts[reason]]}
+               for reason, n in sorted(counts.items())}
+    report = {"file": path, "rows": rows, "bad_rows": count, "max_bad_row_fraction": max_fraction, "reasons": reasons}
+    if report_path:
+        io_utils.write_string_file(report_path, json.dumps(report, indent=1))
+    per_reason = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
     logging.info("MovieLensExampleGen: %d of %d rows of %s bad%s", count, rows, path,
                  f" ({per_reason})" if count else "")
     if count > max_fraction * rows:
-        firsts = "; ".join(entry["examples"][0] for _, entry in sorted(bad.items()))
+        first_each = "; ".join(entry["examples"][0] for entry in reasons.values())
         raise MovieLensError(
             f"{path}: {count} of {rows} rows are bad ({count / max(rows, 1):.2%}), over the allowed "
-            f"max_bad_row_fraction={max_fraction} ({per_reason}). First of each: {firsts}. Fix the "
+            f"max_bad_row_fraction={max_fraction} ({per_reason}). First of each: {first_each}. Fix the "
             f"file or raise MAX_BAD_ROW_FRACTION in pipeline/configs.py.", "too_many_bad_rows")
-    return report
 
 
 def report_duplicates(path: str, aliases: Dict[str, str], remapped: int, collapsed: int,
-                      report_path: Optional[str]) -> dict:
+                      report_path: Optional[str]) -> None:
     """Logs and writes (unless `report_path` is None) the merged ids ({merged: kept} `aliases`)
     and the ratings remapped to a kept id or collapsed (their user rated another id of the title)."""
     report = {"file": path, "titles_merged": len(set(aliases.values())), "ids_merged": len(aliases),
               "ratings_remapped": remapped, "ratings_collapsed": collapsed,
               "aliases": dict(sorted(aliases.items(), key=lambda item: id_order(item[0])))}
-    _write_json(report, report_path)
+    if report_path:
+        io_utils.write_string_file(report_path, json.dumps(report, indent=1))
     if aliases:
         pairs = [f"{merged}->{kept}" for merged, kept in report["aliases"].items()]
         more = f", ... {len(pairs) - DUPLICATES_LOGGED} more" if len(pairs) > DUPLICATES_LOGGED else ""
         logging.info("MovieLensExampleGen: merged %d duplicate titles of %s (ids %s%s): %d ratings remapped, "
                      "%d collapsed", report["titles_merged"], path, ", ".join(pairs[:DUPLICATES_LOGGED]), more,
                      remapped, collapsed)
-    return report
 
 
 def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, Any],
@@ -230,39 +190,31 @@ def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, A
               | "RatingsFile" >> beam.Create([path])
               | "ReadChunks" >> beam.FlatMap(reader, release.header)
               | "Spread" >> beam.Reshuffle()
-              | "Parse" >> beam.ParDo(_ParseChunk(path, release, tables.users, tables.movies, tables.aliases,
-                                                  strict))
-              .with_outputs("bad", "rows", "remapped", main="ratings"))
+              | "Parse" >> beam.FlatMap(_parse_chunk, path, tables, strict)
+              .with_outputs("bad", "counts", main="ratings"))
     cut = 0
     if options["split"] == "temporal":
-        cut = beam.pvalue.AsSingleton(
+        cut = AsSingleton(
             parsed.ratings
             | "Timestamps" >> beam.Map(lambda row: row[1][0][3])
             | "Quantiles" >> beam.transforms.stats.ApproximateQuantiles.Globally(NUM_QUANTILES)
             | "Cut" >> beam.Map(temporal_cut, options["eval_fraction"]))
     split = (parsed.ratings
              | "ByUser" >> beam.GroupByKey()
-             | "Split" >> beam.ParDo(_SplitUser(path, tables.users, tables.movies, options, strict), cut)
-             .with_outputs("bad", "collapsed", "train", "eval"))
-    bad = (parsed.bad, split.bad) | "AllBad" >> beam.Flatten()  # (reason, message)
+             | "Split" >> beam.FlatMap(_split_user, cut, path, tables, options, strict)
+             .with_outputs("bad", "counts", "train", "eval"))
+    bad = (parsed.bad, split.bad) | "AllBad" >> beam.Flatten()  # (reason, (line, message))
     counts = bad | "CountBad" >> beam.combiners.Count.PerKey()
-    firsts = bad | "FirstBad" >> beam.combiners.Top.PerKey(EXAMPLES_PER_REASON, key=_line_order, reverse=True)
-    rows = parsed.rows | "CountRows" >> beam.CombineGlobally(sum)
-    once = pipeline | "Once" >> beam.Create([None])
+    firsts = bad | "FirstBad" >> beam.combiners.Top.SmallestPerKey(EXAMPLES_PER_REASON)
+    totals = (parsed.counts, split.counts) | "AllCounts" >> beam.Flatten() | "Sum" >> beam.CombinePerKey(sum)
 
-    def report(_, rows: int, counts: dict, firsts: dict) -> dict:
-        per_reason = {reason: {"count": n, "examples": firsts[reason]} for reason, n in counts.items()}
-        return report_bad_rows(path, rows, per_reason, max_fraction, report_path)
+    def report(_, totals: dict, counts: dict, firsts: dict) -> None:
+        report_duplicates(os.path.join(data_dir, release.movies), tables.aliases, totals.get("remapped", 0),
+                          totals.get("collapsed", 0), duplicates_path)
+        report_bad_rows(path, totals.get("rows", 0), counts, firsts, max_fraction, report_path)
 
-    _ = once | "Report" >> beam.Map(report, beam.pvalue.AsSingleton(rows), beam.pvalue.AsDict(counts),
-                                    beam.pvalue.AsDict(firsts))
-    remapped = parsed.remapped | "CountRemapped" >> beam.CombineGlobally(sum)
-    collapsed = split.collapsed | "CountCollapsed" >> beam.CombineGlobally(sum)
-    movies_path = os.path.join(data_dir, release.movies)
-    _ = (once
-         | "ReportDuplicates" >> beam.Map(
-             lambda _, r, c: report_duplicates(movies_path, tables.aliases, r, c, duplicates_path),
-             beam.pvalue.AsSingleton(remapped), beam.pvalue.AsSingleton(collapsed)))
+    _ = (pipeline | "Once" >> beam.Create([None])
+         | "Report" >> beam.Map(report, AsDict(totals), AsDict(counts), AsDict(firsts)))
     return {"train": split.train, "eval": split.eval}
 
 
@@ -279,28 +231,28 @@ def file_sha256(directory: str, names: List[str]) -> Dict[str, str]:
 
 
 class Executor(BaseExampleGenExecutor):
-    """Splits by its own `split` parameter instead of output_config's hash buckets."""
+    """Splits by its own `split` parameter instead of output_config's hash buckets; writes
+    bad_rows.json and duplicates.json beside the splits."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         raise NotImplementedError("MovieLensExampleGen overrides GenerateExamplesByBeam")
 
     def GenerateExamplesByBeam(self, pipeline, exec_properties: Dict[str, Any]):
-        options = {key: exec_properties[key] for key in _OPTIONS}
-        return generate_splits(pipeline, exec_properties["input_base"], options,
-                               exec_properties.get(REPORT_KEY), exec_properties.get(DUPLICATES_KEY))
+        return generate_splits(pipeline, exec_properties["input_base"], exec_properties, *self._reports)
 
     def Do(self, input_dict, output_dict, exec_properties: Dict[str, Any]) -> None:
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
-        duplicates_path = os.path.join(examples.uri, "duplicates.json")
-        super().Do(input_dict, output_dict, {**exec_properties, DUPLICATES_KEY: duplicates_path,
-                                             REPORT_KEY: os.path.join(examples.uri, "bad_rows.json")})
-        with tf.io.gfile.GFile(duplicates_path) as f:
-            duplicates = json.load(f)
+        self._reports = [os.path.join(examples.uri, name) for name in ("bad_rows.json", "duplicates.json")]
+        super().Do(input_dict, output_dict, exec_properties)
+        duplicates = json.loads(io_utils.read_string_file(self._reports[1]))
         for key in ("titles_merged", "ratings_remapped", "ratings_collapsed"):
             examples.set_int_custom_property(f"duplicate_{key}", duplicates[key])
-        release = detect_release(exec_properties["input_base"])  # the files read, for lineage (pipeline/lineage.py)
+        input_base = exec_properties["input_base"]
+        if tf.io.gfile.exists(os.path.join(input_base, "dataset_info.json")):  # TFDS: input_base names the dataset
+            return
+        release = detect_release(input_base)  # the files read, for lineage (pipeline/lineage.py)
         examples.set_string_custom_property("release", release.name)
-        examples.set_string_custom_property("input_sha256", json.dumps(file_sha256(exec_properties["input_base"], [
+        examples.set_string_custom_property("input_sha256", json.dumps(file_sha256(input_base, [
             name for name in (release.ratings, release.movies, release.users, release.tags) if name])))
 
 

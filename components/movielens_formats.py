@@ -1,11 +1,6 @@
 """The MovieLens releases' file formats: release detection, per-release line parsers, encodings.
-
-| release | ratings | movies | users | tags | encoding |
-| --- | --- | --- | --- | --- | --- |
-| ml-100k | u.data (tab) | u.item (pipe, genre flags) | u.user | - | Latin-1 |
-| ml-1m | ratings.dat (`::`) | movies.dat | users.dat (codes) | - | Latin-1 |
-| ml-10m | ratings.dat (half stars) | movies.dat | - | tags.dat (optional) | UTF-8, else Latin-1 |
-| 20m/25m/32m/latest(-small) | ratings.csv (header) | movies.csv (quoted) | - | tags.csv (optional) | UTF-8 |
+Each release's files, parsers and encoding: ML_100K, ML_1M, ML_10M and ML_CSV below (a table of
+them: README.md, "Releases, splits and bad rows").
 
 Every parser takes one decoded line and `where` ("path:line") and raises MovieLensError
 naming `where`, the problem and a `reason` (used to count bad rows). Reading the tables
@@ -35,11 +30,8 @@ CSV_HEADERS = {"ratings.csv": "userId,movieId,rating,timestamp", "movies.csv": "
 
 
 class MovieLensError(ValueError):
-    """A MovieLens file does not hold what its format says: names the file, line and problem.
-
-    `reason` names the kind of problem (field_count, not_a_number, out_of_range, unknown_user,
-    unknown_movie, duplicate, undecodable, empty, missing), for bad-row counts.
-    """
+    """A MovieLens file does not hold what its format says: names the file, line and problem;
+    `reason` names the kind (field_count, not_a_number, out_of_range, unknown_user, ...) for bad-row counts."""
 
     def __init__(self, message: str, reason: str = "format"):
         super().__init__(message)
@@ -65,18 +57,13 @@ Rating = Tuple[str, str, float, int]  # user_id, movie_id, rating, timestamp
 
 
 def _fields(line: str, sep: str, count: int, where: str) -> List[str]:
-    fields = line.rstrip("\r\n").split(sep)
+    """The `count` fields of `line`; with sep ',' quoted fields may hold commas (CSV)."""
+    text = line.rstrip("\r\n")
+    # csv.reader is 4x slower than split, and unquoted lines (every ratings.csv line) split the same.
+    fields = next(csv.reader([text]), []) if sep == "," and '"' in text else text.split(sep)
     if len(fields) != count:
         raise MovieLensError(f"{where}: expected {count} fields separated by {sep!r}, "
                              f"found {len(fields)} in {line.strip()!r}", "field_count")
-    return fields
-
-
-def _csv_fields(line: str, count: int, where: str) -> List[str]:
-    fields = next(csv.reader([line.rstrip("\r\n")]), [])
-    if len(fields) != count:
-        raise MovieLensError(f"{where}: expected {count} comma-separated fields, found "
-                             f"{len(fields)} in {line.strip()!r}", "field_count")
     return fields
 
 
@@ -128,7 +115,6 @@ parse_csv_rating = functools.partial(_split_rating, sep=",", half_stars=True)  #
 
 
 # ml-100k
-
 def parse_movie(line: str, where: str) -> Tuple[str, Movie]:
     """One u.item line -> (movie_id, Movie)."""
     fields = _fields(line, "|", 5 + len(GENRES), where)
@@ -136,8 +122,7 @@ def parse_movie(line: str, where: str) -> Tuple[str, Movie]:
     flags = fields[5:]
     if any(flag not in ("0", "1") for flag in flags):
         raise MovieLensError(f"{where}: genre flags must be 0 or 1, found {flags}", "out_of_range")
-    # A row with fewer flag columns has no genre past them.
-    genres = [genre for genre, flag in zip(GENRES, flags, strict=False) if flag == "1"] or ["unknown"]
+    genres = [genre for genre, flag in zip(GENRES, flags, strict=True) if flag == "1"] or ["unknown"]
     return fields[0], Movie(fields[1], parse_year(fields[2], fields[1]), genres)
 
 
@@ -148,13 +133,17 @@ def parse_user(line: str, where: str) -> Tuple[str, User]:
     return user_id, User(_int(age, "age", where), gender, occupation, zip_code)
 
 
-# ml-1m and ml-10m ('::'-separated .dat files)
-
-def parse_dat_movie(line: str, where: str) -> Tuple[str, Movie]:
-    """One movies.dat line 'id::Title (year)::Genre|Genre' -> (movie_id, Movie)."""
-    movie_id, title, genres = _fields(line, "::", 3, where)
+# ml-1m and ml-10m ('::'-separated .dat files); movies.csv shares their movies parser
+def _split_movie(line: str, where: str, sep: str) -> Tuple[str, Movie]:
+    """'id<sep>Title (year)<sep>Genre|Genre' -> (movie_id, Movie)."""
+    movie_id, title, genres = _fields(line, sep, 3, where)
     _int(movie_id, "movie id", where)
+    title = title.strip() if sep == "," else title  # movies.csv pads some titles; .dat titles are kept as is
     return movie_id, Movie(title, parse_year("", title), genre_list(genres))
+
+
+parse_dat_movie = functools.partial(_split_movie, sep="::")  # ml-1m's and ml-10m's movies.dat
+parse_csv_movie = functools.partial(_split_movie, sep=",")  # 20m+: movies.csv, titles with commas quoted
 
 
 def parse_1m_user(line: str, where: str) -> Tuple[str, User]:
@@ -179,18 +168,9 @@ def parse_dat_tag(line: str, where: str) -> Tuple[str, str]:
 
 
 # ml-20m, 25m, 32m, latest, latest-small (CSV with a header)
-
-def parse_csv_movie(line: str, where: str) -> Tuple[str, Movie]:
-    """One movies.csv line 'movieId,"Title, The (1995)",Genre|Genre' -> (movie_id, Movie)."""
-    movie_id, title, genres = _csv_fields(line, 3, where)
-    _int(movie_id, "movie id", where)
-    title = title.strip()
-    return movie_id, Movie(title, parse_year("", title), genre_list(genres))
-
-
 def parse_csv_tag(line: str, where: str) -> Tuple[str, str]:
     """One tags.csv line 'userId,movieId,tag,timestamp' -> (movie_id, tag)."""
-    _, movie_id, tag, _ = _csv_fields(line, 4, where)
+    _, movie_id, tag, _ = _fields(line, ",", 4, where)
     _int(movie_id, "movie id", where)
     return movie_id, tag
 

@@ -1,10 +1,8 @@
-"""A MovieLens release's tables read into memory, and the tf.Example join of a rating.
-
-The movies, users and tags files are small (32M's movies.csv: 87K lines): they are read in
-the driver and reach the Beam workers as side inputs. A title listed under several ids
-(ml-100k has 18) is one movie: read_tables keeps the smallest id and `tables.aliases` maps
-the others to it, so the catalogue and the ExampleGen list it once.
-"""
+"""A MovieLens release's tables read into memory, and the tf.Example join of a rating. The movies,
+users and tags files are small (32M's movies.csv: 87K lines): read in the driver, they reach the Beam
+workers as side inputs. A title listed under several ids (ml-100k has 18) is one movie: read_tables
+keeps the smallest id and `tables.aliases` maps the others to it, so the catalogue and the ExampleGen
+list it once."""
 import collections
 import functools
 import logging
@@ -59,11 +57,7 @@ def id_order(movie_id: str) -> tuple:
 
 
 def merge_duplicates(movies: Dict[str, Movie]) -> Tuple[Dict[str, Movie], Dict[str, str]]:
-    """Merges movies listed under several ids (same title and year) into the smallest id.
-
-    Returns:
-        `movies` less every id but the smallest of each group, and {dropped id: kept id}.
-    """
+    """(`movies` less all but the smallest id of each title and year, {dropped id: kept id})."""
     groups: Dict[tuple, list] = collections.defaultdict(list)
     for movie_id, movie in movies.items():
         groups[(movie.title, movie.year)].append(movie_id)
@@ -75,14 +69,14 @@ def merge_duplicates(movies: Dict[str, Movie]) -> Tuple[Dict[str, Movie], Dict[s
 
 
 def read_tags(path: str, parse, movies: Dict[str, Movie], encoding: str, header: bool,
-              aliases: Optional[Dict[str, str]] = None) -> Dict[str, Movie]:
+              aliases: Dict[str, str]) -> Dict[str, Movie]:
     """`movies` with each one's MAX_TAGS most frequent tags (lower-cased) from the tags file;
     tags of an id in `aliases` count for the id it maps to."""
     counts: Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     unknown = 0
     for where, text in read_lines(path, encoding, header):
         movie_id, tag = parse(text, where)
-        movie_id = (aliases or {}).get(movie_id, movie_id)
+        movie_id = aliases.get(movie_id, movie_id)
         if movie_id not in movies:
             unknown += 1
         elif tag.strip():
@@ -109,13 +103,12 @@ def read_tables(data_dir: str) -> Tables:
         return movielens_tfds.read_tables(data_dir)
     release = detect_release(data_dir)
     path = functools.partial(os.path.join, data_dir)
-    movies, aliases = merge_duplicates(
-        read_table(path(release.movies), release.parse_movie, release.encoding, release.header))
+    read = functools.partial(read_table, encoding=release.encoding, header=release.header)
+    movies, aliases = merge_duplicates(read(path(release.movies), release.parse_movie))
     if release.tags and tf.io.gfile.exists(path(release.tags)):
         movies = read_tags(path(release.tags), release.parse_tag, movies, release.encoding, release.header,
                            aliases)
-    users = (read_table(path(release.users), release.parse_user, release.encoding, release.header)
-             if release.users else None)
+    users = read(path(release.users), release.parse_user) if release.users else None
     return Tables(release, movies, users, aliases)
 
 

@@ -1,8 +1,7 @@
 """TensorFlow Datasets' MovieLens (`tfds:movielens/<version>`) as MovieLensExampleGen's input: the
 prepared `<version>-ratings` and `-movies` datasets read into the file reader's tables and ratings
 rows (ratings.csv lines), so the checks, split and join are shared. TFDS keeps neither tags nor
-ml-100k's release dates: movie_year comes from the title.
-"""
+ml-100k's release dates: movie_year comes from the title."""
 from typing import Iterator
 
 import tensorflow_datasets as tfds

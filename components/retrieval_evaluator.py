@@ -1,10 +1,8 @@
-"""RetrievalEvaluator: measures the retrieval models on the eval split and blesses them.
-
-Protocol: benchmarks/PROTOCOL.md. Metrics (ranking metrics at 10/50/100, MRR, beyond-accuracy
-at 10, ScaNN's recall@10 against exact search) go to `evaluation`/metrics.json and ML Metadata.
-Blessed when recall@10 reaches `recall_floor` and is not below the last blessed model's
-(re-measured on the same data) by more than `max_regression`; Pushers push only blessed models.
-"""
+"""RetrievalEvaluator: measures the retrieval models on the eval split (benchmarks/PROTOCOL.md) and
+blesses them. Metrics (ranking metrics at 10/50/100, MRR, beyond-accuracy at 10, ScaNN's recall@10
+against exact search) go to `evaluation`/metrics.json and ML Metadata. Blessed when recall@10 reaches
+`recall_floor` and is not below the last blessed model's (re-measured on the same data) by more than
+`max_regression`; Pushers push only blessed models."""
 import json
 import math
 import os
@@ -13,6 +11,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 from tfx import v1 as tfx
+from tfx.utils import io_utils
 
 from components.examples import read_catalogue, read_pairs
 from models import metrics
@@ -35,11 +34,9 @@ def top_lists(model_dir: str, users: List[bytes], index: Dict[bytes, int], batch
     import scann  # noqa: F401  the ScaNN model needs its ops
 
     serve = tf.saved_model.load(model_dir).signatures["serving_default"]
-    rows = []
-    for start in range(0, len(users), batch):
-        ids = serve(user_id=tf.constant(users[start:start + batch], tf.string))["movie_ids"].numpy()
-        rows.append(np.vectorize(lambda m: index.get(m, -1), otypes=[np.int64])(ids))
-    return np.concatenate(rows)
+    lookup = np.vectorize(lambda m: index.get(m, -1), otypes=[np.int64])
+    return np.concatenate([lookup(serve(user_id=tf.constant(users[i:i + batch], tf.string))["movie_ids"].numpy())
+                           for i in range(0, len(users), batch)])
 
 
 def evaluate(model_dir: str, scann_dir: Optional[str], train: tuple, eval_: tuple, movies: dict,
@@ -51,8 +48,7 @@ def evaluate(model_dir: str, scann_dir: Optional[str], train: tuple, eval_: tupl
       scann_dir: ScaNN SavedModel of the same towers, or None.
       train, eval_: (user ids [n], movie ids [n]) of the splits.
       movies: {'ids': [I] catalogue movie ids, 'genres': [I, G] multi-hot}.
-      ks: cut-offs (each at most the lists' length); beyond-accuracy metrics and the ScaNN check
-        use the first.
+      ks: cut-offs (each at most the lists' length); beyond-accuracy metrics and the ScaNN check use the first.
     """
     index = {movie: i for i, movie in enumerate(movies["ids"])}
     users, relevant = relevance(eval_, index)
@@ -105,12 +101,11 @@ def RetrievalEvaluator(
 
 def record(evaluation, report: dict, properties: Dict[str, float], blessing, model, blessed: bool, why: str,
            component: str) -> None:
-    """Writes `report` (with the verdict) to `evaluation`/metrics.json, `properties` as its custom
-    properties, and marks the ModelBlessing artifact for `model`: the ML Metadata properties
-    that the Pusher and LatestBlessedModelStrategy read, and a BLESSED / NOT_BLESSED file
-    holding the reason (as TFX's Evaluator writes one)."""
-    with tf.io.gfile.GFile(os.path.join(evaluation.uri, "metrics.json"), "w") as f:
-        json.dump({**report, "blessed": blessed, "why": why}, f, indent=1)
+    """Writes `report` and the verdict to `evaluation`/metrics.json, `properties` as its custom
+    properties, and marks `blessing` for `model` as TFX's Evaluator does: the ML Metadata properties
+    the Pusher and LatestBlessedModelStrategy read, and a BLESSED / NOT_BLESSED file holding `why`."""
+    io_utils.write_string_file(os.path.join(evaluation.uri, "metrics.json"),
+                               json.dumps({**report, "blessed": blessed, "why": why}, indent=1))
     for key, value in properties.items():  # ML Metadata's SQLite store refuses inf and NaN: those as text
         if math.isfinite(value):
             evaluation.set_float_custom_property(key, value)
@@ -120,6 +115,5 @@ def record(evaluation, report: dict, properties: Dict[str, float], blessing, mod
     blessing.set_int_custom_property("current_model_id", model.id)
     blessing.set_string_custom_property("current_model", model.uri)
     blessing.set_string_custom_property("why", why)
-    with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w") as f:
-        f.write(why + "\n")  # GFile creates no file for an empty write
+    io_utils.write_string_file(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), why + "\n")
     print(f"{component}: {'blessed' if blessed else 'NOT blessed'}: {why}")

@@ -1,10 +1,8 @@
-"""TwoStageEvaluator: blesses a ranking model only when it improves the served order.
-
-On the eval split (the retrieval evaluator's protocol) it measures retrieval's top candidates ordered by
-the ranking model's `score` and by retrieval's own (recall, NDCG at 10 and 100) and the RMSE of its `rating`
-and the last blessed model's (`evaluation`/metrics.json, ML Metadata). It blesses when `retrieval_blessing`
-is, the NDCG@10 gain reaches `min_ndcg_gain` and the RMSE `rmse_ceiling` and the last's + `max_rmse_increase`.
-"""
+"""TwoStageEvaluator: blesses a ranking model only when it improves the served order. On the eval split (the
+retrieval evaluator's protocol) it measures retrieval's top candidates ordered by the ranking model's `score`
+and by retrieval's own (recall, NDCG at 10 and 100) and the RMSE of its `rating` and the last blessed model's
+(`evaluation`/metrics.json, ML Metadata). It blesses when `retrieval_blessing` is, the NDCG@10 gain reaches
+`min_ndcg_gain` and the RMSE `rmse_ceiling` and the last's + `max_rmse_increase`."""
 import os
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -27,10 +25,9 @@ def serving(model) -> Callable:
 
 def two_stage_lists(retrieve: Callable, rank: Callable, users: List[bytes], index: Dict[bytes, int],
                     batch: int = 64) -> Dict[str, np.ndarray]:
-    """int [U, n] catalogue indices of each user's candidates in the retrieval order and in
-    the ranking model's `score` order (-1: no movie, or one outside `index`), from the models'
-    serving signatures. As the client does, only the candidates retrieval offers (finite
-    scores) are ranked."""
+    """int [U, n] catalogue indices of each user's candidates in the retrieval order and in the ranking
+    model's `score` order (-1: no movie, or one outside `index`), from the models' serving signatures.
+    As the client does, only the candidates retrieval offers (finite scores) are ranked."""
     lists = {"retrieval": [], "ranking": []}
     for start in range(0, len(users), batch):
         out = retrieve(user_id=tf.constant(users[start:start + batch]))

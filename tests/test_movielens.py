@@ -154,8 +154,8 @@ def test_bad_rows_over_budget_fail_the_run_with_counts(tmp_path):
 
 def test_report_bad_rows_counts_without_bad_rows(tmp_path):
     path = str(tmp_path / "r.json")
-    assert report_bad_rows("u.data", 10, {}, 0.0, path)["bad_rows"] == 0
-    assert json.load(open(path))["rows"] == 10
+    report_bad_rows("u.data", 10, {}, {}, 0.0, path)
+    assert (json.load(open(path))["rows"], json.load(open(path))["bad_rows"]) == (10, 0)
 
 
 # The component

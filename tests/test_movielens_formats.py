@@ -207,7 +207,7 @@ def test_csv_tags_file_is_optional(tmp_path):
 
 
 def test_csv_unquoted_comma_in_tag_is_a_field_count_error(tmp_path):
-    with pytest.raises(MovieLensError, match=r"tags\.csv:4: expected 4 comma-separated fields, found 5"):
+    with pytest.raises(MovieLensError, match=r"tags\.csv:4: expected 4 fields separated by ',', found 5"):
         read_tables(write(tmp_path, ML_CSV_FILES))
 
 

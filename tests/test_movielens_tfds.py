@@ -2,13 +2,16 @@
 MovieLens builder prepares tiny hand-made releases locally (its download replaced by the
 files, as TFDS's own DatasetBuilderTestCase does: never the network), and the ExampleGen
 and the catalogue read them into the same examples as they read the files."""
+import os
 from unittest import mock
 
 import pytest
 import tensorflow_datasets as tfds
 from test_catalogue import read, run_component
 from test_movielens import ITEM, run, write
+from tfx.types import standard_artifacts
 
+from components.movielens import Executor, MovieLensExampleGen
 from pipeline import data, local_runner
 
 FLAGS = "|".join(["0"] * 19)  # u.item's 19 genre flags, none set
@@ -57,6 +60,15 @@ def test_tfds_100k_rows_hand_worked(tmp_path):
         "user_occupation": "other", "user_zip": "1234", "movie_title": "Kids (1995)", "movie_year": 1995,
         "movie_genres": ["unknown", "Children's", "Comedy"], "movie_tags": []}
     assert rows[("196", "7")]["movie_genres"] == ["unknown"]
+
+
+def test_executor_reads_a_tfds_dataset(tmp_path):
+    _, tfds_dir = prepare(tmp_path, "latest-small", ML_LATEST_SMALL)
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    Executor().Do({}, {"examples": [examples]}, dict(MovieLensExampleGen(input_base=tfds_dir).exec_properties))
+    assert sorted(os.listdir(examples.uri)) == ["Split-eval", "Split-train", "bad_rows.json", "duplicates.json"]
+    assert examples.get_int_custom_property("duplicate_titles_merged") == 0
 
 
 def test_tfds_catalogue_is_the_files_catalogue(tmp_path):

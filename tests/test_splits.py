@@ -87,5 +87,6 @@ def test_temporal_cut(values, fraction, cut):
 
 def test_eval_flags_leave_last_n_breaks_timestamp_ties_by_movie_id():
     ratings = [("1", "b", 4.0, 10), ("1", "a", 4.0, 10), ("1", "c", 4.0, 5)]
-    assert eval_flags(ratings, "leave_last_n", 0.2, 42, 1, 0) == [True, False, False]
-    assert eval_flags(ratings[:1], "leave_last_n", 0.2, 42, 1, 0) == [False]
+    options = {"split": "leave_last_n", "eval_fraction": 0.2, "split_seed": 42, "leave_last_n": 1}
+    assert eval_flags(ratings, options, 0) == [True, False, False]
+    assert eval_flags(ratings[:1], options, 0) == [False]
