@@ -37,11 +37,6 @@ That downloads {url} once. Offline, first put
 that zip (GroupLens' own: TFDS checks its sha256) into {root}/downloads/manual/, where it looks."""
 
 
-def sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def check_dir(path: Path) -> Path:
     """Returns `path` if it holds a MovieLens release's files, else exits saying what is missing."""
     from components.movielens_formats import MovieLensError, detect_release
@@ -79,8 +74,9 @@ def download(cache: Optional[Path] = None) -> Path:
             with zipfile.ZipFile(archive) as zf:
                 zf.extractall(tmp)
             for name, expected in SHA256.items():
-                if sha256(Path(tmp) / "ml-100k" / name) != expected:
-                    sys.exit(f"Downloaded {name} does not match its pinned sha256; not using it.")
+                with open(Path(tmp) / "ml-100k" / name, "rb") as f:
+                    if hashlib.file_digest(f, "sha256").hexdigest() != expected:
+                        sys.exit(f"Downloaded {name} does not match its pinned sha256; not using it.")
         except (zipfile.BadZipFile, FileNotFoundError) as error:
             sys.exit(f"Downloaded {URL} is not the ml-100k archive ({error}); not using it.")
         shutil.move(str(Path(tmp) / "ml-100k"), target)  # only a checked copy lands

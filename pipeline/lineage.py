@@ -36,9 +36,8 @@ def lineage(pushed_dir: str, metadata_path: str = "") -> dict:
     if not os.path.isfile(metadata_path):
         raise FileNotFoundError(f"No ML Metadata at {metadata_path}: give a pushed model's directory "
                                 "<output-dir>/serving/<model>/<version>, or --metadata <output-dir>/metadata.db")
-    config = pb.ConnectionConfig()
-    config.sqlite.filename_uri, config.sqlite.connection_mode = metadata_path, pb.SqliteMetadataSourceConfig.READONLY
-    store = metadata_store.MetadataStore(config)
+    store = metadata_store.MetadataStore(pb.ConnectionConfig(sqlite=pb.SqliteMetadataSourceConfig(
+        filename_uri=metadata_path, connection_mode=pb.SqliteMetadataSourceConfig.READONLY)))
     pushed = [a for a in store.get_artifacts_by_type("PushedModel")
               if _props(a).get("pushed_destination", "").rstrip("/").split("/")[-2:] == path.split("/")[-2:]]
     if not pushed:

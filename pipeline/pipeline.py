@@ -19,27 +19,19 @@ Components = Dict[str, BaseNode]  # by role, e.g. "trainer"
 
 def data_stages(data_dir: str, schema_file: str) -> Components:
     """From the MovieLens files to the validated, transformed splits both models train on."""
-    stages = {}
-    # Ratings joined with user and movie features, split into train and eval.
-    stages["example_gen"] = MovieLensExampleGen(
-        input_base=data_dir, split=configs.SPLIT, eval_fraction=configs.EVAL_FRACTION,
-        split_seed=configs.SPLIT_SEED, leave_last_n=configs.LEAVE_LAST_N,
-        max_bad_row_fraction=configs.MAX_BAD_ROW_FRACTION)
-    examples = stages["example_gen"].outputs["examples"]
-    # Every movie of the release with its features, rated or not: what the index is built from.
-    stages["catalogue_gen"] = MovieCatalogueGen(input_base=data_dir)
-    # Feature statistics of both splits.
+    stages = {"example_gen": MovieLensExampleGen(
+        input_base=data_dir, split=configs.SPLIT, eval_fraction=configs.EVAL_FRACTION, split_seed=configs.SPLIT_SEED,
+        leave_last_n=configs.LEAVE_LAST_N, max_bad_row_fraction=configs.MAX_BAD_ROW_FRACTION),
+        "catalogue_gen": MovieCatalogueGen(input_base=data_dir),  # every movie, rated or not: the index's
+        "schema_gen": tfx.components.ImportSchemaGen(schema_file=schema_file)}  # curated: pipeline/schema.pbtxt
+    examples, schema = stages["example_gen"].outputs["examples"], stages["schema_gen"].outputs["schema"]
     stages["statistics_gen"] = tfx.components.StatisticsGen(examples=examples)
     statistics = stages["statistics_gen"].outputs["statistics"]
-    # The curated schema kept in the repo (pipeline/schema.pbtxt).
-    stages["schema_gen"] = tfx.components.ImportSchemaGen(schema_file=schema_file)
-    schema = stages["schema_gen"].outputs["schema"]
-    # Anomalies of each split against the schema.
     stages["example_validator"] = tfx.components.ExampleValidator(statistics=statistics, schema=schema)
     # Fails the run on any anomaly or train/eval drift, before anything is trained.
     stages["data_gate"] = DataGate(statistics=statistics, schema=schema,
                                    anomalies=stages["example_validator"].outputs["anomalies"])
-    # Vocabularies and buckets; the graph that both models carry into serving (no statistics: unread).
+    # The graph that both models carry into serving (no statistics: unread).
     stages["transform"] = tfx.components.Transform(examples=examples, schema=schema, disable_analyzer_cache=True,
                                                    preprocessing_fn=configs.PREPROCESSING_FN, disable_statistics=True)
     stages["transform"].add_upstream_node(stages["data_gate"])
@@ -54,70 +46,63 @@ def _trainer(data: Components, run_fn: str, config: dict, base_model=None) -> tf
         custom_config=config)
 
 
-def _latest_blessed(producer: str, model_key: str, evaluator: str) -> tfx.dsl.Resolver:
+def _latest_blessed(node_id: str, producer: str, model_key: str, evaluator: str) -> tfx.dsl.Resolver:
+    """The last model that `evaluator` blessed: the baseline a new model is compared against."""
     return tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model, producer_component_id=producer,
                               output_key=model_key),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
-                                       producer_component_id=evaluator, output_key="blessing"))
+                                       producer_component_id=evaluator, output_key="blessing")).with_id(node_id)
 
 
-def _pusher(model, blessing, serving_dir: str, name: str) -> tfx.components.Pusher:
+def _pusher(node_id: str, model, blessing, serving_dir: str, name: str) -> tfx.components.Pusher:
+    """Pushes blessed models into TF Serving's `serving_dir`/`name`/<version> layout."""
     return tfx.components.Pusher(model=model, model_blessing=blessing, push_destination=tfx.proto.PushDestination(
-        filesystem=tfx.proto.PushDestination.Filesystem(base_directory=f"{serving_dir}/{name}")))
+        filesystem=tfx.proto.PushDestination.Filesystem(base_directory=f"{serving_dir}/{name}"))).with_id(node_id)
 
 
 def retrieval_branch(data: Components, config: dict, num_candidates: int, serving_dir: str) -> Components:
-    """The retrieval model: trained, indexed, evaluated against the last blessed one, pushed."""
+    """The two-tower retrieval model: trained, indexed, evaluated against the last blessed one, pushed."""
     examples, catalogue = data["example_gen"].outputs["examples"], data["catalogue_gen"].outputs["catalogue"]
-    stages = {}
-    # The two-tower retrieval model (query and candidate towers).
-    stages["trainer"] = _trainer(data, configs.RETRIEVAL_RUN_FN, config).with_id("RetrievalTrainer")
+    stages = {"trainer": _trainer(data, configs.RETRIEVAL_RUN_FN, config).with_id("RetrievalTrainer"),
+              "baseline": _latest_blessed("LatestBlessedRetrieval", "IndexBuilder", "bruteforce_model",
+                                          "RetrievalEvaluator")}
     # ScaNN and brute-force indexes over every movie, behind a raw user_id signature.
     stages["index_builder"] = IndexBuilder(model=stages["trainer"].outputs["model"], examples=examples,
                                            catalogue=catalogue, num_candidates=num_candidates)
     scann, bruteforce = (stages["index_builder"].outputs[key] for key in ("scann_model", "bruteforce_model"))
-    # The last retrieval model that was blessed, to compare the new one against.
-    stages["baseline"] = _latest_blessed("IndexBuilder", "bruteforce_model", "RetrievalEvaluator").with_id(
-        "LatestBlessedRetrieval")
-    # Recall, NDCG, coverage... on the eval split; blesses only above the floor and the baseline.
+    # Blesses only above the recall floor and the baseline.
     stages["evaluator"] = RetrievalEvaluator(
         model=bruteforce, scann_model=scann, examples=examples, catalogue=catalogue,
         baseline_model=stages["baseline"].outputs["model"], recall_floor=configs.RETRIEVAL_RECALL_FLOOR,
         max_regression=configs.RETRIEVAL_MAX_REGRESSION)
     blessing = stages["evaluator"].outputs["blessing"]
-    # Pushes blessed models into TF Serving's <base>/<model>/<version> layout.
-    stages["pusher"] = _pusher(scann, blessing, serving_dir, "retrieval").with_id("RetrievalPusher")
-    stages["bruteforce_pusher"] = _pusher(bruteforce, blessing, serving_dir, "retrieval_bruteforce").with_id(
-        "BruteForcePusher")
+    stages["pusher"] = _pusher("RetrievalPusher", scann, blessing, serving_dir, "retrieval")
+    stages["bruteforce_pusher"] = _pusher("BruteForcePusher", bruteforce, blessing, serving_dir,
+                                          "retrieval_bruteforce")
     return stages
 
 
 def ranking_branch(data: Components, retrieval: Components, config: dict, serving_dir: str) -> Components:
     """The ranking model: trained on the retrieval model's candidates, evaluated, pushed."""
-    examples, catalogue = data["example_gen"].outputs["examples"], data["catalogue_gen"].outputs["catalogue"]
-    stages = {}
     # The DCN rating model and the listwise re-ranker: trained on the candidates of a retrieval model
     # like the served one (its config) fitted without the movies held out as positives.
-    stages["trainer"] = _trainer(data, configs.RANKING_RUN_FN, config,
-                                 base_model=retrieval["trainer"].outputs["model"]).with_id("RankingTrainer")
-    model = stages["trainer"].outputs["model"]
-    # The last ranking model that was blessed, to compare the new one against.
-    stages["baseline"] = _latest_blessed("RankingTrainer", "model", "RankingEvaluator").with_id(
-        "LatestBlessedRanking")
-    # The served order (retrieval's candidates by the ranking score) against retrieval's own, and the
-    # rating RMSE; blesses the ranking model only when the order is better, the RMSE passes its gates
-    # (the ceiling, the last blessed model's) and retrieval was blessed.
+    trainer = _trainer(data, configs.RANKING_RUN_FN, config, base_model=retrieval["trainer"].outputs["model"])
+    stages = {"trainer": trainer.with_id("RankingTrainer"),
+              "baseline": _latest_blessed("LatestBlessedRanking", "RankingTrainer", "model", "RankingEvaluator")}
+    # Blesses the ranking model only when its order of retrieval's candidates beats retrieval's own, the rating
+    # RMSE passes its gates (the ceiling, the last blessed model's) and retrieval was blessed.
     stages["evaluator"] = TwoStageEvaluator(
-        ranking_model=model, retrieval_model=retrieval["index_builder"].outputs["bruteforce_model"],
-        examples=examples, catalogue=catalogue, retrieval_blessing=retrieval["evaluator"].outputs["blessing"],
+        ranking_model=trainer.outputs["model"], examples=data["example_gen"].outputs["examples"],
+        retrieval_model=retrieval["index_builder"].outputs["bruteforce_model"],
+        catalogue=data["catalogue_gen"].outputs["catalogue"],
+        retrieval_blessing=retrieval["evaluator"].outputs["blessing"],
         baseline_model=stages["baseline"].outputs["model"], min_ndcg_gain=configs.RANKING_MIN_NDCG_GAIN,
         rmse_ceiling=configs.RANKING_RMSE_CEILING, max_rmse_increase=configs.RANKING_MAX_RMSE_INCREASE,
     ).with_id("RankingEvaluator")
-    # Pushes the blessed model into TF Serving's <base>/<model>/<version> layout.
-    stages["pusher"] = _pusher(model, stages["evaluator"].outputs["blessing"], serving_dir, "ranking").with_id(
-        "RankingPusher")
+    stages["pusher"] = _pusher("RankingPusher", trainer.outputs["model"], stages["evaluator"].outputs["blessing"],
+                               serving_dir, "ranking")
     return stages
 
 
