@@ -1,8 +1,7 @@
 """create_pipeline(): every component of the MovieLens recommender pipeline, wired."""
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 from tfx import v1 as tfx
-from tfx.dsl.components.base.base_node import BaseNode
 
 from components.catalogue import MovieCatalogueGen
 from components.data_gate import DataGate
@@ -14,36 +13,12 @@ from models.ranking.constants import RankingConfig
 from models.retrieval.constants import RetrievalConfig
 from pipeline import code_version, configs
 
-Components = Dict[str, BaseNode]  # by role, e.g. "trainer"
 
-
-def data_stages(data_dir: str, schema_file: str) -> Components:
-    """From the MovieLens files to the validated, transformed splits both models train on."""
-    stages = {"example_gen": MovieLensExampleGen(
-        input_base=data_dir, split=configs.SPLIT, eval_fraction=configs.EVAL_FRACTION, split_seed=configs.SPLIT_SEED,
-        leave_last_n=configs.LEAVE_LAST_N, max_bad_row_fraction=configs.MAX_BAD_ROW_FRACTION),
-        "catalogue_gen": MovieCatalogueGen(input_base=data_dir),  # every movie, rated or not: the index's
-        "schema_gen": tfx.components.ImportSchemaGen(schema_file=schema_file)}  # curated: pipeline/schema.pbtxt
-    examples, schema = stages["example_gen"].outputs["examples"], stages["schema_gen"].outputs["schema"]
-    stages["statistics_gen"] = tfx.components.StatisticsGen(examples=examples)
-    statistics = stages["statistics_gen"].outputs["statistics"]
-    stages["example_validator"] = tfx.components.ExampleValidator(statistics=statistics, schema=schema)
-    # Fails the run on any anomaly or train/eval drift, before anything is trained.
-    stages["data_gate"] = DataGate(statistics=statistics, schema=schema,
-                                   anomalies=stages["example_validator"].outputs["anomalies"])
-    # The graph that both models carry into serving (no statistics: unread).
-    stages["transform"] = tfx.components.Transform(examples=examples, schema=schema, disable_analyzer_cache=True,
-                                                   preprocessing_fn=configs.PREPROCESSING_FN, disable_statistics=True)
-    stages["transform"].add_upstream_node(stages["data_gate"])
-    return stages
-
-
-def _trainer(data: Components, run_fn: str, config: dict, base_model=None) -> tfx.components.Trainer:
+def _trainer(run_fn: str, transform, schema, config: dict, base_model=None) -> tfx.components.Trainer:
     return tfx.components.Trainer(
-        run_fn=run_fn, examples=data["transform"].outputs["transformed_examples"],
-        transform_graph=data["transform"].outputs["transform_graph"], schema=data["schema_gen"].outputs["schema"],
-        base_model=base_model, train_args=tfx.proto.TrainArgs(), eval_args=tfx.proto.EvalArgs(),
-        custom_config=config)
+        run_fn=run_fn, examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"], schema=schema, base_model=base_model,
+        train_args=tfx.proto.TrainArgs(), eval_args=tfx.proto.EvalArgs(), custom_config=config)
 
 
 def _latest_blessed(node_id: str, producer: str, model_key: str, evaluator: str) -> tfx.dsl.Resolver:
@@ -62,50 +37,6 @@ def _pusher(node_id: str, model, blessing, serving_dir: str, name: str) -> tfx.c
         filesystem=tfx.proto.PushDestination.Filesystem(base_directory=f"{serving_dir}/{name}"))).with_id(node_id)
 
 
-def retrieval_branch(data: Components, config: dict, num_candidates: int, serving_dir: str) -> Components:
-    """The two-tower retrieval model: trained, indexed, evaluated against the last blessed one, pushed."""
-    examples, catalogue = data["example_gen"].outputs["examples"], data["catalogue_gen"].outputs["catalogue"]
-    stages = {"trainer": _trainer(data, configs.RETRIEVAL_RUN_FN, config).with_id("RetrievalTrainer"),
-              "baseline": _latest_blessed("LatestBlessedRetrieval", "IndexBuilder", "bruteforce_model",
-                                          "RetrievalEvaluator")}
-    # ScaNN and brute-force indexes over every movie, behind a raw user_id signature.
-    stages["index_builder"] = IndexBuilder(model=stages["trainer"].outputs["model"], examples=examples,
-                                           catalogue=catalogue, num_candidates=num_candidates)
-    scann, bruteforce = (stages["index_builder"].outputs[key] for key in ("scann_model", "bruteforce_model"))
-    # Blesses only above the recall floor and the baseline.
-    stages["evaluator"] = RetrievalEvaluator(
-        model=bruteforce, scann_model=scann, examples=examples, catalogue=catalogue,
-        baseline_model=stages["baseline"].outputs["model"], recall_floor=configs.RETRIEVAL_RECALL_FLOOR,
-        max_regression=configs.RETRIEVAL_MAX_REGRESSION)
-    blessing = stages["evaluator"].outputs["blessing"]
-    stages["pusher"] = _pusher("RetrievalPusher", scann, blessing, serving_dir, "retrieval")
-    stages["bruteforce_pusher"] = _pusher("BruteForcePusher", bruteforce, blessing, serving_dir,
-                                          "retrieval_bruteforce")
-    return stages
-
-
-def ranking_branch(data: Components, retrieval: Components, config: dict, serving_dir: str) -> Components:
-    """The ranking model: trained on the retrieval model's candidates, evaluated, pushed."""
-    # The DCN rating model and the listwise re-ranker: trained on the candidates of a retrieval model
-    # like the served one (its config) fitted without the movies held out as positives.
-    trainer = _trainer(data, configs.RANKING_RUN_FN, config, base_model=retrieval["trainer"].outputs["model"])
-    stages = {"trainer": trainer.with_id("RankingTrainer"),
-              "baseline": _latest_blessed("LatestBlessedRanking", "RankingTrainer", "model", "RankingEvaluator")}
-    # Blesses the ranking model only when its order of retrieval's candidates beats retrieval's own, the rating
-    # RMSE passes its gates (the ceiling, the last blessed model's) and retrieval was blessed.
-    stages["evaluator"] = TwoStageEvaluator(
-        ranking_model=trainer.outputs["model"], examples=data["example_gen"].outputs["examples"],
-        retrieval_model=retrieval["index_builder"].outputs["bruteforce_model"],
-        catalogue=data["catalogue_gen"].outputs["catalogue"],
-        retrieval_blessing=retrieval["evaluator"].outputs["blessing"],
-        baseline_model=stages["baseline"].outputs["model"], min_ndcg_gain=configs.RANKING_MIN_NDCG_GAIN,
-        rmse_ceiling=configs.RANKING_RMSE_CEILING, max_rmse_increase=configs.RANKING_MAX_RMSE_INCREASE,
-    ).with_id("RankingEvaluator")
-    stages["pusher"] = _pusher("RankingPusher", trainer.outputs["model"], stages["evaluator"].outputs["blessing"],
-                               serving_dir, "ranking")
-    return stages
-
-
 def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, serving_dir: str,
                     metadata_path: Optional[str] = None, beam_pipeline_args: Optional[List[str]] = None,
                     retrieval_config: Optional[dict] = None, ranking_config: Optional[dict] = None,
@@ -119,10 +50,62 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
     ranking_config = {"num_candidates": num_candidates, "retrieval": retrieval_config, **(ranking_config or {})}
     RetrievalConfig.of(retrieval_config)
     RankingConfig.of(ranking_config)
-    data = data_stages(data_dir, schema_file)
-    retrieval = retrieval_branch(data, retrieval_config, num_candidates, serving_dir)
-    ranking = ranking_branch(data, retrieval, ranking_config, serving_dir)
-    components = [*data.values(), *retrieval.values(), *ranking.values()]
+
+    # The data: the ratings joined with user and movie features, split; every movie, rated or not (what the
+    # index is built from); the curated schema (pipeline/schema.pbtxt); the validated, transformed splits.
+    example_gen = MovieLensExampleGen(
+        input_base=data_dir, split=configs.SPLIT, eval_fraction=configs.EVAL_FRACTION, split_seed=configs.SPLIT_SEED,
+        leave_last_n=configs.LEAVE_LAST_N, max_bad_row_fraction=configs.MAX_BAD_ROW_FRACTION)
+    catalogue_gen = MovieCatalogueGen(input_base=data_dir)
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
+    examples, catalogue = example_gen.outputs["examples"], catalogue_gen.outputs["catalogue"]
+    schema = schema_gen.outputs["schema"]
+    statistics_gen = tfx.components.StatisticsGen(examples=examples)
+    statistics = statistics_gen.outputs["statistics"]
+    example_validator = tfx.components.ExampleValidator(statistics=statistics, schema=schema)
+    # Fails the run on any anomaly or train/eval drift, before anything is trained.
+    data_gate = DataGate(statistics=statistics, schema=schema, anomalies=example_validator.outputs["anomalies"])
+    # The graph that both models carry into serving (no statistics: unread).
+    transform = tfx.components.Transform(examples=examples, schema=schema, disable_analyzer_cache=True,
+                                         preprocessing_fn=configs.PREPROCESSING_FN, disable_statistics=True)
+    transform.add_upstream_node(data_gate)
+
+    # Retrieval: the two towers, indexed (ScaNN and brute force over every movie, behind a raw user_id
+    # signature), blessed only above the recall floor and the last blessed model, pushed.
+    retrieval_trainer = _trainer(configs.RETRIEVAL_RUN_FN, transform, schema, retrieval_config).with_id(
+        "RetrievalTrainer")
+    index_builder = IndexBuilder(model=retrieval_trainer.outputs["model"], examples=examples, catalogue=catalogue,
+                                 num_candidates=num_candidates)
+    scann, bruteforce = index_builder.outputs["scann_model"], index_builder.outputs["bruteforce_model"]
+    retrieval_baseline = _latest_blessed("LatestBlessedRetrieval", "IndexBuilder", "bruteforce_model",
+                                         "RetrievalEvaluator")
+    retrieval_evaluator = RetrievalEvaluator(
+        model=bruteforce, scann_model=scann, examples=examples, catalogue=catalogue,
+        baseline_model=retrieval_baseline.outputs["model"], recall_floor=configs.RETRIEVAL_RECALL_FLOOR,
+        max_regression=configs.RETRIEVAL_MAX_REGRESSION)
+    retrieval_blessing = retrieval_evaluator.outputs["blessing"]
+
+    # Ranking: the DCN rating model and the listwise re-ranker, trained on the candidates of a retrieval model
+    # like the served one (its config) fitted without the movies held out as positives. Blessed only when its
+    # order of retrieval's candidates beats retrieval's own, the rating RMSE passes its gates (the ceiling, the
+    # last blessed model's) and retrieval was blessed.
+    ranking_trainer = _trainer(configs.RANKING_RUN_FN, transform, schema, ranking_config,
+                               base_model=retrieval_trainer.outputs["model"]).with_id("RankingTrainer")
+    ranking_baseline = _latest_blessed("LatestBlessedRanking", "RankingTrainer", "model", "RankingEvaluator")
+    ranking_evaluator = TwoStageEvaluator(
+        ranking_model=ranking_trainer.outputs["model"], retrieval_model=bruteforce, examples=examples,
+        catalogue=catalogue, retrieval_blessing=retrieval_blessing, baseline_model=ranking_baseline.outputs["model"],
+        min_ndcg_gain=configs.RANKING_MIN_NDCG_GAIN, rmse_ceiling=configs.RANKING_RMSE_CEILING,
+        max_rmse_increase=configs.RANKING_MAX_RMSE_INCREASE).with_id("RankingEvaluator")
+
+    components = [
+        example_gen, catalogue_gen, statistics_gen, schema_gen, example_validator, data_gate, transform,
+        retrieval_trainer, index_builder, retrieval_baseline, retrieval_evaluator,
+        _pusher("RetrievalPusher", scann, retrieval_blessing, serving_dir, "retrieval"),
+        _pusher("BruteForcePusher", bruteforce, retrieval_blessing, serving_dir, "retrieval_bruteforce"),
+        ranking_trainer, ranking_baseline, ranking_evaluator,
+        _pusher("RankingPusher", ranking_trainer.outputs["model"], ranking_evaluator.outputs["blessing"], serving_dir,
+                "ranking")]
     for component in components:
         code_version.stamp(component)
     return tfx.dsl.Pipeline(
