@@ -63,10 +63,8 @@ def download(cache: Optional[Path] = None) -> Path:
         try:
             with urllib.request.urlopen(URL, timeout=30) as response, open(archive, "wb") as out:
                 total = int(response.headers.get("Content-Length", 0)) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc="ml-100k.zip", file=sys.stdout) as bar:
-                    for block in iter(lambda: response.read(1 << 16), b""):
-                        out.write(block)
-                        bar.update(len(block))
+                with tqdm.wrapattr(out, "write", total=total, desc="ml-100k.zip", file=sys.stdout) as bar:
+                    shutil.copyfileobj(response, bar)  # a progress bar in bytes
         except OSError as error:
             print(OFFLINE_HELP.format(url=URL, error=error, cache=cache), file=sys.stderr)
             sys.exit(2)

@@ -17,20 +17,17 @@ from pipeline import configs, data
 
 
 class ComponentTimes(logging.Handler):
-    """Prints each component's start and end (wall time; or "from the cache") from LocalDagRunner's log."""
-
-    def __init__(self):
-        super().__init__(logging.INFO)
-        self.started = {}
+    """Prints each component's start and end (wall time; or "from the cache") from LocalDagRunner's log
+    (it runs one component at a time)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg == "Component %s is running.":
-            self.started[record.args[0]], self.cached = time.monotonic(), False
+            self.started, self.cached = time.monotonic(), False
             print(f"{record.args[0]} ...", flush=True)
         elif record.msg == "A cached execution %d is used.":
             self.cached = True
         elif record.msg == "Component %s is finished.":
-            seconds = time.monotonic() - self.started.pop(record.args[0], time.monotonic())
+            seconds = time.monotonic() - self.started
             print(f"{record.args[0]} {'from the cache' if self.cached else 'done'} ({seconds:.0f} s)", flush=True)
 
 
