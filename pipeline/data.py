@@ -7,7 +7,6 @@ import shutil
 import sys
 import tempfile
 import urllib.request
-import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -69,13 +68,12 @@ def download(cache: Optional[Path] = None) -> Path:
             print(OFFLINE_HELP.format(url=URL, error=error, cache=cache), file=sys.stderr)
             sys.exit(2)
         try:
-            with zipfile.ZipFile(archive) as zf:
-                zf.extractall(tmp)
+            shutil.unpack_archive(archive, tmp)
             for name, expected in SHA256.items():
                 with open(Path(tmp) / "ml-100k" / name, "rb") as f:
                     if hashlib.file_digest(f, "sha256").hexdigest() != expected:
                         sys.exit(f"Downloaded {name} does not match its pinned sha256; not using it.")
-        except (zipfile.BadZipFile, FileNotFoundError) as error:
+        except (shutil.ReadError, FileNotFoundError) as error:
             sys.exit(f"Downloaded {URL} is not the ml-100k archive ({error}); not using it.")
         shutil.move(str(Path(tmp) / "ml-100k"), target)  # only a checked copy lands
     return target

@@ -20,6 +20,7 @@ from models import metrics
 
 SPLITS = ("train", "eval")
 
+
 def runs(pattern: str) -> list:
     """The matches of `pattern`, by the number their path ends in (execution id or version), the newest last."""
     found = sorted(glob.glob(pattern), key=lambda path: int(os.path.basename(path)))
@@ -101,8 +102,9 @@ def recommendations(serving_dir: str, catalogue_uri: str, eval_: tuple, users: i
     titles = {m: t.decode() for batch in E.read_examples(catalogue_uri, "catalogue", E.MOVIE_SPEC)
               for m, t in zip(batch["movie_id"].numpy(), batch["movie_title"].numpy(), strict=True)}
     ids, dirs = list(titles), [runs(f"{serving_dir}/{m}/*")[-1] for m in ("retrieval_bruteforce", "ranking")]
-    chosen, relevant = RE.relevance(eval_, {m: i for i, m in enumerate(ids)})
-    top = two_stage_lists(*dirs, chosen[:users], {m: i for i, m in enumerate(ids)})["ranking"][:, :k]
+    index = {m: i for i, m in enumerate(ids)}
+    chosen, relevant = RE.relevance(eval_, index)
+    top = two_stage_lists(*dirs, chosen[:users], index)["ranking"][:, :k]
     return f"<p>Ranked retrieval candidates of {', '.join(dirs)}; * = rated in the eval split.</p>" + "".join(
         f"<h3>User {user.decode()}</h3>" + table(["rank", "movie", "title"], [
             [r + 1, ids[i].decode() + " *" * (i in relevant[u]), titles[ids[i]]] for r, i in enumerate(row) if i >= 0])
