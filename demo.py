@@ -1,10 +1,7 @@
 """The whole system, top to bottom: MovieLens -> TFX pipeline -> gRPC serving -> client.
 
     python demo.py                                   # downloads ml-100k once
-    python demo.py --data-dir /path/to/ml-100k --users 196 186 22
-
-Prints each component's start and end, the models' epochs and a few users' recommendations
-from serving/server.py; TensorFlow's, Beam's and TFX's logs go to <output-dir>/demo.log.
+    python demo.py --data-dir /path/to/ml-100k --users 196 186 22   # --verbose: print the logs, not to demo.log
 """
 import argparse
 import contextlib
@@ -67,6 +64,7 @@ def run(args: argparse.Namespace) -> tuple:
         for user in args.users:
             print(format_table(user, client.recommend(user, args.k)), "\n")
     return serving_dir, config
+
 
 if __name__ == "__main__":
     main()

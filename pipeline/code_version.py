@@ -1,5 +1,6 @@
 """The version of the code and files a component runs, in TFX's cache key: TFX keys it on inputs, exec
-properties and the executor spec, not on the Python source; stamp() puts a hash of that in the spec."""
+properties and the executor spec, not on the Python source; stamp() makes a hash of that an exec property,
+which ML Metadata also records on each execution (pipeline.lineage reads the Trainer's)."""
 import ast
 import hashlib
 import os
@@ -35,10 +36,9 @@ def source_hash(modules: Iterable[str], paths: Iterable[str] = (), root: str = R
 
 
 def stamp(component) -> None:
-    """Adds `--code_version=<hash>` to `component`'s executor spec: its executor's module, the modules its
+    """Sets `component`'s `code_version` exec property to the hash of its executor's module, the modules its
     exec properties name (`run_fn`, `preprocessing_fn`) and the local files and directories they name."""
     values = [v for v in component.exec_properties.values() if isinstance(v, str)]
     modules = [v.rsplit(".", 1)[0] for v in values if all(part.isidentifier() for part in v.split("."))]
-    version = source_hash([component.executor_spec.executor_class.__module__, *modules],
-                          [v for v in values if os.path.exists(v)])
-    component.executor_spec.add_extra_flags([f"--code_version={version}"])
+    component.exec_properties["code_version"] = source_hash(
+        [component.executor_spec.executor_class.__module__, *modules], [v for v in values if os.path.exists(v)])

@@ -7,7 +7,6 @@ import shutil
 import sys
 import tempfile
 import urllib.request
-import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -37,11 +36,6 @@ That downloads {url} once. Offline, first put
 that zip (GroupLens' own: TFDS checks its sha256) into {root}/downloads/manual/, where it looks."""
 
 
-def sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def check_dir(path: Path) -> Path:
     """Returns `path` if it holds a MovieLens release's files, else exits saying what is missing."""
     from components.movielens_formats import MovieLensError, detect_release
@@ -68,20 +62,18 @@ def download(cache: Optional[Path] = None) -> Path:
         try:
             with urllib.request.urlopen(URL, timeout=30) as response, open(archive, "wb") as out:
                 total = int(response.headers.get("Content-Length", 0)) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc="ml-100k.zip", file=sys.stdout) as bar:
-                    for block in iter(lambda: response.read(1 << 16), b""):
-                        out.write(block)
-                        bar.update(len(block))
+                with tqdm.wrapattr(out, "write", total=total, desc="ml-100k.zip", file=sys.stdout) as bar:
+                    shutil.copyfileobj(response, bar)  # a progress bar in bytes
         except OSError as error:
             print(OFFLINE_HELP.format(url=URL, error=error, cache=cache), file=sys.stderr)
             sys.exit(2)
         try:
-            with zipfile.ZipFile(archive) as zf:
-                zf.extractall(tmp)
+            shutil.unpack_archive(archive, tmp)
             for name, expected in SHA256.items():
-                if sha256(Path(tmp) / "ml-100k" / name) != expected:
-                    sys.exit(f"Downloaded {name} does not match its pinned sha256; not using it.")
-        except (zipfile.BadZipFile, FileNotFoundError) as error:
+                with open(Path(tmp) / "ml-100k" / name, "rb") as f:
+                    if hashlib.file_digest(f, "sha256").hexdigest() != expected:
+                        sys.exit(f"Downloaded {name} does not match its pinned sha256; not using it.")
+        except (shutil.ReadError, FileNotFoundError) as error:
             sys.exit(f"Downloaded {URL} is not the ml-100k archive ({error}); not using it.")
         shutil.move(str(Path(tmp) / "ml-100k"), target)  # only a checked copy lands
     return target

@@ -1,14 +1,6 @@
-"""Compiles the same pipeline for Kubeflow Pipelines / Vertex AI (KubeflowV2DagRunner).
-
-    python -m pipeline.kubeflow_runner --image gcr.io/PROJECT/movielens-recsys:latest \\
-        --pipeline-root gs://BUCKET/root --data-dir gs://BUCKET/ml-100k \\
-        --serving-dir gs://BUCKET/serving --output movielens-recsys.json \\
-        --beam-arg=--runner=DataflowRunner --beam-arg=--project=PROJECT \\
-        --beam-arg=--region=us-central1 --beam-arg=--temp_location=gs://BUCKET/tmp
-
-Every flag but --beam-arg can come from the environment instead (the name in brackets
-in --help). The JSON it writes is submitted with the KFP or Vertex AI client (README).
-"""
+"""Compiles the same pipeline for Kubeflow Pipelines / Vertex AI (KubeflowV2DagRunner): the README's
+"Beyond one machine" shows a whole command line and how to submit the JSON it writes. Every flag but
+--beam-arg can come from the environment instead (the name in brackets in --help)."""
 import argparse
 import os
 
@@ -28,8 +20,7 @@ def compile_pipeline(image: str, pipeline_root: str, data_dir: str, serving_dir:
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
         output_dir=os.path.dirname(output) or ".", output_filename=os.path.basename(output))
     runner.run(create_pipeline(
-        pipeline_name=configs.PIPELINE_NAME, pipeline_root=pipeline_root, data_dir=data_dir,
-        serving_dir=serving_dir, beam_pipeline_args=beam_args or None,
+        configs.PIPELINE_NAME, pipeline_root, data_dir, serving_dir, beam_pipeline_args=beam_args or None,
         retrieval_config=configs.RETRIEVAL_CONFIG, ranking_config=configs.RANKING_CONFIG,
         schema_file=IMAGE_SCHEMA_FILE))
     return output

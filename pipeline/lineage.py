@@ -11,8 +11,6 @@ import os
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as pb
 
-CODE_VERSION_KEYS = ("code_version", "git_commit")  # the Trainer exec properties that name the code, if any
-
 
 def _props(message) -> dict:
     return {k: getattr(v, v.WhichOneof("value")) for k, v in message.custom_properties.items()
@@ -38,9 +36,8 @@ def lineage(pushed_dir: str, metadata_path: str = "") -> dict:
     if not os.path.isfile(metadata_path):
         raise FileNotFoundError(f"No ML Metadata at {metadata_path}: give a pushed model's directory "
                                 "<output-dir>/serving/<model>/<version>, or --metadata <output-dir>/metadata.db")
-    config = pb.ConnectionConfig()
-    config.sqlite.filename_uri, config.sqlite.connection_mode = metadata_path, pb.SqliteMetadataSourceConfig.READONLY
-    store = metadata_store.MetadataStore(config)
+    store = metadata_store.MetadataStore(pb.ConnectionConfig(sqlite=pb.SqliteMetadataSourceConfig(
+        filename_uri=metadata_path, connection_mode=pb.SqliteMetadataSourceConfig.READONLY)))
     pushed = [a for a in store.get_artifacts_by_type("PushedModel")
               if _props(a).get("pushed_destination", "").rstrip("/").split("/")[-2:] == path.split("/")[-2:]]
     if not pushed:
@@ -63,7 +60,7 @@ def lineage(pushed_dir: str, metadata_path: str = "") -> dict:
             "trainer_execution": trainer.id, "trainer_model": model.uri, "trainer_properties": trainer_properties,
             "evaluator": evaluation.uri.split("/")[-3], "evaluation": evaluation.uri, "metrics": _props(evaluation),
             "blessing": {"uri": pusher["model_blessing"].uri, **_props(pusher["model_blessing"])},
-            "code_version": next((trainer_properties[k] for k in CODE_VERSION_KEYS if k in trainer_properties), None)}
+            "code_version": trainer_properties.get("code_version")}  # pipeline/code_version.py
 
 
 def describe(info: dict) -> str:

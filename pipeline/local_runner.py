@@ -17,20 +17,17 @@ from pipeline import configs, data
 
 
 class ComponentTimes(logging.Handler):
-    """Prints each component's start and end (wall time; or "from the cache") from LocalDagRunner's log."""
-
-    def __init__(self):
-        super().__init__(logging.INFO)
-        self.started = {}
+    """Prints each component's start and end (wall time; or "from the cache") from LocalDagRunner's log
+    (it runs one component at a time)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg == "Component %s is running.":
-            self.started[record.args[0]], self.cached = time.monotonic(), False
+            self.started, self.cached = time.monotonic(), False
             print(f"{record.args[0]} ...", flush=True)
         elif record.msg == "A cached execution %d is used.":
             self.cached = True
         elif record.msg == "Component %s is finished.":
-            seconds = time.monotonic() - self.started.pop(record.args[0], time.monotonic())
+            seconds = time.monotonic() - self.started
             print(f"{record.args[0]} {'from the cache' if self.cached else 'done'} ({seconds:.0f} s)", flush=True)
 
 
@@ -46,15 +43,12 @@ def run(data_dir: str, output_dir: str, epochs: Optional[int] = None,
     from pipeline.pipeline import create_pipeline
 
     output_dir = os.path.abspath(output_dir)
-    serving_dir = os.path.join(output_dir, "serving")
     override = {"epochs": epochs} if epochs else {}
     pipeline = create_pipeline(
-        pipeline_name=configs.PIPELINE_NAME,
-        pipeline_root=os.path.join(output_dir, "pipeline"),
-        data_dir=str(data_dir), serving_dir=serving_dir,
-        metadata_path=os.path.join(output_dir, "metadata.db"), beam_pipeline_args=beam_args,
+        configs.PIPELINE_NAME, os.path.join(output_dir, "pipeline"), str(data_dir), os.path.join(output_dir, "serving"),
+        os.path.join(output_dir, "metadata.db"), beam_args, enable_cache=cache,
         retrieval_config={**configs.RETRIEVAL_CONFIG, **override, **(retrieval_config or {})},
-        ranking_config={**configs.RANKING_CONFIG, **override}, enable_cache=cache)
+        ranking_config={**configs.RANKING_CONFIG, **override})
     options = tfx_pipeline.RunOptions(to_nodes=[until]) if until else None  # a partial run
     # LocalDagRunner logs each component's start and end at INFO, as TFX's templates show them.
     # (The absl flag, not only the logger's level: TensorFlow's SavedModel export restores the flag.)
@@ -68,7 +62,7 @@ def run(data_dir: str, output_dir: str, epochs: Optional[int] = None,
     if not until:
         from pipeline import report
         print(f"Run report: {report.write(output_dir)}", flush=True)
-    return serving_dir
+    return os.path.join(output_dir, "serving")
 
 
 def arguments(description: str) -> argparse.ArgumentParser:

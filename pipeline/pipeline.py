@@ -1,8 +1,7 @@
 """create_pipeline(): every component of the MovieLens recommender pipeline, wired."""
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 from tfx import v1 as tfx
-from tfx.dsl.components.base.base_node import BaseNode
 
 from components.catalogue import MovieCatalogueGen
 from components.data_gate import DataGate
@@ -14,111 +13,28 @@ from models.ranking.constants import RankingConfig
 from models.retrieval.constants import RetrievalConfig
 from pipeline import code_version, configs
 
-Components = Dict[str, BaseNode]  # by role, e.g. "trainer"
 
-
-def data_stages(data_dir: str, schema_file: str) -> Components:
-    """From the MovieLens files to the validated, transformed splits both models train on."""
-    stages = {}
-    # Ratings joined with user and movie features, split into train and eval.
-    stages["example_gen"] = MovieLensExampleGen(
-        input_base=data_dir, split=configs.SPLIT, eval_fraction=configs.EVAL_FRACTION,
-        split_seed=configs.SPLIT_SEED, leave_last_n=configs.LEAVE_LAST_N,
-        max_bad_row_fraction=configs.MAX_BAD_ROW_FRACTION)
-    examples = stages["example_gen"].outputs["examples"]
-    # Every movie of the release with its features, rated or not: what the index is built from.
-    stages["catalogue_gen"] = MovieCatalogueGen(input_base=data_dir)
-    # Feature statistics of both splits.
-    stages["statistics_gen"] = tfx.components.StatisticsGen(examples=examples)
-    statistics = stages["statistics_gen"].outputs["statistics"]
-    # The curated schema kept in the repo (pipeline/schema.pbtxt).
-    stages["schema_gen"] = tfx.components.ImportSchemaGen(schema_file=schema_file)
-    schema = stages["schema_gen"].outputs["schema"]
-    # Anomalies of each split against the schema.
-    stages["example_validator"] = tfx.components.ExampleValidator(statistics=statistics, schema=schema)
-    # Fails the run on any anomaly or train/eval drift, before anything is trained.
-    stages["data_gate"] = DataGate(statistics=statistics, schema=schema,
-                                   anomalies=stages["example_validator"].outputs["anomalies"])
-    # Vocabularies and buckets; the graph that both models carry into serving (no statistics: unread).
-    stages["transform"] = tfx.components.Transform(examples=examples, schema=schema, disable_analyzer_cache=True,
-                                                   preprocessing_fn=configs.PREPROCESSING_FN, disable_statistics=True)
-    stages["transform"].add_upstream_node(stages["data_gate"])
-    return stages
-
-
-def _trainer(data: Components, run_fn: str, config: dict, base_model=None) -> tfx.components.Trainer:
+def _trainer(run_fn: str, transform, schema, config: dict, base_model=None) -> tfx.components.Trainer:
     return tfx.components.Trainer(
-        run_fn=run_fn, examples=data["transform"].outputs["transformed_examples"],
-        transform_graph=data["transform"].outputs["transform_graph"], schema=data["schema_gen"].outputs["schema"],
-        base_model=base_model, train_args=tfx.proto.TrainArgs(), eval_args=tfx.proto.EvalArgs(),
-        custom_config=config)
+        run_fn=run_fn, examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"], schema=schema, base_model=base_model,
+        train_args=tfx.proto.TrainArgs(), eval_args=tfx.proto.EvalArgs(), custom_config=config)
 
 
-def _latest_blessed(producer: str, model_key: str, evaluator: str) -> tfx.dsl.Resolver:
+def _latest_blessed(node_id: str, producer: str, model_key: str, evaluator: str) -> tfx.dsl.Resolver:
+    """The last model that `evaluator` blessed: the baseline a new model is compared against."""
     return tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model, producer_component_id=producer,
                               output_key=model_key),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
-                                       producer_component_id=evaluator, output_key="blessing"))
+                                       producer_component_id=evaluator, output_key="blessing")).with_id(node_id)
 
 
-def _pusher(model, blessing, serving_dir: str, name: str) -> tfx.components.Pusher:
+def _pusher(node_id: str, model, blessing, serving_dir: str, name: str) -> tfx.components.Pusher:
+    """Pushes blessed models into TF Serving's `serving_dir`/`name`/<version> layout."""
     return tfx.components.Pusher(model=model, model_blessing=blessing, push_destination=tfx.proto.PushDestination(
-        filesystem=tfx.proto.PushDestination.Filesystem(base_directory=f"{serving_dir}/{name}")))
-
-
-def retrieval_branch(data: Components, config: dict, num_candidates: int, serving_dir: str) -> Components:
-    """The retrieval model: trained, indexed, evaluated against the last blessed one, pushed."""
-    examples, catalogue = data["example_gen"].outputs["examples"], data["catalogue_gen"].outputs["catalogue"]
-    stages = {}
-    # The two-tower retrieval model (query and candidate towers).
-    stages["trainer"] = _trainer(data, configs.RETRIEVAL_RUN_FN, config).with_id("RetrievalTrainer")
-    # ScaNN and brute-force indexes over every movie, behind a raw user_id signature.
-    stages["index_builder"] = IndexBuilder(model=stages["trainer"].outputs["model"], examples=examples,
-                                           catalogue=catalogue, num_candidates=num_candidates)
-    scann, bruteforce = (stages["index_builder"].outputs[key] for key in ("scann_model", "bruteforce_model"))
-    # The last retrieval model that was blessed, to compare the new one against.
-    stages["baseline"] = _latest_blessed("IndexBuilder", "bruteforce_model", "RetrievalEvaluator").with_id(
-        "LatestBlessedRetrieval")
-    # Recall, NDCG, coverage... on the eval split; blesses only above the floor and the baseline.
-    stages["evaluator"] = RetrievalEvaluator(
-        model=bruteforce, scann_model=scann, examples=examples, catalogue=catalogue,
-        baseline_model=stages["baseline"].outputs["model"], recall_floor=configs.RETRIEVAL_RECALL_FLOOR,
-        max_regression=configs.RETRIEVAL_MAX_REGRESSION)
-    blessing = stages["evaluator"].outputs["blessing"]
-    # Pushes blessed models into TF Serving's <base>/<model>/<version> layout.
-    stages["pusher"] = _pusher(scann, blessing, serving_dir, "retrieval").with_id("RetrievalPusher")
-    stages["bruteforce_pusher"] = _pusher(bruteforce, blessing, serving_dir, "retrieval_bruteforce").with_id(
-        "BruteForcePusher")
-    return stages
-
-
-def ranking_branch(data: Components, retrieval: Components, config: dict, serving_dir: str) -> Components:
-    """The ranking model: trained on the retrieval model's candidates, evaluated, pushed."""
-    examples, catalogue = data["example_gen"].outputs["examples"], data["catalogue_gen"].outputs["catalogue"]
-    stages = {}
-    # The DCN rating model and the listwise re-ranker: trained on the candidates of a retrieval model
-    # like the served one (its config) fitted without the movies held out as positives.
-    stages["trainer"] = _trainer(data, configs.RANKING_RUN_FN, config,
-                                 base_model=retrieval["trainer"].outputs["model"]).with_id("RankingTrainer")
-    model = stages["trainer"].outputs["model"]
-    # The last ranking model that was blessed, to compare the new one against.
-    stages["baseline"] = _latest_blessed("RankingTrainer", "model", "RankingEvaluator").with_id(
-        "LatestBlessedRanking")
-    # The served order (retrieval's candidates by the ranking score) against retrieval's own, and the
-    # rating RMSE; blesses the ranking model only when the order is better, the RMSE passes its gates
-    # (the ceiling, the last blessed model's) and retrieval was blessed.
-    stages["evaluator"] = TwoStageEvaluator(
-        ranking_model=model, retrieval_model=retrieval["index_builder"].outputs["bruteforce_model"],
-        examples=examples, catalogue=catalogue, retrieval_blessing=retrieval["evaluator"].outputs["blessing"],
-        baseline_model=stages["baseline"].outputs["model"], min_ndcg_gain=configs.RANKING_MIN_NDCG_GAIN,
-        rmse_ceiling=configs.RANKING_RMSE_CEILING, max_rmse_increase=configs.RANKING_MAX_RMSE_INCREASE,
-    ).with_id("RankingEvaluator")
-    # Pushes the blessed model into TF Serving's <base>/<model>/<version> layout.
-    stages["pusher"] = _pusher(model, stages["evaluator"].outputs["blessing"], serving_dir, "ranking").with_id(
-        "RankingPusher")
-    return stages
+        filesystem=tfx.proto.PushDestination.Filesystem(base_directory=f"{serving_dir}/{name}"))).with_id(node_id)
 
 
 def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, serving_dir: str,
@@ -134,10 +50,62 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
     ranking_config = {"num_candidates": num_candidates, "retrieval": retrieval_config, **(ranking_config or {})}
     RetrievalConfig.of(retrieval_config)
     RankingConfig.of(ranking_config)
-    data = data_stages(data_dir, schema_file)
-    retrieval = retrieval_branch(data, retrieval_config, num_candidates, serving_dir)
-    ranking = ranking_branch(data, retrieval, ranking_config, serving_dir)
-    components = [*data.values(), *retrieval.values(), *ranking.values()]
+
+    # The data: the ratings joined with user and movie features, split; every movie, rated or not (what the
+    # index is built from); the curated schema (pipeline/schema.pbtxt); the validated, transformed splits.
+    example_gen = MovieLensExampleGen(
+        input_base=data_dir, split=configs.SPLIT, eval_fraction=configs.EVAL_FRACTION, split_seed=configs.SPLIT_SEED,
+        leave_last_n=configs.LEAVE_LAST_N, max_bad_row_fraction=configs.MAX_BAD_ROW_FRACTION)
+    catalogue_gen = MovieCatalogueGen(input_base=data_dir)
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
+    examples, catalogue = example_gen.outputs["examples"], catalogue_gen.outputs["catalogue"]
+    schema = schema_gen.outputs["schema"]
+    statistics_gen = tfx.components.StatisticsGen(examples=examples)
+    statistics = statistics_gen.outputs["statistics"]
+    example_validator = tfx.components.ExampleValidator(statistics=statistics, schema=schema)
+    # Fails the run on any anomaly or train/eval drift, before anything is trained.
+    data_gate = DataGate(statistics=statistics, schema=schema, anomalies=example_validator.outputs["anomalies"])
+    # The graph that both models carry into serving (no statistics: unread).
+    transform = tfx.components.Transform(examples=examples, schema=schema, disable_analyzer_cache=True,
+                                         preprocessing_fn=configs.PREPROCESSING_FN, disable_statistics=True)
+    transform.add_upstream_node(data_gate)
+
+    # Retrieval: the two towers, indexed (ScaNN and brute force over every movie, behind a raw user_id
+    # signature), blessed only above the recall floor and the last blessed model, pushed.
+    retrieval_trainer = _trainer(configs.RETRIEVAL_RUN_FN, transform, schema, retrieval_config).with_id(
+        "RetrievalTrainer")
+    index_builder = IndexBuilder(model=retrieval_trainer.outputs["model"], examples=examples, catalogue=catalogue,
+                                 num_candidates=num_candidates)
+    scann, bruteforce = index_builder.outputs["scann_model"], index_builder.outputs["bruteforce_model"]
+    retrieval_baseline = _latest_blessed("LatestBlessedRetrieval", "IndexBuilder", "bruteforce_model",
+                                         "RetrievalEvaluator")
+    retrieval_evaluator = RetrievalEvaluator(
+        model=bruteforce, scann_model=scann, examples=examples, catalogue=catalogue,
+        baseline_model=retrieval_baseline.outputs["model"], recall_floor=configs.RETRIEVAL_RECALL_FLOOR,
+        max_regression=configs.RETRIEVAL_MAX_REGRESSION)
+    retrieval_blessing = retrieval_evaluator.outputs["blessing"]
+
+    # Ranking: the DCN rating model and the listwise re-ranker, trained on the candidates of a retrieval model
+    # like the served one (its config) fitted without the movies held out as positives. Blessed only when its
+    # order of retrieval's candidates beats retrieval's own, the rating RMSE passes its gates (the ceiling, the
+    # last blessed model's) and retrieval was blessed.
+    ranking_trainer = _trainer(configs.RANKING_RUN_FN, transform, schema, ranking_config,
+                               base_model=retrieval_trainer.outputs["model"]).with_id("RankingTrainer")
+    ranking_baseline = _latest_blessed("LatestBlessedRanking", "RankingTrainer", "model", "RankingEvaluator")
+    ranking_evaluator = TwoStageEvaluator(
+        ranking_model=ranking_trainer.outputs["model"], retrieval_model=bruteforce, examples=examples,
+        catalogue=catalogue, retrieval_blessing=retrieval_blessing, baseline_model=ranking_baseline.outputs["model"],
+        min_ndcg_gain=configs.RANKING_MIN_NDCG_GAIN, rmse_ceiling=configs.RANKING_RMSE_CEILING,
+        max_rmse_increase=configs.RANKING_MAX_RMSE_INCREASE).with_id("RankingEvaluator")
+
+    components = [
+        example_gen, catalogue_gen, statistics_gen, schema_gen, example_validator, data_gate, transform,
+        retrieval_trainer, index_builder, retrieval_baseline, retrieval_evaluator,
+        _pusher("RetrievalPusher", scann, retrieval_blessing, serving_dir, "retrieval"),
+        _pusher("BruteForcePusher", bruteforce, retrieval_blessing, serving_dir, "retrieval_bruteforce"),
+        ranking_trainer, ranking_baseline, ranking_evaluator,
+        _pusher("RankingPusher", ranking_trainer.outputs["model"], ranking_evaluator.outputs["blessing"], serving_dir,
+                "ranking")]
     for component in components:
         code_version.stamp(component)
     return tfx.dsl.Pipeline(

@@ -18,6 +18,8 @@ from components import examples as E
 from components import retrieval_evaluator as RE
 from models import metrics
 
+SPLITS = ("train", "eval")
+
 
 def runs(pattern: str) -> list:
     """The matches of `pattern`, by the number their path ends in (execution id or version), the newest last."""
@@ -45,12 +47,11 @@ def statistics(stats_uri: str, anomalies_uri: str) -> str:
             f"mean {s.mean:.4g}, sd {s.std_dev:.3g}, min {s.min:.4g}, max {s.max:.4g}" if f.HasField("num_stats")
             else f"{s.unique} unique, top: " + ", ".join(v.value for v in s.top_values[:3]))
 
-    splits = {s: tfdv.load_stats_binary(f"{stats_uri}/Split-{s}/FeatureStats.pb").datasets[0] for s in ("train",
-                                                                                                          "eval")}
+    splits = {s: tfdv.load_stats_binary(f"{stats_uri}/Split-{s}/FeatureStats.pb").datasets[0] for s in SPLITS}
     features = {s: {".".join(f.path.step): f for f in d.features} for s, d in splits.items()}
     out = table(["feature", *(f"{s} ({d.num_examples} examples)" for s, d in splits.items())],
                 [[name, *(summary(features[s][name]) for s in splits)] for name in features["train"]])
-    for split in splits:
+    for split in SPLITS:
         frame = display_util.get_anomalies_dataframe(
             anomalies_util.load_anomalies_binary(f"{anomalies_uri}/Split-{split}/SchemaDiff.pb"))
         out += f"<h3>Anomalies in {split}</h3>" + (frame.to_html() if len(frame) else "none")
@@ -101,8 +102,9 @@ def recommendations(serving_dir: str, catalogue_uri: str, eval_: tuple, users: i
     titles = {m: t.decode() for batch in E.read_examples(catalogue_uri, "catalogue", E.MOVIE_SPEC)
               for m, t in zip(batch["movie_id"].numpy(), batch["movie_title"].numpy(), strict=True)}
     ids, dirs = list(titles), [runs(f"{serving_dir}/{m}/*")[-1] for m in ("retrieval_bruteforce", "ranking")]
-    chosen, relevant = RE.relevance(eval_, {m: i for i, m in enumerate(ids)})
-    top = two_stage_lists(*dirs, chosen[:users], {m: i for i, m in enumerate(ids)})["ranking"][:, :k]
+    index = {m: i for i, m in enumerate(ids)}
+    chosen, relevant = RE.relevance(eval_, index)
+    top = two_stage_lists(*dirs, chosen[:users], index)["ranking"][:, :k]
     return f"<p>Ranked retrieval candidates of {', '.join(dirs)}; * = rated in the eval split.</p>" + "".join(
         f"<h3>User {user.decode()}</h3>" + table(["rank", "movie", "title"], [
             [r + 1, ids[i].decode() + " *" * (i in relevant[u]), titles[ids[i]]] for r, i in enumerate(row) if i >= 0])

@@ -1,8 +1,5 @@
 """The code version in each component's cache key: which edits change it, and which do not."""
 import shutil
-import types
-
-from tfx.dsl.components.base import base_executor, executor_spec
 
 from pipeline import code_version
 
@@ -58,12 +55,24 @@ def test_a_ranking_edit_changes_the_ranking_trainers_version_only(tmp_path):
                                               for m in (retrieval, ranking, features)], strict=True))
 
 
-def test_stamp_puts_the_version_of_the_executor_and_named_modules_in_the_executor_spec():
-    spec = executor_spec.ExecutorClassSpec(base_executor.EmptyExecutor)
-    component = types.SimpleNamespace(executor_spec=spec, exec_properties={
-        "run_fn": "models.retrieval.model.run_fn", "custom_config": '{"epochs": 2}', "split": "random"})
+def test_stamp_makes_the_version_an_exec_property_that_ml_metadata_records_and_the_cache_keys_on(tmp_path):
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto.metadata_store_pb2 import Execution
+    from tfx import v1 as tfx
+
+    from pipeline.lineage import _props
+
+    schema = tmp_path / "schema.pbtxt"
+    schema.write_text('feature { name: "x" type: INT }\n')
+    component = tfx.components.ImportSchemaGen(schema_file=str(schema))
     code_version.stamp(component)
-    expected = code_version.source_hash(["tfx.dsl.components.base.base_executor", "models.retrieval.model"])
-    assert spec.extra_flags == [f"--code_version={expected}"]
-    assert spec.encode().extra_flags == [f"--code_version={expected}"]  # in the IR TFX's cache key hashes
-    assert expected != code_version.source_hash([])
+    expected = code_version.source_hash([component.executor_spec.executor_class.__module__], [str(schema)])
+    assert component.exec_properties["code_version"] == expected != code_version.source_hash([])
+    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(str(tmp_path / "metadata.db"))
+    pipeline = tfx.dsl.Pipeline(pipeline_name="p", pipeline_root=str(tmp_path / "root"), components=[component],
+                                enable_cache=True, metadata_connection_config=connection)
+    for _ in range(2):  # the second run is the first one's, from the cache
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    executions = metadata_store.MetadataStore(connection).get_executions()
+    assert [_props(e)["code_version"] for e in executions] == [expected, expected]
+    assert [e.last_known_state for e in executions] == [Execution.COMPLETE, Execution.CACHED]

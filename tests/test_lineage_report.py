@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline import configs, report
+from pipeline import code_version, configs, report
 from pipeline.lineage import describe, lineage
 
 
@@ -68,7 +68,10 @@ def check_lineage(out_dir: str, data_dir: str, epochs: int) -> None:
             f"{order}_{k}": v for order in ("ranking", "retrieval") for k, v in recorded[order].items()}
         assert info["metrics"] == pytest.approx(expected, abs=1e-6)  # ML Metadata holds them to 6 decimals
         assert info["blessing"]["blessed"] == 1 and info["blessing"]["why"] == recorded["why"]
-        assert info["code_version"] is None and describe(info).endswith("code version: not recorded")
+        run_fn = configs.RETRIEVAL_RUN_FN if model == "retrieval" else configs.RANKING_RUN_FN
+        assert info["code_version"] == code_version.source_hash(["tfx.components.trainer.executor",
+                                                                 run_fn.rsplit(".", 1)[0]])
+        assert describe(info).endswith(f"code version: {info['code_version']}")
         cli = subprocess.run([sys.executable, "-m", "pipeline.lineage", pushed, "--json"], capture_output=True,
                              text=True, timeout=120, check=True)
         assert json.loads(cli.stdout) == json.loads(json.dumps(info))
