@@ -120,9 +120,9 @@ def split(config: str, users: list, args, calls: int = 300) -> dict:
         return out
     retrieve = [request(args.retrieval, "retrieve", user_id=np.array([u.encode()], object),
                         exclude=np.zeros([1, 0], object), k=np.array(args.candidates, np.int32)) for u in users[:50]]
-    rank = [request(args.ranking, "serving_default", user_id=np.array([r.inputs["user_id"].string_val[0]] * 100,
-                                                                        object),
-                    movie_id=np.array(server._predict(r).outputs["movie_ids"].string_val, object)) for r in retrieve]
+    rank = [request(args.ranking, "serving_default", user_id=np.array(
+        [r.inputs["user_id"].string_val[0]] * args.candidates, object), movie_id=np.array(
+        server._predict(r).outputs["movie_ids"].string_val, object)) for r in retrieve]
     out = {}
     for name, requests in (("retrieval", retrieve), ("ranking", rank)):
         spec = requests[0].model_spec
