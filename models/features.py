@@ -68,11 +68,8 @@ def liked(rating: tf.Tensor) -> tf.Tensor:
 
 
 def preprocessing_fn(inputs: dict) -> dict:
-    """Maps raw features to model inputs.
-
-    Args:
-      inputs: raw features; one-valued ones as dense [batch, 1] tensors, movie_genres
-        and movie_tags as SparseTensors [batch, None].
+    """Maps raw features (one-valued: dense [batch, 1]; movie_genres, movie_tags: SparseTensors
+    [batch, None]) to model inputs.
 
     Returns:
       `<name>_xf` features: int64 [batch] vocabulary indices for ids, gender, occupation,

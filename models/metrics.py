@@ -1,10 +1,5 @@
-"""Retrieval metrics over ranked item lists, in numpy (no TensorFlow).
-
-The protocol (benchmarks/PROTOCOL.md): rank the whole catalogue for each user with the
-user's training items masked, keep the top K, and compare with the user's held-out items.
-Item indices are columns of the score matrix; -1 in a top list means "no item" (a user
-with fewer than k unmasked items) and never counts as a hit.
-"""
+"""Retrieval metrics over ranked item lists, in numpy, by the protocol of benchmarks/PROTOCOL.md.
+Item indices are columns of the score matrix; -1 in a top list means "no item" (never a hit)."""
 from typing import Dict, Iterable, Sequence
 
 import numpy as np
@@ -34,9 +29,8 @@ def cut_offs(ks: Sequence[int], width: int) -> tuple:
 
 def ranking_metrics(top_items: np.ndarray, relevant: Sequence[Iterable[int]],
                     ks: Sequence[int] = (10, 50, 100)) -> Dict[str, float]:
-    """Accuracy of top lists against each user's relevant items, averaged over users.
-
-    Only users with at least one relevant item count. Gains are binary.
+    """Accuracy of top lists against each user's relevant items, averaged over the users with
+    one; gains are binary.
 
     Args:
         top_items: int [U, K] item indices, best first (-1 = no item).
@@ -45,9 +39,7 @@ def ranking_metrics(top_items: np.ndarray, relevant: Sequence[Iterable[int]],
 
     Returns:
         {'recall@k', 'precision@k', 'ndcg@k', 'map@k', 'hit_rate@k'} for each k in ks, and
-        'mrr' over the whole top list. recall@k = hits / |relevant|; ndcg@k has the ideal
-        DCG of min(|relevant|, k) hits; map@k sums precision at each hit over
-        min(|relevant|, k).
+        'mrr' over the whole list; ndcg@k's ideal DCG and map@k's divisor: min(|relevant|, k) hits.
     """
     hits, counts = _hits(top_items, relevant)  # [U', K], [U']
     width = hits.shape[1]
@@ -84,10 +76,9 @@ def beyond_accuracy(top_items: np.ndarray, k: int, item_popularity: np.ndarray, 
         item_features: [I, F] item descriptors, e.g. genre multi-hot.
 
     Returns:
-        {'coverage@k': distinct recommended items / I,
-         'diversity@k': mean over users of the mean over pairs in the list of
-             1 - cosine(features) (an all-zero feature row has cosine 0 with anything),
-         'novelty@k': mean over recommendations of -log2(popularity / num_users)}.
+        coverage@k (distinct recommended items / I), diversity@k (mean over users of the mean
+        1 - cosine(features) over pairs in the list; an all-zero row has cosine 0) and
+        novelty@k (mean over recommendations of -log2(popularity / num_users)).
     """
     top = np.asarray(top_items)[:, :k]
     if top.shape[1] < k:
@@ -109,15 +100,8 @@ def beyond_accuracy(top_items: np.ndarray, k: int, item_popularity: np.ndarray, 
 
 
 def recall_vs_exact(approx: np.ndarray, exact: np.ndarray) -> float:
-    """Mean fraction of each exact top-k list that the approximate top list also holds.
-
-    Args:
-        approx: int [U, k'] item indices from an approximate index.
-        exact: int [U, k] item indices from exact search.
-
-    Returns:
-        mean over users of |approx_u & exact_u| / k (1.0 = the index missed nothing).
-    """
+    """Mean over users of |approx_u & exact_u| / k: int [U, k'] item indices from an approximate
+    index against int [U, k] from exact search (1.0 = the index missed nothing)."""
     approx, exact = np.asarray(approx), np.asarray(exact)
     if len(approx) != len(exact):
         raise ValueError(f"recall_vs_exact: {len(approx)} approximate and {len(exact)} exact "

@@ -14,14 +14,9 @@ from models import features as F
 
 class EpochLine(tf.keras.callbacks.Callback):
     """Sets each epoch's `loss` and `val_loss` to per-example means over the split (a tfrs Model
-    logs the last batch's) and prints them with the wall time; first in the callbacks, so that
-    early stopping and History see those means.
-
-    Args:
-      sizes: {"loss": examples in the train split, "val_loss": in the eval split}.
-      summed: whether a batch's loss is the sum over its examples (tfrs Retrieval), not the mean.
-      show: False sets the means without printing.
-    """
+    logs the last batch's) and prints them (unless not `show`); first in the callbacks, so early
+    stopping and History see them. sizes: {"loss": train examples, "val_loss": eval examples};
+    summed: a batch's loss is the sum over its examples (tfrs Retrieval), not the mean."""
 
     def __init__(self, epochs: int, sizes: Dict[str, int], batch_size: int, summed: bool, show: bool = True):
         super().__init__()

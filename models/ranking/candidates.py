@@ -103,20 +103,14 @@ def held_out_examples(files: List[str], tft_output: tft.TFTransformOutput, held:
 
 def training_lists(towers, user_ids: np.ndarray, movie_ids: np.ndarray, kept: List[np.ndarray],
                    held: List[np.ndarray], genres: np.ndarray, config: RankingConfig) -> Dict[str, np.ndarray]:
-    """The listwise training data (see the module docstring).
-
-    Args:
-      towers: retrieval towers trained on `kept` only (embed_users, movie_embeddings): the
-        history they pool for each user is `kept`.
-      user_ids, movie_ids: raw ids by vocabulary index (bytes).
-      kept, held: per user (vocabulary index) the history's and the held-out movies' indices.
-      genres: float32 [movies, G] multi-hot.
-      config: num_candidates, ease_lambdas, neighbours.
+    """The listwise training data (see the module docstring) from `towers` trained on `kept` only;
+    user_ids, movie_ids: raw ids by vocabulary index; kept, held: per user, movie indices;
+    genres: float32 [movies, G] multi-hot.
 
     Returns:
-      users [L], candidates [L, N], features float32 [L, N, F], labels float32 [L, N]
-      for the L users with at least one held-out movie among their candidates, and
-      `lambda`, the EASE weight chosen on the held-out movies (with `lambda_recall`).
+      users [L], candidates [L, N], features float32 [L, N, F], labels float32 [L, N] for the L
+      users with a held-out movie among their candidates; `lambda` (EASE's, chosen on the
+      held-out movies) and `lambda_recall`.
     """
     num_users, num_movies = len(kept), len(genres)
     recall = choose_lambda(kept, held, num_movies, tuple(config.ease_lambdas))

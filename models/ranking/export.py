@@ -34,17 +34,9 @@ from models.retrieval.towers import HISTORY_SIDE, RaggedTable, request_history
 
 def side_features(file_patterns: list, tft_output: tft.TFTransformOutput, id_key: str,
                   names: List[str]) -> Tuple[List[str], Dict[str, list]]:
-    """Each id's transformed side features, read from transformed examples.
-
-    Args:
-      file_patterns: transformed examples (Transform's gzipped TFRecords).
-      id_key: raw id feature, "user_id" or "movie_id".
-      names: transformed side features of that id, e.g. ["user_gender_xf"].
-
-    Returns:
-      (ids, {name: values}): the raw id strings, and per feature one value per id:
-      an int, or for a SparseTensor feature an int64 array of its ids.
-    """
+    """(ids, {name: values}): each raw `id_key` ("user_id" or "movie_id") found in the transformed
+    examples, and per transformed side feature in `names` (e.g. "user_gender_xf") one value per
+    id: an int, or for a SparseTensor feature an int64 array of its ids."""
     vocabulary = [v.decode() if isinstance(v, bytes) else v
                   for v in tft_output.vocabulary_by_name(F.vocabulary_name(id_key))]
     rows: Dict[str, dict] = {}

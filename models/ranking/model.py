@@ -132,21 +132,18 @@ def mean_rating(file_patterns: list, tft_output: tft.TFTransformOutput) -> float
 
 
 def early_stopping(config: RankingConfig) -> list:
-    """Keras callbacks stopping on the eval RMSE and keeping the best epoch's weights."""
-    patience = config.patience
-    return [tf.keras.callbacks.EarlyStopping("val_rmse", patience=patience, restore_best_weights=True)] \
-        if patience else []
+    """Keras callbacks stopping on the eval RMSE and keeping the best epoch's weights (none at patience 0)."""
+    stop = tf.keras.callbacks.EarlyStopping("val_rmse", patience=config.patience, restore_best_weights=True)
+    return [stop] if config.patience else []
 
 
 class ListwiseRanker(tfrs.Model):
     """A DCN-v2 over each candidate's relation features, trained listwise.
 
-    Each feature is standardised within the user's list (what matters to the order is
-    how a candidate compares with the others; raw levels shift between the training
-    lists, built from part of each history, and serving, which sees all of it). The
-    standardised features are crossed with `tfrs.layers.dcn.Cross` and read by a deep
-    network that gives one score per candidate. The loss is the softmax cross-entropy of
-    each list against its labels (normalised to sum to 1).
+    Each feature is standardised within the user's list (raw levels shift between training
+    lists, built from part of each history, and serving, which sees all of it), crossed by
+    `tfrs.layers.dcn.Cross` and scored by a deep network; the loss is each list's softmax
+    cross-entropy against its labels (normalised to sum to 1).
 
     Args:
       cross_layers, deep_layers: the DCN's Cross layers and ReLU widths.

@@ -1,9 +1,7 @@
 """What relates a candidate movie to a user: the features the listwise ranker reads.
 
-A `Relations` module is built from (user, movie) interactions and the retrieval towers'
-embeddings: by the ranking Trainer from the history left once some of each user's
-training movies are held out, and for serving from the whole train split
-(models/ranking/export.py), so training and serving share the code.
+Built from (user, movie) interactions and the retrieval towers' embeddings: for training
+from the histories less the held-out movies, for serving from the whole train split.
 
 Features of a (user, candidate) pair, float32 [batch, len(NAMES)]:
   retrieval   q_u . e_c, the retrieval towers' score of the candidate for the user
@@ -12,9 +10,8 @@ Features of a (user, candidate) pair, float32 [batch, len(NAMES)]:
               keeping its `neighbours` strongest incoming weights
   genre       mean genre overlap of the candidate with the history
   popularity  log(1 + the candidate's number of interactions)
-
-Ids are Transform's vocabulary indices; the OOV bucket has an empty history and zero
-embeddings. Tables are per user, per movie or of fixed neighbour width, never users x movies.
+Ids are vocabulary indices (OOV: empty history, zero embeddings). Tables are per user, per
+movie or of fixed neighbour width, never users x movies.
 """
 from typing import Dict, Optional, Tuple
 
@@ -29,17 +26,12 @@ MASK_CELLS = 1 << 22  # the largest users x movies history mask a call builds (e
 
 
 def ease_weights(matrix: sp.csr_matrix, lam: float, max_items: int = 6_000) -> Tuple[np.ndarray, np.ndarray]:
-    """EASE's item-item weights (Steck 2019) over the most interacted movies.
-
-    Args:
-      matrix: binary interactions [users, movies].
-      lam: EASE's L2 weight.
-      max_items: EASE is solved over at most this many of the most interacted movies
-        (a dense [n, n] inverse); the others get no weights.
+    """EASE's item-item weights (Steck 2019) with L2 weight `lam`, from binary interactions
+    [users, movies], solved over the `max_items` most interacted movies (a dense inverse).
 
     Returns:
-      (items int64 [n], weights float32 [n, n]): B[h, c] for movies items[h], items[c];
-      a user's EASE score of c is the sum of B[h, c] over the h in their history.
+      (items int64 [n], weights float32 [n, n]): B[h, c] for movies items[h], items[c]; a
+      user's EASE score of c is the sum of B[h, c] over the h in their history.
     """
     counts = np.asarray(matrix.sum(axis=0)).ravel()
     items = np.flatnonzero(counts)[np.argsort(-counts[counts > 0], kind="stable")][:max_items]
@@ -76,8 +68,7 @@ class Relations(tf.Module):
     Args:
       users, movies: int64 [n] the interactions (vocabulary indices).
       num_users, num_movies: table sizes (vocabulary sizes, OOV bucket included).
-      queries: float32 [num_users, dim] the retrieval query of each user.
-      embeddings: float32 [num_movies, dim] the candidate tower's embedding of each movie.
+      queries, embeddings: float32 [num_users, dim] and [num_movies, dim], the retrieval towers'.
       genres: float32 [num_movies, G] multi-hot genres.
       lam, neighbours: EASE's L2 weight and the weights kept per movie.
     """
