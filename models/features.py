@@ -25,8 +25,7 @@ MOVIE_TAGS = "movie_tags"
 
 # Categorical features turned into vocabulary indices (one OOV bucket each); the
 # multi-valued ones (and the title's tokens) become SparseTensors of indices.
-VOCAB_FEATURES = [USER_ID, MOVIE_ID, USER_GENDER, USER_OCCUPATION, USER_ZIP, MOVIE_GENRES, MOVIE_TAGS,
-                  MOVIE_TITLE]
+VOCAB_FEATURES = [USER_ID, MOVIE_ID, USER_GENDER, USER_OCCUPATION, USER_ZIP, MOVIE_GENRES, MOVIE_TAGS, MOVIE_TITLE]
 VOCAB_TOP_K = {MOVIE_TITLE: 20_000, MOVIE_TAGS: 10_000}  # the rest keep every value
 # Numeric features turned into quantile bucket indices.
 BUCKET_FEATURES = {USER_AGE: 8, MOVIE_YEAR: 10}

@@ -42,56 +42,57 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
                     retrieval_config: Optional[dict] = None, ranking_config: Optional[dict] = None,
                     num_candidates: int = configs.NUM_CANDIDATES,
                     schema_file: str = configs.SCHEMA_FILE, enable_cache: bool = False) -> tfx.dsl.Pipeline:
-    """The pipeline; models are pushed to `serving_dir`/{retrieval,retrieval_bruteforce,ranking}/<version>.
-    The model configs (dicts of RetrievalConfig / RankingConfig keys) are checked here: a
-    mistyped key fails now, not in a Trainer. With `enable_cache` (LocalDagRunner) components whose inputs,
-    parameters and code (pipeline/code_version.py) are unchanged reuse their last outputs."""
+    """The pipeline, pushing to `serving_dir`/{retrieval,retrieval_bruteforce,ranking}/<version>. A mistyped
+    model config key fails here, not in a Trainer. With `enable_cache`, components whose inputs, parameters
+    and code (pipeline/code_version.py) are unchanged reuse their last outputs."""
     retrieval_config = retrieval_config or {}
     ranking_config = {"num_candidates": num_candidates, "retrieval": retrieval_config, **(ranking_config or {})}
     RetrievalConfig.of(retrieval_config)
     RankingConfig.of(ranking_config)
 
-    # The data: the ratings joined with user and movie features, split; every movie, rated or not (what the
-    # index is built from); the curated schema (pipeline/schema.pbtxt); the validated, transformed splits.
+    # Ratings joined with user and movie features, split into train and eval.
     example_gen = MovieLensExampleGen(
         input_base=data_dir, split=configs.SPLIT, eval_fraction=configs.EVAL_FRACTION, split_seed=configs.SPLIT_SEED,
         leave_last_n=configs.LEAVE_LAST_N, max_bad_row_fraction=configs.MAX_BAD_ROW_FRACTION)
+    # Every movie of the release with its features, rated or not: what the index is built from.
     catalogue_gen = MovieCatalogueGen(input_base=data_dir)
+    # The curated schema kept in the repo (pipeline/schema.pbtxt).
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
     examples, catalogue = example_gen.outputs["examples"], catalogue_gen.outputs["catalogue"]
     schema = schema_gen.outputs["schema"]
+    # Feature statistics of both splits.
     statistics_gen = tfx.components.StatisticsGen(examples=examples)
     statistics = statistics_gen.outputs["statistics"]
+    # Anomalies of each split against the schema.
     example_validator = tfx.components.ExampleValidator(statistics=statistics, schema=schema)
     # Fails the run on any anomaly or train/eval drift, before anything is trained.
     data_gate = DataGate(statistics=statistics, schema=schema, anomalies=example_validator.outputs["anomalies"])
-    # The graph that both models carry into serving (no statistics: unread).
+    # Vocabularies and buckets: the graph both models carry into serving (no statistics: unread).
     transform = tfx.components.Transform(examples=examples, schema=schema, disable_analyzer_cache=True,
                                          preprocessing_fn=configs.PREPROCESSING_FN, disable_statistics=True)
     transform.add_upstream_node(data_gate)
-
-    # Retrieval: the two towers, indexed (ScaNN and brute force over every movie, behind a raw user_id
-    # signature), blessed only above the recall floor and the last blessed model, pushed.
+    # The two-tower retrieval model.
     retrieval_trainer = _trainer(configs.RETRIEVAL_RUN_FN, transform, schema, retrieval_config).with_id(
         "RetrievalTrainer")
+    # ScaNN and brute-force indexes over every movie, behind a raw user_id signature.
     index_builder = IndexBuilder(model=retrieval_trainer.outputs["model"], examples=examples, catalogue=catalogue,
                                  num_candidates=num_candidates)
     scann, bruteforce = index_builder.outputs["scann_model"], index_builder.outputs["bruteforce_model"]
+    # The last blessed retrieval model, to compare the new one against.
     retrieval_baseline = _latest_blessed("LatestBlessedRetrieval", "IndexBuilder", "bruteforce_model",
                                          "RetrievalEvaluator")
+    # Recall, NDCG, coverage... on the eval split; blesses only above the floor and the baseline.
     retrieval_evaluator = RetrievalEvaluator(
         model=bruteforce, scann_model=scann, examples=examples, catalogue=catalogue,
         baseline_model=retrieval_baseline.outputs["model"], recall_floor=configs.RETRIEVAL_RECALL_FLOOR,
         max_regression=configs.RETRIEVAL_MAX_REGRESSION)
     retrieval_blessing = retrieval_evaluator.outputs["blessing"]
-
-    # Ranking: the DCN rating model and the listwise re-ranker, trained on the candidates of a retrieval model
-    # like the served one (its config) fitted without the movies held out as positives. Blessed only when its
-    # order of retrieval's candidates beats retrieval's own, the rating RMSE passes its gates (the ceiling, the
-    # last blessed model's) and retrieval was blessed.
+    # The rating model and the listwise re-ranker, on the candidates of a retrieval model like the served one.
     ranking_trainer = _trainer(configs.RANKING_RUN_FN, transform, schema, ranking_config,
                                base_model=retrieval_trainer.outputs["model"]).with_id("RankingTrainer")
+    # The last blessed ranking model, to compare the new one against.
     ranking_baseline = _latest_blessed("LatestBlessedRanking", "RankingTrainer", "model", "RankingEvaluator")
+    # Blesses only when its order beats retrieval's own, the RMSE passes its gates and retrieval was blessed.
     ranking_evaluator = TwoStageEvaluator(
         ranking_model=ranking_trainer.outputs["model"], retrieval_model=bruteforce, examples=examples,
         catalogue=catalogue, retrieval_blessing=retrieval_blessing, baseline_model=ranking_baseline.outputs["model"],
@@ -101,6 +102,7 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
     components = [
         example_gen, catalogue_gen, statistics_gen, schema_gen, example_validator, data_gate, transform,
         retrieval_trainer, index_builder, retrieval_baseline, retrieval_evaluator,
+        # The blessed models, pushed into TF Serving's <base>/<model>/<version> layout.
         _pusher("RetrievalPusher", scann, retrieval_blessing, serving_dir, "retrieval"),
         _pusher("BruteForcePusher", bruteforce, retrieval_blessing, serving_dir, "retrieval_bruteforce"),
         ranking_trainer, ranking_baseline, ranking_evaluator,

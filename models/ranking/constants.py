@@ -26,8 +26,7 @@ class RankingConfig(Config):
     # Transformed features the model reads, where Transform produces them.
     user_features: Tuple[str, ...] = ("user_id", "user_age", "user_gender", "user_occupation", "user_zip")
     movie_features: Tuple[str, ...] = ("movie_id", "movie_year", "movie_genres", "movie_title", "movie_tags")
-    # The listwise re-ranker (models/ranking/candidates.py, relations.py): what orders the
-    # retrieval model's candidates in serving.
+    # The listwise re-ranker (candidates.py, relations.py): what orders retrieval's candidates in serving.
     num_candidates: int = 200  # candidates per training list (the pipeline passes the number it serves)
     holdout: float = 0.2  # share of each training user's movies held out as the lists' positives
     holdout_seed: int = 7
