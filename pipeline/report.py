@@ -13,12 +13,12 @@ import os
 
 import numpy as np
 import scipy.sparse as sp
+import tensorflow as tf
 
 from components import examples as E
 from components import retrieval_evaluator as RE
+from components.two_stage_evaluator import two_stage_lists
 from models import metrics
-
-SPLITS = ("train", "eval")
 
 
 def runs(pattern: str) -> list:
@@ -47,11 +47,12 @@ def statistics(stats_uri: str, anomalies_uri: str) -> str:
             f"mean {s.mean:.4g}, sd {s.std_dev:.3g}, min {s.min:.4g}, max {s.max:.4g}" if f.HasField("num_stats")
             else f"{s.unique} unique, top: " + ", ".join(v.value for v in s.top_values[:3]))
 
-    splits = {s: tfdv.load_stats_binary(f"{stats_uri}/Split-{s}/FeatureStats.pb").datasets[0] for s in SPLITS}
+    splits = {s: tfdv.load_stats_binary(f"{stats_uri}/Split-{s}/FeatureStats.pb").datasets[0]
+              for s in ("train", "eval")}
     features = {s: {".".join(f.path.step): f for f in d.features} for s, d in splits.items()}
     out = table(["feature", *(f"{s} ({d.num_examples} examples)" for s, d in splits.items())],
                 [[name, *(summary(features[s][name]) for s in splits)] for name in features["train"]])
-    for split in SPLITS:
+    for split in ("train", "eval"):
         frame = display_util.get_anomalies_dataframe(
             anomalies_util.load_anomalies_binary(f"{anomalies_uri}/Split-{split}/SchemaDiff.pb"))
         out += f"<h3>Anomalies in {split}</h3>" + (frame.to_html() if len(frame) else "none")
@@ -97,14 +98,13 @@ def curves(run_dir: str) -> str:
 
 def recommendations(serving_dir: str, catalogue_uri: str, eval_: tuple, users: int = 3, k: int = 10) -> str:
     """The pushed models' top k for the first eval users, with titles; * marks a movie of the user's eval split."""
-    from components.two_stage_evaluator import two_stage_lists
-
     titles = {m: t.decode() for batch in E.read_examples(catalogue_uri, "catalogue", E.MOVIE_SPEC)
               for m, t in zip(batch["movie_id"].numpy(), batch["movie_title"].numpy(), strict=True)}
     ids, dirs = list(titles), [runs(f"{serving_dir}/{m}/*")[-1] for m in ("retrieval_bruteforce", "ranking")]
     index = {m: i for i, m in enumerate(ids)}
     chosen, relevant = RE.relevance(eval_, index)
-    top = two_stage_lists(*dirs, chosen[:users], index)["ranking"][:, :k]
+    signatures = [tf.saved_model.load(path).signatures["serving_default"] for path in dirs]
+    top = two_stage_lists(*signatures, chosen[:users], index)["ranking"][:, :k]
     return f"<p>Ranked retrieval candidates of {', '.join(dirs)}; * = rated in the eval split.</p>" + "".join(
         f"<h3>User {user.decode()}</h3>" + table(["rank", "movie", "title"], [
             [r + 1, ids[i].decode() + " *" * (i in relevant[u]), titles[ids[i]]] for r, i in enumerate(row) if i >= 0])
