@@ -19,10 +19,10 @@ import types
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_transform as tft
 
 from benchmarks import baselines
 from benchmarks.quality import RESULTS, newest
+from benchmarks.retrieval_sweep import transformed_run
 from models import features as F
 from models import metrics
 from models.ranking import candidates as C
@@ -39,12 +39,7 @@ def main() -> None:
     parser.add_argument("--variants", default='{"default": {}}', help="JSON: name -> ranking config overrides")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="re-ranker seeds of each variant")
     args = parser.parse_args()
-    root = os.path.join(args.output_dir, "pipeline")
-    tft_output = tft.TFTransformOutput(newest(f"{root}/Transform/transform_graph/*"))
-    examples = newest(f"{root}/Transform/transformed_examples/*")
-    files = {split: [f"{examples}/Split-{split}/*"] for split in ("train", "eval")}
-    sizes = {key: F.vocabulary_size(tft_output, key) for key in F.VOCAB_FEATURES}
-    sizes.update({key: F.bucket_count(key) for key in F.BUCKET_FEATURES})
+    tft_output, files, sizes = transformed_run(args.output_dir)
     tables = RM.tables(tft_output, files["train"], sizes)
     train, test = tables["history"], RM.tables(tft_output, files["eval"], sizes)["history"]
     users = np.array([u for u, movies in enumerate(test) if len(movies)], np.int64)
@@ -62,7 +57,7 @@ def main() -> None:
         print(name, results[name], flush=True)
 
     score("ease", baselines.top_k_masked(baselines.ease_scores(seen, 500.0)[users], seen[users], 100))
-    served = tf.saved_model.load(newest(f"{root}/RetrievalTrainer/model/*") + "/Format-Serving")
+    served = tf.saved_model.load(newest(f"{args.output_dir}/pipeline/RetrievalTrainer/model/*") + "/Format-Serving")
     queries = C.pad_rows(served.embed_users(user_id=tf.constant(list(user_ids)))["embeddings"].numpy(), num_users)
     embeddings = C.pad_rows(served.movie_embeddings()["embeddings"].numpy(), num_movies)
     base = RankingConfig.of({})

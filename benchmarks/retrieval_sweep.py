@@ -30,6 +30,16 @@ from models.retrieval.constants import RetrievalConfig
 KEYS = ("recall@10", "ndcg@10", "recall@100")
 
 
+def transformed_run(output_dir: str) -> tuple:
+    """(tft_output, {split: file patterns}, {feature: ids}) of a pipeline run's Transform outputs."""
+    root = os.path.join(output_dir, "pipeline")
+    tft_output = tft.TFTransformOutput(newest(f"{root}/Transform/transform_graph/*"))
+    examples = newest(f"{root}/Transform/transformed_examples/*")
+    sizes = {key: F.vocabulary_size(tft_output, key) for key in F.VOCAB_FEATURES}
+    sizes.update({key: F.bucket_count(key) for key in F.BUCKET_FEATURES})
+    return tft_output, {split: [f"{examples}/Split-{split}/*"] for split in ("train", "eval")}, sizes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="outputs/bench-quality/validation", help="a pipeline run")
@@ -37,12 +47,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds of each variant")
     parser.add_argument("--ease-lambda", type=float, default=500.0, help="EASE's L2 weight")
     args = parser.parse_args()
-    root = os.path.join(args.output_dir, "pipeline")
-    tft_output = tft.TFTransformOutput(newest(f"{root}/Transform/transform_graph/*"))
-    examples = newest(f"{root}/Transform/transformed_examples/*")
-    files = {split: [f"{examples}/Split-{split}/*"] for split in ("train", "eval")}
-    sizes = {key: F.vocabulary_size(tft_output, key) for key in F.VOCAB_FEATURES}
-    sizes.update({key: F.bucket_count(key) for key in F.BUCKET_FEATURES})
+    tft_output, files, sizes = transformed_run(args.output_dir)
     train, test = (RM.tables(tft_output, files[split], sizes)["history"] for split in ("train", "eval"))
     users = np.array([u for u, movies in enumerate(test) if len(movies)], np.int64)
     seen = candidates.interaction_matrix(train, sizes[F.MOVIE_ID])  # [all users, movies]
