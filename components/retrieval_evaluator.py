@@ -2,7 +2,9 @@
 blesses them. Metrics (ranking metrics at 10/50/100, MRR, beyond-accuracy at 10, ScaNN's recall@10
 against exact search) go to `evaluation`/metrics.json and ML Metadata. Blessed when recall@10 reaches
 `recall_floor` and is not below the last blessed model's (re-measured on the same data) by more than
-`max_regression`; Pushers push only blessed models."""
+`max_regression`; Pushers push only blessed models. A model that is the last blessed one itself (an
+unchanged re-run) is not measured again: its last verdict's metrics are recorded as NOT blessed,
+`unchanged`, so it is not pushed a second time."""
 import json
 import math
 import os
@@ -85,9 +87,12 @@ def RetrievalEvaluator(
         evaluation: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
         blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
         baseline_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
+        baseline_blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing] = None,
         recall_floor: tfx.dsl.components.Parameter[float] = 0.05,
         max_regression: tfx.dsl.components.Parameter[float] = 0.0) -> None:
     """Evaluates `model` (brute force) and `scann_model`; blesses per the module docstring."""
+    if unchanged(model, baseline_model, baseline_blessing, evaluation, blessing, "RetrievalEvaluator"):
+        return
     train, eval_ = read_pairs(examples.uri, "train"), read_pairs(examples.uri, "eval")
     movies = read_catalogue(catalogue.uri)
     model_dir, scann_dir = (os.path.join(m.uri, "Format-Serving") for m in (model, scann_model))
@@ -97,6 +102,19 @@ def RetrievalEvaluator(
     blessed, why = bless(result, baseline, recall_floor, max_regression)
     record(evaluation, {"model": result, "baseline": baseline}, result, blessing, model, blessed, why,
            "RetrievalEvaluator")
+
+
+def unchanged(model, baseline_model, baseline_blessing, evaluation, blessing, component: str) -> bool:
+    """True, with the last verdict's metrics recorded again and `model` NOT blessed (nothing new to
+    push), when `model` is the last blessed model itself."""
+    last = baseline_blessing.get_string_custom_property("evaluation") if baseline_blessing else ""
+    if not last or baseline_model.uri != model.uri:
+        return False
+    report = json.loads(io_utils.read_string_file(os.path.join(last, "metrics.json")))
+    blessing.set_int_custom_property("unchanged", 1)
+    record(evaluation, report, {}, blessing, model, False, "unchanged: the last blessed model itself, pushed "
+           "then; not pushed again", component)
+    return True
 
 
 def record(evaluation, report: dict, properties: Dict[str, float], blessing, model, blessed: bool, why: str,
@@ -115,5 +133,6 @@ def record(evaluation, report: dict, properties: Dict[str, float], blessing, mod
     blessing.set_int_custom_property("current_model_id", model.id)
     blessing.set_string_custom_property("current_model", model.uri)
     blessing.set_string_custom_property("why", why)
+    blessing.set_string_custom_property("evaluation", evaluation.uri)
     io_utils.write_string_file(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), why + "\n")
     print(f"{component}: {'blessed' if blessed else 'NOT blessed'}: {why}")

@@ -2,7 +2,8 @@
 retrieval evaluator's protocol) it measures retrieval's top candidates ordered by the ranking model's `score`
 and by retrieval's own (recall, NDCG at 10 and 100) and the RMSE of its `rating` and the last blessed model's
 (`evaluation`/metrics.json, ML Metadata). It blesses when `retrieval_blessing` is, the NDCG@10 gain reaches
-`min_ndcg_gain` and the RMSE `rmse_ceiling` and the last's + `max_rmse_increase`."""
+`min_ndcg_gain` and the RMSE `rmse_ceiling` and the last's + `max_rmse_increase`; the last blessed model
+itself is not measured again (components/retrieval_evaluator.py `unchanged`)."""
 import os
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -79,10 +80,13 @@ def TwoStageEvaluator(
         evaluation: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
         blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
         baseline_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
+        baseline_blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing] = None,
         min_ndcg_gain: tfx.dsl.components.Parameter[float] = 0.0,
         rmse_ceiling: tfx.dsl.components.Parameter[float] = 1.1,
         max_rmse_increase: tfx.dsl.components.Parameter[float] = 0.01) -> None:
     """Measures the two-stage order and the ratings; blesses per the module docstring."""
+    if RE.unchanged(ranking_model, baseline_model, baseline_blessing, evaluation, blessing, "TwoStageEvaluator"):
+        return
     movies = read_catalogue(catalogue.uri)
     index = {movie: i for i, movie in enumerate(movies["ids"])}
     ratings = read_pairs(examples.uri, "eval", (F.USER_ID, F.MOVIE_ID, F.RATING))
@@ -93,7 +97,7 @@ def TwoStageEvaluator(
     baseline = rmse(serving(baseline_model), *ratings) if baseline_model else None
     blessed, why = bless(result["ranking"][f"ndcg@{cut}"], result["retrieval"][f"ndcg@{cut}"], min_ndcg_gain,
                          result["ranking"]["rmse"], baseline, rmse_ceiling, max_rmse_increase)
-    if int(retrieval_blessing.get_int_custom_property("blessed")) != 1:  # its features read those towers
+    if not any(retrieval_blessing.get_int_custom_property(key) for key in ("blessed", "unchanged")):  # its towers
         blessed, why = False, why + "; the retrieval model it was trained with was NOT blessed"
     properties = {f"{name}_{key}": value for name, values in result.items() for key, value in values.items()}
     RE.record(evaluation, {**result, "baseline_rmse": baseline}, properties, blessing, ranking_model, blessed, why,

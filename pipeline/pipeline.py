@@ -84,7 +84,8 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
     # Recall, NDCG, coverage... on the eval split; blesses only above the floor and the baseline.
     retrieval_evaluator = RetrievalEvaluator(
         model=bruteforce, scann_model=scann, examples=examples, catalogue=catalogue,
-        baseline_model=retrieval_baseline.outputs["model"], recall_floor=configs.RETRIEVAL_RECALL_FLOOR,
+        baseline_model=retrieval_baseline.outputs["model"],
+        baseline_blessing=retrieval_baseline.outputs["model_blessing"], recall_floor=configs.RETRIEVAL_RECALL_FLOOR,
         max_regression=configs.RETRIEVAL_MAX_REGRESSION)
     retrieval_blessing = retrieval_evaluator.outputs["blessing"]
     # The rating model and the listwise re-ranker, on the candidates of a retrieval model like the served one.
@@ -96,6 +97,7 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
     ranking_evaluator = TwoStageEvaluator(
         ranking_model=ranking_trainer.outputs["model"], retrieval_model=bruteforce, examples=examples,
         catalogue=catalogue, retrieval_blessing=retrieval_blessing, baseline_model=ranking_baseline.outputs["model"],
+        baseline_blessing=ranking_baseline.outputs["model_blessing"],
         min_ndcg_gain=configs.RANKING_MIN_NDCG_GAIN, rmse_ceiling=configs.RANKING_RMSE_CEILING,
         max_rmse_increase=configs.RANKING_MAX_RMSE_INCREASE).with_id("RankingEvaluator")
 

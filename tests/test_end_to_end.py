@@ -67,11 +67,14 @@ def test_pipeline_serves_recommendations_over_grpc(tmp_path, monkeypatch):
     assert [r["movie_id"] for r in answer["recommendations"]] == ids[:3]
 
     # Unchanged, a re-run reuses the outputs of every component up to the Trainers and IndexBuilder from
-    # ML Metadata; the evaluators run again (their baseline, the last blessed model, is new).
+    # ML Metadata; the evaluators run again (their baseline, the last blessed model, is new), find the models
+    # are that baseline and push nothing again.
     metadata = str(tmp_path / "out" / "metadata.db")
+    versions = {model: sorted(os.listdir(os.path.join(serving_dir, model))) for model in ("retrieval", "ranking")}
     local_runner.run(str(data_dir), str(tmp_path / "out"), epochs=2)
     second = {name: cached for name, _, _, cached in stages(metadata)}
     assert sorted(name for name, cached in second.items() if cached) == sorted(CACHED_WHEN_UNCHANGED), second
+    assert {model: sorted(os.listdir(os.path.join(serving_dir, model))) for model in versions} == versions
     # --no-cache runs a component again though nothing changed.
     local_runner.run(str(data_dir), str(tmp_path / "out"), until="MovieCatalogueGen", cache=False)
     assert {name: cached for name, _, _, cached in stages(metadata)}["MovieCatalogueGen"] is False
@@ -87,6 +90,7 @@ def test_pipeline_serves_recommendations_over_grpc(tmp_path, monkeypatch):
     assert sorted(os.listdir(os.path.join(serving_dir, "retrieval"))) == pushed
     paths = glob.glob(str(root / "RetrievalEvaluator" / "evaluation" / "*" / "metrics.json"))
     verdicts = [json.load(open(path)) for path in paths]
-    assert sorted(v["blessed"] for v in verdicts) == [False, True, True]  # the first run, the unchanged one, this
+    assert sorted(v["blessed"] for v in verdicts) == [False, False, True]  # this, the unchanged one, the first run
+    assert sum("unchanged" in v["why"] for v in verdicts) == 1
     assert any("regressed from the last blessed model's" in v["why"] for v in verdicts)
     assert sorted(os.listdir(os.path.join(serving_dir, "ranking"))) == ranking

@@ -38,6 +38,10 @@ def test_compiles_every_component_with_its_edges_image_and_arguments(tmp_path):
     spec = json.load(open(path))["pipelineSpec"]
     tasks = spec["root"]["dag"]["tasks"]
     assert {name: set(task.get("dependentTasks", [])) for name, task in tasks.items()} == EDGES
+    for evaluator, resolver in (("RetrievalEvaluator", "LatestBlessedRetrieval"), ("RankingEvaluator",
+                                                                                 "LatestBlessedRanking")):
+        blessing = tasks[evaluator]["inputs"]["artifacts"]["baseline_blessing"]["taskOutputArtifact"]
+        assert blessing["producerTask"] == f"{resolver}-model-blessing-resolver", evaluator
     executors = spec["deploymentSpec"]["executors"]
     assert {e["container"]["image"] for e in executors.values() if "resolver" not in e} == {"gcr.io/p/recsys:1"}
     for beam_component in ("MovieLensExampleGen", "StatisticsGen", "Transform"):

@@ -1,10 +1,14 @@
 """RetrievalEvaluator: the evaluation protocol on a hand-checked model, and the blessing rule."""
+import json
+import os
+
 import numpy as np
 import pytest
 from test_index_builder import MOVIES, SEEN, FakeTowers, catalogue
+from tfx.types.standard_artifacts import Model, ModelBlessing, ModelEvaluation
 
 from components import index_builder
-from components.retrieval_evaluator import bless, evaluate
+from components.retrieval_evaluator import bless, evaluate, record, unchanged
 
 
 def test_metrics_of_a_model_whose_lists_are_known(tmp_path):
@@ -34,3 +38,21 @@ def test_blessing_needs_the_floor_and_no_regression():
     blessed, why = bless({"recall@10": 0.18}, {"recall@10": 0.2}, 0.05, 0.01)
     assert not blessed and "regressed from the last blessed model's 0.2000" in why
     assert bless({"recall@10": 0.195}, {"recall@10": 0.2}, 0.05, 0.01)[0]
+
+
+def test_the_last_blessed_model_itself_is_recorded_again_not_blessed(tmp_path):
+    def artifact(kind, name):
+        a = kind()
+        a.uri = str(tmp_path / name)
+        return a
+    model, other = artifact(Model, "model"), artifact(Model, "other")
+    last, last_blessing = artifact(ModelEvaluation, "last"), artifact(ModelBlessing, "last_blessing")
+    record(last, {"model": {"recall@10": 0.2}}, {}, last_blessing, model, True, "clears the floor", "E")
+    evaluation, blessing = artifact(ModelEvaluation, "evaluation"), artifact(ModelBlessing, "blessing")
+    assert not unchanged(other, model, last_blessing, evaluation, blessing, "E")  # a new model: measured
+    assert not unchanged(model, None, None, evaluation, blessing, "E")  # no baseline yet
+    assert unchanged(model, model, last_blessing, evaluation, blessing, "E")
+    report = json.load(open(os.path.join(evaluation.uri, "metrics.json")))
+    assert report["model"] == {"recall@10": 0.2} and not report["blessed"] and "unchanged" in report["why"]
+    assert blessing.get_int_custom_property("blessed") == 0 and blessing.get_int_custom_property("unchanged") == 1
+    assert os.path.exists(os.path.join(blessing.uri, "NOT_BLESSED"))  # the Pushers push nothing
