@@ -25,8 +25,6 @@ OCCUPATIONS_1M = ["other", "academic/educator", "artist", "clerical/admin", "col
                   "scientist", "self-employed", "technician/engineer", "tradesman/craftsman",
                   "unemployed", "writer"]  # ml-1m's users.dat occupation codes 0..20
 AGE_GROUPS_1M = (1, 18, 25, 35, 45, 50, 56)  # ml-1m's age codes: each group's lower bound, 1 = under 18
-CSV_HEADERS = {"ratings.csv": "userId,movieId,rating,timestamp", "movies.csv": "movieId,title,genres",
-               "tags.csv": "userId,movieId,tag,timestamp"}
 
 
 class MovieLensError(ValueError):
@@ -227,11 +225,3 @@ def decode(raw: bytes, encoding: str, where: str) -> str:
         except UnicodeDecodeError:
             pass
     raise MovieLensError(f"{where}: bytes {raw.strip()[:60]!r} are not valid {encoding}", "undecodable")
-
-
-def check_header(line: str, path: str) -> None:
-    """Raises unless `line` is the CSV header that file `path` should start with."""
-    expected = CSV_HEADERS.get(os.path.basename(path))
-    if expected and line.lstrip("\ufeff").strip() != expected:
-        raise MovieLensError(f"{path}:1: expected the header {expected!r}, found {line.strip()!r}",
-                             "field_count")

@@ -11,29 +11,26 @@ from typing import Dict, NamedTuple, Optional, Tuple
 
 import tensorflow as tf
 
-from components.movielens_formats import (
-    ENCODING,
-    Movie,
-    MovieLensError,
-    Rating,
-    Release,
-    User,
-    check_header,
-    decode,
-    detect_release,
-)
+from components.movielens_formats import ENCODING, Movie, MovieLensError, Rating, Release, User, decode, detect_release
 
 MAX_TAGS = 20  # most frequent tags kept per movie
+CSV_HEADERS = {"ratings.csv": "userId,movieId,rating,timestamp", "movies.csv": "movieId,title,genres",
+               "tags.csv": "userId,movieId,tag,timestamp"}
 
 
 def read_lines(path: str, encoding: str = ENCODING, header: bool = False):
-    """Yields (where, text) for each non-blank line of `path`, where = 'path:line'."""
+    """Yields (where, text) for each non-blank line of `path`, where = 'path:line'; with `header`, the
+    first line must be the CSV header of the file's name (CSV_HEADERS)."""
     if not tf.io.gfile.exists(path):
         raise MovieLensError(f"{path}: file not found; is this a MovieLens directory?", "missing")
+    expected = CSV_HEADERS.get(os.path.basename(path))
     with tf.io.gfile.GFile(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             if number == 1 and header:
-                check_header(decode(raw, encoding, f"{path}:1"), path)
+                text = decode(raw, encoding, f"{path}:1")
+                if expected and text.lstrip("\ufeff").strip() != expected:
+                    raise MovieLensError(f"{path}:1: expected the header {expected!r}, found {text.strip()!r}",
+                                         "field_count")
             elif raw.strip():
                 yield f"{path}:{number}", decode(raw, encoding, f"{path}:{number}")
 
