@@ -45,11 +45,9 @@ class Servable:
 
 
 def version_dirs(base_path: str, root: Optional[str] = None) -> List[int]:
-    """Version numbers under `base_path`, newest first; OSError if it cannot be listed.
-
-    Only directories named by an integer in [0, 2**63) that hold a SavedModel file (and,
-    with `root`, resolve under it) count; a dangling link or an unreadable entry does not.
-    """
+    """Version numbers under `base_path`, newest first; OSError if it cannot be listed. Only directories
+    named by an integer in [0, 2**63) that hold a SavedModel file (and, with `root`, resolve under it)
+    count; a dangling link or an unreadable entry does not."""
     versions = []
     for name in os.listdir(base_path):
         if not (name.isascii() and name.isdigit()) or int(name) > MAX_VERSION:
@@ -134,10 +132,8 @@ class ModelRegistry:
 
     def _why_empty(self, name: str, base_path: str) -> str:
         failed = [(v, message) for v, (state, message, _) in self._states.get(name, {}).items() if message]
-        if failed:
-            return max(failed)[1]
-        return (f"no version directory (<base_path>/<number>/saved_model.pb) under {base_path}; "
-                "run the pipeline to push one")
+        return max(failed)[1] if failed else (f"no version directory (<base_path>/<number>/saved_model.pb) under "
+                                              f"{base_path}; run the pipeline to push one")
 
     def poll(self) -> None:
         """Loads new version directories and unloads removed ones, model by model."""
