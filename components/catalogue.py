@@ -5,7 +5,7 @@ MovieLensExampleGen remaps its ratings to (duplicate_ids_merged counts the ids d
 """
 import logging
 import os
-from typing import Dict, List
+from typing import Dict
 
 import tensorflow as tf
 from tfx import v1 as tfx
@@ -20,15 +20,13 @@ SPLIT = "catalogue"
 FILE_NAME = "data_tfrecord-00000-of-00001.gz"
 
 
-def write_catalogue(movies: Dict[str, Movie], split_dir: str) -> List[str]:
-    """Writes one tf.Example per movie into `split_dir`; returns the ids in written order."""
+def write_catalogue(movies: Dict[str, Movie], split_dir: str) -> None:
+    """Writes one tf.Example per movie into `split_dir`, in id order."""
     tf.io.gfile.makedirs(split_dir)
-    ids = sorted(movies, key=id_order)
     with tf.io.TFRecordWriter(os.path.join(split_dir, FILE_NAME), options="GZIP") as writer:
-        for movie_id in ids:
+        for movie_id in sorted(movies, key=id_order):
             example = tf.train.Example(features=tf.train.Features(feature=movie_features(movie_id, movies[movie_id])))
             writer.write(example.SerializeToString())
-    return ids
 
 
 @tfx.dsl.components.component
@@ -38,9 +36,9 @@ def MovieCatalogueGen(input_base: tfx.dsl.components.Parameter[str],
     """Reads the movies (and tags) of the release in `input_base` into the `catalogue` split."""
     tables = read_tables(input_base)
     catalogue.split_names = artifact_utils.encode_split_names([SPLIT])
-    ids = write_catalogue(tables.movies, artifact_utils.get_split_uri([catalogue], SPLIT))
+    write_catalogue(tables.movies, artifact_utils.get_split_uri([catalogue], SPLIT))
     catalogue.set_int_custom_property("duplicate_ids_merged", len(tables.aliases))
     logging.info("MovieCatalogueGen: %d movies (%d duplicate ids merged into the smallest of their title)",
-                 len(ids), len(tables.aliases))
+                 len(tables.movies), len(tables.aliases))
     examples_utils.set_payload_format(catalogue, example_gen_pb2.FORMAT_TF_EXAMPLE)
     examples_utils.set_file_format(catalogue, "tfrecords_gzip")

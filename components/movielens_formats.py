@@ -159,8 +159,7 @@ def parse_dat_tag(line: str, where: str) -> Tuple[str, str]:
     """One ml-10m tags.dat line 'user::movie::tag::timestamp' -> (movie_id, tag)."""
     fields = line.rstrip("\r\n").split("::")
     if len(fields) < 4:
-        raise MovieLensError(f"{where}: expected 4 fields separated by '::', found {len(fields)}",
-                             "field_count")
+        raise MovieLensError(f"{where}: expected 4 fields separated by '::', found {len(fields)}", "field_count")
     _int(fields[1], "movie id", where)
     return fields[1], "::".join(fields[2:-1])
 

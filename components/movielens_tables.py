@@ -65,14 +65,13 @@ def merge_duplicates(movies: Dict[str, Movie]) -> Tuple[Dict[str, Movie], Dict[s
     return {key: movie for key, movie in movies.items() if key not in aliases}, aliases
 
 
-def read_tags(path: str, parse, movies: Dict[str, Movie], encoding: str, header: bool,
-              aliases: Dict[str, str]) -> Dict[str, Movie]:
+def read_tags(path: str, release: Release, movies: Dict[str, Movie], aliases: Dict[str, str]) -> Dict[str, Movie]:
     """`movies` with each one's MAX_TAGS most frequent tags (lower-cased) from the tags file;
     tags of an id in `aliases` count for the id it maps to."""
     counts: Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     unknown = 0
-    for where, text in read_lines(path, encoding, header):
-        movie_id, tag = parse(text, where)
+    for where, text in read_lines(path, release.encoding, release.header):
+        movie_id, tag = release.parse_tag(text, where)
         movie_id = aliases.get(movie_id, movie_id)
         if movie_id not in movies:
             unknown += 1
@@ -103,8 +102,7 @@ def read_tables(data_dir: str) -> Tables:
     read = functools.partial(read_table, encoding=release.encoding, header=release.header)
     movies, aliases = merge_duplicates(read(path(release.movies), release.parse_movie))
     if release.tags and tf.io.gfile.exists(path(release.tags)):
-        movies = read_tags(path(release.tags), release.parse_tag, movies, release.encoding, release.header,
-                           aliases)
+        movies = read_tags(path(release.tags), release, movies, aliases)
     users = read(path(release.users), release.parse_user) if release.users else None
     return Tables(release, movies, users, aliases)
 
