@@ -1,6 +1,7 @@
 """TF Serving model_config_list files: read, written, and checked whole before any use
 (`validate`, which makes a reload all or nothing)."""
 import os
+from pathlib import Path
 from typing import Dict, Optional
 
 import grpc
@@ -15,8 +16,7 @@ PLATFORMS = ("tensorflow",)  # the platforms this server can load, as TF Serving
 def read_config(path: str) -> model_server_config_pb2.ModelServerConfig:
     """A TF Serving model_config_list file, relative base_paths made absolute against its directory."""
     config = model_server_config_pb2.ModelServerConfig()
-    with open(path) as f:
-        text_format.Parse(f.read(), config)
+    text_format.Parse(Path(path).read_text(), config)
     base = os.path.dirname(os.path.abspath(path))
     for model in config.model_config_list.config:
         model.base_path = os.path.normpath(os.path.join(base, model.base_path))
@@ -28,8 +28,7 @@ def write_config(path: str, models: Dict[str, str]) -> str:
     config = model_server_config_pb2.ModelServerConfig()
     for name, base_path in models.items():
         config.model_config_list.config.add(name=name, base_path=base_path, model_platform="tensorflow")
-    with open(path, "w") as f:
-        f.write(text_format.MessageToString(config))
+    Path(path).write_text(text_format.MessageToString(config))
     return path
 
 
@@ -49,12 +48,11 @@ def validate(config: model_server_config_pb2.ModelServerConfig,
       config: a ModelServerConfig (only model_config_list is supported).
       root: when set, every base_path must resolve (symlinks followed) to a path under it.
     """
-    if config.WhichOneof("config") != "model_config_list":
-        raise ServableError(grpc.StatusCode.INVALID_ARGUMENT,
-                            "ServerModelConfig type not supported by HandleReloadConfigRequest. "
-                            "Only ModelConfigList is currently supported")
     models: Dict[str, model_server_config_pb2.ModelConfig] = {}
     try:
+        if config.WhichOneof("config") != "model_config_list":
+            raise ValueError("ServerModelConfig type not supported by HandleReloadConfigRequest. "
+                             "Only ModelConfigList is currently supported")
         for model in config.model_config_list.config:
             if not model.name:
                 raise ValueError(f"A model with base_path {model.base_path!r} has no name; give it one")
