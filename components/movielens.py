@@ -1,17 +1,14 @@
-"""MovieLensExampleGen: any MovieLens release (components/movielens_formats.py; TFDS's:
-movielens_tfds.py) into tf.Examples, one per rating joined with its user and movie, split train/eval.
+"""MovieLensExampleGen: any MovieLens release (components/movielens_formats.py; TFDS's: movielens_tfds.py) into
+tf.Examples, one per rating joined with its user and movie, split train/eval.
 
-A Beam pipeline: ratings are read in numbered chunks, parsed in parallel, grouped by user
-and joined with the movies and users tables (side inputs). Deterministic splits (README.md,
-"Releases, splits and bad rows"): random (a seeded hash), temporal (a global timestamp
-quantile) or leave_last_n (each user's last n ratings by (timestamp, movie_id)).
+A Beam pipeline: ratings are read in numbered chunks, parsed in parallel, grouped by user and joined with the movies
+and users tables (side inputs). Deterministic splits (README.md, "Releases, splits and bad rows"): random (a seeded
+hash), temporal (a global timestamp quantile) or leave_last_n (each user's last n ratings by (timestamp, movie_id)).
 
-Bad rows: with max_bad_row_fraction 0 the first raises a MovieLensError naming file, line
-and problem; above 0 they are counted per reason into <examples uri>/bad_rows.json, failing
-past that fraction. A title under several ids is merged into the smallest
-(components/movielens_tables.py), a user's later rating kept; counts go to
-<examples uri>/duplicates.json and the examples' duplicate_* custom properties.
-"""
+Bad rows: with max_bad_row_fraction 0 the first raises a MovieLensError naming file, line and problem; above 0 they
+are counted per reason into <examples uri>/bad_rows.json, failing past that fraction. A title under several ids is
+merged into the smallest (components/movielens_tables.py), a user's later rating kept; counts go to
+<examples uri>/duplicates.json and the examples' duplicate_* custom properties."""
 import hashlib
 import itertools
 import json
@@ -171,8 +168,7 @@ def report_duplicates(path: str, aliases: Dict[str, str], remapped: int, collaps
                      remapped, collapsed)
 
 
-def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, Any],
-                    report_path: Optional[str] = None,
+def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, Any], report_path: Optional[str] = None,
                     duplicates_path: Optional[str] = None) -> Dict[str, beam.PCollection]:
     """The train and eval tf.Examples of the release in `data_dir`, as Beam PCollections;
     bad rows reported to `report_path`, duplicate titles to `duplicates_path`."""
@@ -194,11 +190,10 @@ def generate_splits(pipeline: beam.Pipeline, data_dir: str, options: Dict[str, A
               .with_outputs("bad", "counts", main="ratings"))
     cut = 0
     if options["split"] == "temporal":
-        cut = AsSingleton(
-            parsed.ratings
-            | "Timestamps" >> beam.Map(lambda row: row[1][0][3])
-            | "Quantiles" >> beam.transforms.stats.ApproximateQuantiles.Globally(NUM_QUANTILES)
-            | "Cut" >> beam.Map(temporal_cut, options["eval_fraction"]))
+        cut = AsSingleton(parsed.ratings
+                          | "Timestamps" >> beam.Map(lambda row: row[1][0][3])
+                          | "Quantiles" >> beam.transforms.stats.ApproximateQuantiles.Globally(NUM_QUANTILES)
+                          | "Cut" >> beam.Map(temporal_cut, options["eval_fraction"]))
     split = (parsed.ratings
              | "ByUser" >> beam.GroupByKey()
              | "Split" >> beam.FlatMap(_split_user, cut, path, tables, options, strict)
@@ -256,8 +251,7 @@ class Executor(BaseExampleGenExecutor):
             name for name in (release.ratings, release.movies, release.users, release.tags) if name])))
 
 
-_OPTIONS = {"split": str, "eval_fraction": float, "split_seed": int, "leave_last_n": int,
-            "max_bad_row_fraction": float}
+_OPTIONS = {"split": str, "eval_fraction": float, "split_seed": int, "leave_last_n": int, "max_bad_row_fraction": float}
 
 
 class MovieLensExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):

@@ -1,11 +1,9 @@
 """The MovieLens releases' file formats: release detection, per-release line parsers, encodings.
-Each release's files, parsers and encoding: ML_100K, ML_1M, ML_10M and ML_CSV below (a table of
-them: README.md, "Releases, splits and bad rows").
+Each release's files, parsers and encoding: ML_100K, ML_1M, ML_10M and ML_CSV below (a table of them: README.md,
+"Releases, splits and bad rows").
 
-Every parser takes one decoded line and `where` ("path:line") and raises MovieLensError
-naming `where`, the problem and a `reason` (used to count bad rows). Reading the tables
-and building tf.Examples: components/movielens_tables.py.
-"""
+Every parser takes one decoded line and `where` ("path:line") and raises MovieLensError naming `where`, the problem
+and a `reason` (used to count bad rows). Reading the tables and building tf.Examples: components/movielens_tables.py."""
 import csv
 import functools
 import os
@@ -187,8 +185,7 @@ class Release(NamedTuple):
     header: bool = False  # CSV files start with a header line
 
 
-ML_100K = Release("ml-100k", "u.data", "u.item", "u.user", None, parse_rating, parse_movie,
-                  parse_user, None, "latin-1")
+ML_100K = Release("ml-100k", "u.data", "u.item", "u.user", None, parse_rating, parse_movie, parse_user, None, "latin-1")
 ML_1M = Release("ml-1m", "ratings.dat", "movies.dat", "users.dat", None, parse_1m_rating,
                 parse_dat_movie, parse_1m_user, None, "latin-1")
 ML_10M = Release("ml-10m", "ratings.dat", "movies.dat", None, "tags.dat", parse_10m_rating,

@@ -1,8 +1,7 @@
-"""A MovieLens release's tables read into memory, and the tf.Example join of a rating. The movies,
-users and tags files are small (32M's movies.csv: 87K lines): read in the driver, they reach the Beam
-workers as side inputs. A title listed under several ids (ml-100k has 18) is one movie: read_tables
-keeps the smallest id and `tables.aliases` maps the others to it, so the catalogue and the ExampleGen
-list it once."""
+"""A MovieLens release's tables read into memory, and the tf.Example join of a rating. The movies, users and tags files
+are small (32M's movies.csv: 87K lines): read in the driver, they reach the Beam workers as side inputs. A title
+listed under several ids (ml-100k has 18) is one movie: read_tables keeps the smallest id and `tables.aliases` maps
+the others to it, so the catalogue and the ExampleGen list it once."""
 import collections
 import functools
 import logging
@@ -78,8 +77,7 @@ def read_tags(path: str, release: Release, movies: Dict[str, Movie], aliases: Di
         elif tag.strip():
             counts[movie_id][tag.strip().lower()] += 1
     if unknown:
-        logging.warning("%s: %d tags name movies missing from the movies file; those tags are unused",
-                        path, unknown)
+        logging.warning("%s: %d tags name movies missing from the movies file; those tags are unused", path, unknown)
     return {movie_id: movie._replace(tags=[tag for tag, _ in sorted(
         counts[movie_id].items(), key=lambda item: (-item[1], item[0]))[:MAX_TAGS]])
         for movie_id, movie in movies.items()}
@@ -118,8 +116,7 @@ def _int64(value: int) -> tf.train.Feature:
 def movie_features(movie_id: str, movie: Movie) -> Dict[str, tf.train.Feature]:
     """movie_id, movie_title, movie_year, movie_genres (1+ values), movie_tags (0+ values)."""
     return {"movie_id": _bytes(movie_id), "movie_title": _bytes(movie.title),
-            "movie_year": _int64(movie.year), "movie_genres": _bytes(*movie.genres),
-            "movie_tags": _bytes(*movie.tags)}
+            "movie_year": _int64(movie.year), "movie_genres": _bytes(*movie.genres), "movie_tags": _bytes(*movie.tags)}
 
 
 def to_example(rating: Rating, user: User, movie: Movie) -> tf.train.Example:
@@ -128,5 +125,4 @@ def to_example(rating: Rating, user: User, movie: Movie) -> tf.train.Example:
     return tf.train.Example(features=tf.train.Features(feature={
         "user_id": _bytes(user_id), "rating": tf.train.Feature(float_list=tf.train.FloatList(value=[value])),
         "timestamp": _int64(timestamp), "user_age": _int64(user.age), "user_gender": _bytes(user.gender),
-        "user_occupation": _bytes(user.occupation), "user_zip": _bytes(user.zip),
-        **movie_features(movie_id, movie)}))
+        "user_occupation": _bytes(user.occupation), "user_zip": _bytes(user.zip), **movie_features(movie_id, movie)}))
