@@ -42,12 +42,8 @@ def under_root(path: str, root: Optional[str]) -> bool:
 
 def validate(config: model_server_config_pb2.ModelServerConfig,
              root: Optional[str] = None) -> Dict[str, model_server_config_pb2.ModelConfig]:
-    """{name: ModelConfig} of a config that is valid as a whole; INVALID_ARGUMENT otherwise.
-
-    Args:
-      config: a ModelServerConfig (only model_config_list is supported).
-      root: when set, every base_path must resolve (symlinks followed) to a path under it.
-    """
+    """{name: ModelConfig} of `config` (only model_config_list is supported) if it is valid as a whole, else
+    INVALID_ARGUMENT; with `root`, every base_path must resolve (symlinks followed) to a path under it."""
     models: Dict[str, model_server_config_pb2.ModelConfig] = {}
     try:
         if config.WhichOneof("config") != "model_config_list":

@@ -1,11 +1,9 @@
 """Model versions on disk -> loaded servables, kept current like TF Serving's model manager.
 
-`poll()` loads the versions each model's policy asks for beside the serving ones and swaps
-them in with one reference assignment: requests never wait nor see a half-loaded model. A
-version that fails to load is reported (END with its error), never replaces a working one,
-and is retried once its files change. `reload()` applies a new config all or nothing. After
-each, `on_change` (the health service's) gets `readiness()`.
-"""
+`poll()` loads the versions each model's policy asks for beside the serving ones and swaps them in with one reference
+assignment: requests never wait nor see a half-loaded model. A version that fails to load is reported (END with its
+error), never replaces a working one, and is retried once its files change. `reload()` applies a new config all or
+nothing. After each, `on_change` (the health service's) gets `readiness()`."""
 import os
 import threading
 import time
@@ -75,12 +73,8 @@ def _stamp(path: str) -> Tuple[int, int]:
 
 
 class ModelRegistry:
-    """The servable versions of every configured model, kept current by `poll()`.
-
-    Args:
-      config: the ModelServerConfig to serve.
-      root: when set, every base path (and version directory) must resolve under it.
-    """
+    """The servable versions of every model of `config` (a ModelServerConfig), kept current by `poll()`; with
+    `root`, every base path (and version directory) must resolve under it."""
 
     def __init__(self, config: model_server_config_pb2.ModelServerConfig, root: Optional[str] = None):
         self.root = root

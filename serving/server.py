@@ -1,8 +1,7 @@
 """A TF-Serving-compatible gRPC server for the pushed SavedModels, ScaNN's included.
 
-Serves TF Serving 2.16's PredictionService and ModelService (serving/service.py) and the
-gRPC health service over a `model_config_list` file's models, swapping in new versions
-while serving (serving/registry.py).
+Serves TF Serving 2.16's PredictionService and ModelService (serving/service.py) and the gRPC health service over a
+`model_config_list` file's models, swapping in new versions while serving (serving/registry.py).
 
     python -m serving.server --model_config_file serving/models.config --port 8500
 """
@@ -179,8 +178,7 @@ def main() -> None:
         server = serve(args.model_config_file, args.port, args.host, args.grpc_max_threads,
                        args.file_system_poll_wait_seconds, args.model_config_file_poll_wait_seconds,
                        args.max_request_bytes, Limits(args.max_batch_size, max_exclusions=args.max_exclusions), tls,
-                       ca, args.allow_reload_config, args.model_base_path_root,
-                       args.reuse_port or args.processes > 1)
+                       ca, args.allow_reload_config, args.model_base_path_root, args.reuse_port or args.processes > 1)
     except (OSError, text_format.ParseError, ServableError) as error:
         for child in children:
             child.terminate()
