@@ -5,8 +5,9 @@ training again.
     python -m benchmarks.reexport_ranking --pipeline-root outputs/pipeline \\
         --pushed outputs/serving/ranking/<version> --output /tmp/ranking/<version>
 
-The rating model and the listwise re-ranker are built with the default ranking config and
-their variables read from the pushed model; every table (side features, relation
+The rating model and the listwise re-ranker are built with the default ranking config (or
+`--config`'s overrides, e.g. '{"projection_dim": null}' for a model trained before that
+default) and their variables read from the pushed model; every table (side features, relation
 features) is built again from the pipeline's Transform output, train split and retrieval
 model as the Trainer builds them, with the EASE lambda the Trainer chose (listwise.json).
 It then checks that both models give the same outputs for 200 users' 100 candidates each
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--pipeline-root", required=True, help="the TFX pipeline root of the run that pushed it")
     parser.add_argument("--pushed", required=True, help="the pushed ranking model's version directory")
     parser.add_argument("--output", required=True)
+    parser.add_argument("--config", default="{}", help="JSON: the ranking config overrides it was trained with")
     args = parser.parse_args()
     import tensorflow as tf
     import tensorflow_transform as tft
@@ -48,7 +50,11 @@ def main() -> None:
     towers = tf.saved_model.load(latest(f"{root}/RetrievalTrainer/model/*") + "/Format-Serving")
     with open(latest(f"{root}/RankingTrainer/model_run/*") + "/listwise.json") as f:
         lam = json.load(f)["ease_lambda"]
-    model, listwise = M.build(tft_output, {}), M.ListwiseRanker()
+    config = C.RankingConfig.of(json.loads(args.config))
+    model = M.build(tft_output, config)
+    listwise = M.ListwiseRanker(config.list_cross_layers, config.list_deep_layers)
+    status = tf.train.Checkpoint(model=model, listwise=listwise).read(  # before the Ranker reads the embeddings
+        os.path.join(args.pushed, "variables", "variables"))
     sizes = {key: F.vocabulary_size(tft_output, key) for key in (F.USER_ID, F.MOVIE_ID, F.MOVIE_GENRES)}
     t = tables(tft_output, train_files, sizes)
     user_ids = tft_output.vocabulary_by_name(F.vocabulary_name(F.USER_ID))
@@ -57,10 +63,8 @@ def main() -> None:
     relations = R.Relations(*candidates.pairs(t["history"]), sizes[F.USER_ID], sizes[F.MOVIE_ID],
                             candidates.pad_rows(queries, sizes[F.USER_ID]),
                             candidates.pad_rows(embeddings, sizes[F.MOVIE_ID]),
-                            R.genre_matrix(t["bags"][F.MOVIE_GENRES], sizes[F.MOVIE_GENRES]), lam, C.NEIGHBOURS)
+                            R.genre_matrix(t["bags"][F.MOVIE_GENRES], sizes[F.MOVIE_GENRES]), lam, config.neighbours)
     ranker = export.Ranker(model, tft_output, train_files, listwise, relations)
-    status = tf.train.Checkpoint(model=model, listwise=listwise).read(
-        os.path.join(args.pushed, "variables", "variables"))
     export.save(ranker, args.output)
     status.assert_existing_objects_matched()
     old = tf.saved_model.load(args.pushed).signatures["serving_default"]

@@ -4,8 +4,9 @@ Signatures ([B] rows; '' pads history):
   serving_default(user_id, movie_id: string [B]) -> score float32 [B] (the listwise
       re-ranker's, comparing each movie with the user's other rows in the request: send a
       user's candidates together), rating float32 [B], like_probability float32 [B].
-      Ids map by one hash lookup to rows of stored transformed features (an unknown id:
-      those of ""/0 raw values) and of the relation features (models/ranking/relations.py).
+      Ids map by one hash lookup to rows of their side features' embeddings, computed at
+      export (an unknown id: those of ""/0 raw values), and of the relation features
+      (models/ranking/relations.py).
   serve_history(user_id, movie_id, history: string [B, None], user_age: int64 [B],
       user_gender, user_occupation, user_zip: string [B]) -> the same, each row's history
       (more than MAX_HISTORY fails; unknown movies ignored) pooled with the stored one, and
@@ -29,7 +30,7 @@ from models.ranking.constants import RankingConfig
 from models.retrieval import model as retrieval
 from models.retrieval.constants import MAX_HISTORY
 from models.retrieval.model import tables
-from models.retrieval.towers import HISTORY_SIDE, RaggedTable, request_history
+from models.retrieval.towers import HISTORY_SIDE, request_history
 
 
 def side_features(file_patterns: list, tft_output: tft.TFTransformOutput, id_key: str,
@@ -57,6 +58,14 @@ def _rows(values) -> list:
     return [int(v) for v in values.numpy().reshape(-1)]
 
 
+def _column(values: list):
+    """One int per row -> int64 [rows]; an int64 array of ids per row -> SparseTensor [rows, None]."""
+    if isinstance(values[-1], np.ndarray):
+        return tf.RaggedTensor.from_row_lengths(np.concatenate(values).astype(np.int64),
+                                                [len(v) for v in values]).to_sparse()
+    return tf.constant(values, tf.int64)
+
+
 def _table(keys: List[str], values: list, default: int) -> tf.lookup.StaticHashTable:
     """string id -> int64 value."""
     return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
@@ -77,16 +86,17 @@ class Ranker(F.RawFeatureModule):
                 tf.TensorSpec([None], tf.string, name="user_id"), tf.TensorSpec([None], tf.string, name="movie_id"),
                 tf.TensorSpec([None, None], tf.string, name="history"), *HISTORY_SIDE])
         defaults = self._defaults()
-        self.rows, self.dense, self.bags = {}, {}, {}  # per id key: raw id -> row; feature tables by row
-        for id_key, prefix in ((F.USER_ID, "user_"), (F.MOVIE_ID, "movie_")):
-            names = [n for n in model.cardinalities if n.startswith(prefix)]  # the id's own _xf too
-            keys, values = side_features(train_files, tft_output, id_key, names)
+        self.rows, self.ids, self.blocks = {}, {}, {}  # per id key: raw id -> row; by row its _xf, its embeddings
+        names = {key: sorted(n for n in model.cardinalities if n.startswith(key.split("_")[0]))
+                 for key in (F.MOVIE_ID, F.USER_ID)}  # the id's own _xf too
+        if names[F.MOVIE_ID] + names[F.USER_ID] != sorted(model.cardinalities):  # the order `embed` concatenates
+            raise ValueError(f"Ranking features {sorted(model.cardinalities)}: each must start with movie_ or user_")
+        for id_key in names:
+            keys, values = side_features(train_files, tft_output, id_key, names[id_key])
             self.rows[id_key] = _table(keys, list(range(len(keys))), len(keys))  # unknown: the last row
-            dense = [n for n in names if not isinstance(defaults[n], np.ndarray)]
-            table = np.array([values[n] + [defaults[n]] for n in dense], np.int64).reshape(len(dense), -1).T
-            self.dense[id_key] = (dense, tf.Variable(table, trainable=False))  # [ids + 1, one-valued features]
-            self.bags[id_key] = {n: RaggedTable(values[n] + [defaults[n]], n)
-                                 for n in names if n not in dense}  # multi-valued: ids per row
+            columns = {n: _column(values[n] + [defaults[n]]) for n in names[id_key]}
+            self.ids[id_key] = tf.Variable(columns[F.transformed_name(id_key)], trainable=False)
+            self.blocks[id_key] = tf.Variable(model.embed(columns, names[id_key]), trainable=False)
 
     def _defaults(self) -> dict:
         """Transformed features of a raw example whose values are all ""/0: an unknown id's."""
@@ -95,21 +105,15 @@ class Ranker(F.RawFeatureModule):
                for key, spec in self.tft_output.raw_feature_spec().items()}
         return {name: _rows(value)[0] for name, value in self.transform(**raw).items()}
 
-    def _predict(self, features: dict) -> dict:
-        out = self.model(features)
-        return {"rating": out["rating"], "like_probability": tf.sigmoid(out["like_logit"])}
-
     def _serve(self, user_id, movie_id, history=None, queries=None) -> dict:
-        features = {}  # each id: one hash lookup, one gather of its one-valued features, one per bag
-        for id_key, ids in ((F.USER_ID, user_id), (F.MOVIE_ID, movie_id)):
-            row = self.rows[id_key].lookup(ids)
-            names, table = self.dense[id_key]
-            features.update(zip(names, tf.unstack(tf.gather(table, row), num=len(names), axis=1), strict=True))
-            features.update({name: bag.gather(row).to_sparse() for name, bag in self.bags[id_key].items()})
-        pairs = self.relations(features[F.transformed_name(F.USER_ID)], features[F.transformed_name(F.MOVIE_ID)],
-                               history, queries)
+        rows = {key: self.rows[key].lookup(ids) for key, ids in ((F.MOVIE_ID, movie_id), (F.USER_ID, user_id))}
+        ids = {F.transformed_name(key): tf.gather(self.ids[key], row) for key, row in rows.items()}
+        out = self.model.head(tf.concat([tf.gather(self.blocks[key], row) for key, row in rows.items()], axis=1), ids)
+        pairs = self.relations(ids[F.transformed_name(F.USER_ID)], ids[F.transformed_name(F.MOVIE_ID)], history,
+                               queries)
         _, user = tf.unique(user_id)  # each user's rows are one list
-        return {**self._predict(features), "score": self.listwise.score(M.standardise_groups(pairs, user))}
+        return {"rating": out["rating"], "like_probability": tf.sigmoid(out["like_logit"]),
+                "score": self.listwise.score(M.standardise_groups(pairs, user))}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
                                   tf.TensorSpec([None], tf.string, name="movie_id")])

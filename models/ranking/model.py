@@ -5,7 +5,7 @@ through `tfrs.layers.dcn.Cross` layers stacked before or parallel to the deep ne
 a plain deep network), and two heads read it: the rating (MSE, with user and movie biases
 and the training mean) and the like logit (rating >= 4, binary cross-entropy).
 """
-from typing import Dict, Iterable, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -61,9 +61,17 @@ class RankingModel(tfrs.Model):
             return tf.nn.safe_embedding_lookup_sparse(self.embeddings[name].embeddings, ids, combiner="mean")
         return self.embeddings[name](tf.clip_by_value(tf.reshape(ids, [-1]), 0, top))
 
+    def embed(self, inputs: Dict[str, tf.Tensor], names: Optional[List[str]] = None) -> tf.Tensor:
+        """The embeddings of `names` (default: every feature, sorted), concatenated: float32 [B, len(names) * dim]."""
+        return tf.concat([self._embed(name, inputs[name]) for name in names or sorted(self.cardinalities)], axis=1)
+
     def call(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         """Transformed features -> {"rating": float32 [B], "like_logit": float32 [B]}."""
-        x0 = tf.concat([self._embed(name, inputs[name]) for name in sorted(self.cardinalities)], axis=1)
+        return self.head(self.embed(inputs), inputs)
+
+    def head(self, x0: tf.Tensor, ids: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        """`embed`'s float32 [B, features * dim] and the user and movie id features int64 [B] (their biases)
+        -> {"rating": float32 [B], "like_logit": float32 [B]}."""
         x = x0
         for cross in self.crosses:
             x = cross(x0, x)
@@ -73,7 +81,7 @@ class RankingModel(tfrs.Model):
             x = self.deep(x)
         rating = self.rating_head(x)[:, 0]
         for name, bias in self.biases.items():
-            rating += bias(tf.clip_by_value(inputs[name], 0, self.cardinalities[name] - 1))[:, 0]
+            rating += bias(tf.clip_by_value(ids[name], 0, self.cardinalities[name] - 1))[:, 0]
         return {"rating": rating, "like_logit": self.like_head(x)[:, 0]}
 
     def compute_loss(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
