@@ -191,73 +191,82 @@ class RecommenderClient:
                 for user in user_ids}
 
     def _candidates(self, user_ids: Sequence[str], out: dict,
-                    history: Dict[str, List[str]]) -> Tuple[Dict[str, str], Dict[str, List[tuple]]]:
-        """Each user's path and, unless "popular", the retrieved [(movie, title, retrieval score)]
-        in retrieval order (the model dropped the exclusions); sets `history_ignored` from `out`."""
+                    history: Dict[str, List[str]]) -> Tuple[Dict[str, str], Dict[str, tuple]]:
+        """Each user's path and, unless "popular", the retrieved (movie ids, titles: bytes [n], retrieval
+        scores: float [n]) in retrieval order (the model dropped the exclusions); sets `history_ignored`."""
         ignored = out.get("history_unknown", np.zeros(len(user_ids), np.int32))
         self.history_ignored = {user: int(ignored[row]) for row, user in enumerate(user_ids) if user in history}
         paths = {user: "personal" if out["known_user"][row] else
                  "history" if len(history.get(user, ())) > ignored[row] else "popular"
                  for row, user in enumerate(user_ids)}
-        found: Dict[str, List[tuple]] = {}
+        found: Dict[str, tuple] = {}
         for row, user in enumerate(user_ids):
             if paths[user] != "popular":
-                rows = zip(out["movie_ids"][row], out["titles"][row], out["scores"][row], strict=True)
-                found[user] = [(m.decode(), t.decode(), float(s)) for m, t, s in rows if np.isfinite(s)]  # -inf: none
+                offered = np.isfinite(out["scores"][row])  # -inf: nothing left to offer
+                found[user] = tuple(out[key][row][offered] for key in ("movie_ids", "titles", "scores"))
         return paths, found
 
-    def _rank_candidates(self, user_ids: Sequence[str], found: Dict[str, List[tuple]],
-                         extra: Optional[Dict[str, np.ndarray]]) -> Dict[tuple, Dict[str, float]]:
-        """{(user, movie): the ranking model's outputs} for every candidate, in `_chunks`:
+    def _rank_candidates(self, user_ids: Sequence[str], found: Dict[str, tuple],
+                         extra: Optional[Dict[str, np.ndarray]]) -> Dict[str, Dict[str, np.ndarray]]:
+        """{user: {the ranking model's output: float [n], one per candidate}}, in `_chunks`:
         serve_history with `extra` (each row's history and side features), else serving_default."""
-        ranked: Dict[tuple, Dict[str, float]] = {}
+        ranked: Dict[str, Dict[str, np.ndarray]] = {}
         rows = {user: row for row, user in enumerate(user_ids)}
-        for chunk in self._chunks(found):
-            users = [u for u, _ in chunk]
-            outputs = self._predict(self.ranking_model, HISTORY_SIGNATURES[1] if extra else SIGNATURE,
-                                    user_id=np.array(users, dtype=object),
-                                    movie_id=np.array([m for _, m in chunk], dtype=object),
-                                    **{key: value[[rows[u] for u in users]] for key, value in (extra or {}).items()})
+        for users in self._chunks(found):
+            counts, picked = [len(found[user][0]) for user in users], [rows[user] for user in users]
+            outputs = self._predict(  # ids as bytes: straight into the request
+                self.ranking_model, HISTORY_SIGNATURES[1] if extra else SIGNATURE,
+                user_id=np.repeat(np.array([str(user).encode() for user in users], dtype=object), counts),
+                movie_id=np.concatenate([found[user][0] for user in users]),
+                **{key: np.repeat(value[picked], counts, axis=0) for key, value in (extra or {}).items()})
             if ordering.RANKING_OUTPUT not in outputs:
                 raise ValueError(f"Ranking model {self.ranking_model!r} has no {ordering.RANKING_OUTPUT!r} output; "
                                  "is it a ranking model exported by this project's Trainer?")
-            ranked.update({pair: {name: float(values[i]) for name, values in outputs.items()}
-                           for i, pair in enumerate(chunk)})
+            ends = np.cumsum(counts)
+            ranked.update({user: {name: values[end - count:end] for name, values in outputs.items()}
+                           for user, count, end in zip(users, counts, ends, strict=True)})
         return ranked
 
-    def _chunks(self, found: Dict[str, List[tuple]]) -> Iterator[List[Tuple[str, str]]]:
-        """(user, movie) pairs in requests of at most `max_rows` (the server's cap), each user's
+    def _chunks(self, found: Dict[str, tuple]) -> Iterator[List[str]]:
+        """Users whose candidates fill requests of at most `max_rows` (the server's cap), each user's
         candidates in one request: the ranking score compares a movie with the user's other rows."""
-        chunk: List[Tuple[str, str]] = []
-        for user, movies in found.items():
+        chunk: List[str] = []
+        rows = 0
+        for user, (movies, _, _) in found.items():
             if len(movies) > self.max_rows:
                 raise ValueError(f"{len(movies)} candidates for user {user} exceed max_rows={self.max_rows}; "
                                  "ask for fewer candidates")
-            if len(chunk) + len(movies) > self.max_rows:
+            if rows + len(movies) > self.max_rows:
                 yield chunk
-                chunk = []
-            chunk += [(user, movie) for movie, _, _ in movies]
-        if chunk:
+                chunk, rows = [], 0
+            chunk.append(user)
+            rows += len(movies)
+        if rows:
             yield chunk
 
     @staticmethod
-    def _items(user, movies, ranked, popular, excluded, k, order) -> List[dict]:
-        if movies is None:
+    def _items(user, found, ranked, popular, excluded, k, order) -> List[dict]:
+        if found is None:
             items = [{"movie_id": m, "title": t, "score": None, "rating": None, "retrieval_score": None,
                       "like_probability": None, "source": "popular"} for m, t in popular if m not in excluded][:k]
         else:
-            outputs = [ranked[(user, movie)] for movie, _, _ in movies]
-            retrieval = [score for _, _, score in movies]
-            ranking = [o[ordering.RANKING_OUTPUT] for o in outputs]
+            movies, titles, retrieval = found
+            outputs = ranked.get(user, {})
+            ranking = outputs.get(ordering.RANKING_OUTPUT, retrieval[:0])  # no rows: no candidates
             keys = ordering.sort_keys(retrieval, ranking, order)
-            items = [{"movie_id": movies[i][0], "title": movies[i][1], "score": float(keys[i]),
-                      "rating": outputs[i].get("rating"), "retrieval_score": retrieval[i],
-                      "like_probability": outputs[i].get("like_probability"), "source": "ranking"}
+            rating, like = (outputs.get(name, [None] * len(retrieval)) for name in ("rating", "like_probability"))
+            items = [{"movie_id": movies[i].decode(), "title": titles[i].decode(), "score": float(keys[i]),
+                      "rating": _float(rating[i]), "retrieval_score": float(retrieval[i]),
+                      "like_probability": _float(like[i]), "source": "ranking"}
                      for i in ordering.order(retrieval, ranking, order)[:k]]
         return [{"rank": r + 1, **item} for r, item in enumerate(items)]
 
     def close(self) -> None:
         self.channel.close()
+
+
+def _float(value) -> Optional[float]:
+    return None if value is None else float(value)
 
 
 def _padded(rows: List[List[str]]) -> np.ndarray:

@@ -153,7 +153,7 @@ def test_many_users_in_one_retrieval_call_and_chunked_ranking(client):
     client._predict = lambda model, *args, **inputs: sent.append(list(inputs.get("user_id", []))) or predict(
         model, *args, **inputs)
     assert client.recommend_many(["u1", "u2"], k=1, candidates=4) == {u: answers[u] for u in ("u1", "u2")}
-    assert sent[1:] == [["u1"] * 4, ["u2"] * 4]  # a user's candidates are never split (the score compares them)
+    assert sent[1:] == [[b"u1"] * 4, [b"u2"] * 4]  # a user's candidates are never split (the score compares them)
     client._predict = predict
     client.max_rows = 3
     with pytest.raises(ValueError, match="exceed max_rows=3"):
