@@ -13,7 +13,7 @@ movies. The users are named by ML-100K user ids, so the ranking model, the real 
 one, ranks their candidates with its features of real users (its cost per pair does not
 depend on the history's length: models/ranking/relations.py). `measure` serves each
 model beside that ranking model (or DIR/ranking where there is one; one server each, one TensorFlow thread, as
-benchmarks/serving.py's tf_1_thread), and asks for k=10 of 100 re-ranked candidates one
+benchmarks/serving.py's tf_1_thread), and asks for k=10 of 200 re-ranked candidates one
 at a time, the lengths in turn, alternating between the models in rounds; p50 and p99
 per length go to benchmarks/results/serving_history.{json,png} (the last model named
 leads the JSON).
@@ -64,7 +64,7 @@ def build(path: str, code_root: str) -> None:
     rng = np.random.default_rng(0)
     seen = {user.encode(): sorted(rng.choice(ids, length, replace=False).tolist())
             for length, users in USERS.items() for user in users}
-    retriever = build_retrievers(Towers(), movies.batch(1024), seen, 100, {})["scann"]
+    retriever = build_retrievers(Towers(), movies.batch(1024), seen, 200, {})["scann"]  # as many as served
     retriever.save(os.path.join(path, "retrieval", "1"), scann=True)
     print(f"Wrote {path}/retrieval/1 (code of {code_root})")
 
