@@ -90,7 +90,7 @@ class Ranker(F.RawFeatureModule):
         names = {key: sorted(n for n in model.cardinalities if n.startswith(key.split("_")[0]))
                  for key in (F.MOVIE_ID, F.USER_ID)}  # the id's own _xf too
         if names[F.MOVIE_ID] + names[F.USER_ID] != sorted(model.cardinalities):  # the order `embed` concatenates
-            raise ValueError(f"Ranking features {sorted(model.cardinalities)}: each must start with movie_ or user_")
+            raise ValueError(f"Ranking features {sorted(model.cardinalities)}: name each movie_... or user_...")
         for id_key in names:
             keys, values = side_features(train_files, tft_output, id_key, names[id_key])
             self.rows[id_key] = _table(keys, list(range(len(keys))), len(keys))  # unknown: the last row
