@@ -115,17 +115,19 @@ class Relations(tf.Module):
         """
         user = tf.minimum(user, tf.shape(self.queries, out_type=tf.int64)[0] - 1)  # OOV: the last row
         movie = tf.minimum(movie, tf.cast(self.num_movies - 1, tf.int64))
-        if history is None:
-            history = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int64), tf.zeros_like(user))
-        history = distinct(history, self.num_movies)
-        stored = sorted_contains(self.pairs, tf.repeat(user, history.row_lengths()) * self.num_movies
-                                 + history.flat_values)
-        extra = tf.ragged.boolean_mask(history, history.with_flat_values(~stored))  # [B, None] not stored
-        extra_keys = extra.value_rowids() * self.num_movies + extra.flat_values  # sorted
-        before = tf.gather(self.count, user)[:, None]  # [B, 1]
-        total = tf.maximum(before + tf.cast(extra.row_lengths(), tf.float32)[:, None], 1.0)
-        pooled = lambda table, mean: (  # noqa: E731  the mean over stored + extra movies, [B, width]
-            tf.gather(mean, user) * before + tf.reduce_sum(tf.gather(table, extra), axis=1)) / total
+        extra = None  # without a request history (serving_default), the stored tables alone
+        if history is not None:
+            history = distinct(history, self.num_movies)
+            stored = sorted_contains(self.pairs, tf.repeat(user, history.row_lengths()) * self.num_movies
+                                     + history.flat_values)
+            extra = tf.ragged.boolean_mask(history, history.with_flat_values(~stored))  # [B, None] not stored
+            before = tf.gather(self.count, user)[:, None]  # [B, 1]
+            total = tf.maximum(before + tf.cast(extra.row_lengths(), tf.float32)[:, None], 1.0)
+
+        def pooled(table, mean):  # the mean over stored + extra movies, [B, width]
+            if extra is None:
+                return tf.gather(mean, user)
+            return (tf.gather(mean, user) * before + tf.reduce_sum(tf.gather(table, extra), axis=1)) / total
         candidate = tf.gather(self.embeddings, movie)  # [B, dim]
         near = tf.gather(self.near, movie)  # [B, width] movies h with a weight B[h, c] (0: padding)
         users, row = tf.unique(user)
@@ -139,9 +141,11 @@ class Relations(tf.Module):
 
         def search():  # many users x a large catalogue: a sorted search per neighbour instead
             return tf.cast(sorted_contains(self.pairs, user[:, None] * self.num_movies + near), tf.float32)
-        rows = tf.range(tf.size(user, out_type=tf.int64))[:, None]  # [B, 1]
-        seen = tf.maximum(tf.cond(cells <= MASK_CELLS, mask, search),  # stored history, or the request's
-                          tf.cast(sorted_contains(extra_keys, rows * self.num_movies + near), tf.float32))
+        seen = tf.cond(cells <= MASK_CELLS, mask, search)  # the stored history...
+        if extra is not None:  # ...or the request's
+            rows = tf.range(tf.size(user, out_type=tf.int64))[:, None]  # [B, 1]
+            keys = extra.value_rowids() * self.num_movies + extra.flat_values  # sorted
+            seen = tf.maximum(seen, tf.cast(sorted_contains(keys, rows * self.num_movies + near), tf.float32))
         ease = tf.reduce_sum(seen * tf.gather(self.near_weights, movie), axis=1)
         queries = tf.gather(self.queries, user) if queries is None else queries
         return tf.stack([
