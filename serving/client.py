@@ -254,19 +254,15 @@ class RecommenderClient:
             outputs = ranked.get(user, {})
             ranking = outputs.get(ordering.RANKING_OUTPUT, retrieval[:0])  # no rows: no candidates
             keys = ordering.sort_keys(retrieval, ranking, order)
-            rating, like = (outputs.get(name, [None] * len(retrieval)) for name in ("rating", "like_probability"))
+            rating, like = (outputs.get(name) for name in ("rating", "like_probability"))
             items = [{"movie_id": movies[i].decode(), "title": titles[i].decode(), "score": float(keys[i]),
-                      "rating": _float(rating[i]), "retrieval_score": float(retrieval[i]),
-                      "like_probability": _float(like[i]), "source": "ranking"}
+                      "rating": None if rating is None else float(rating[i]), "retrieval_score": float(retrieval[i]),
+                      "like_probability": None if like is None else float(like[i]), "source": "ranking"}
                      for i in ordering.order(retrieval, ranking, order)[:k]]
         return [{"rank": r + 1, **item} for r, item in enumerate(items)]
 
     def close(self) -> None:
         self.channel.close()
-
-
-def _float(value) -> Optional[float]:
-    return None if value is None else float(value)
 
 
 def _padded(rows: List[List[str]]) -> np.ndarray:
