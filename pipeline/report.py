@@ -96,18 +96,18 @@ def curves(run_dir: str) -> str:
     return images
 
 
-def recommendations(serving_dir: str, catalogue_uri: str, eval_: tuple, users: int = 3, k: int = 10) -> str:
-    """The pushed models' top k for the first eval users, with titles; * marks a movie of the user's eval split."""
-    titles = {m: t.decode() for batch in E.read_examples(catalogue_uri, "catalogue", E.MOVIE_SPEC)
-              for m, t in zip(batch["movie_id"].numpy(), batch["movie_title"].numpy(), strict=True)}
-    ids, dirs = list(titles), [runs(f"{serving_dir}/{m}/*")[-1] for m in ("retrieval_bruteforce", "ranking")]
+def recommendations(serving_dir: str, movies: dict, eval_: tuple, users: int = 3, k: int = 10) -> str:
+    """The pushed models' top k for the first eval users, with titles (`movies`: E.read_catalogue's);
+    * marks a movie of the user's eval split."""
+    ids, titles = movies["ids"], [t.decode() for t in movies["titles"]]
+    dirs = [runs(f"{serving_dir}/{m}/*")[-1] for m in ("retrieval_bruteforce", "ranking")]
     index = {m: i for i, m in enumerate(ids)}
     chosen, relevant = RE.relevance(eval_, index)
     signatures = [tf.saved_model.load(path).signatures["serving_default"] for path in dirs]
     top = two_stage_lists(*signatures, chosen[:users], index)["ranking"][:, :k]
     return f"<p>Ranked retrieval candidates of {', '.join(dirs)}; * = rated in the eval split.</p>" + "".join(
         f"<h3>User {user.decode()}</h3>" + table(["rank", "movie", "title"], [
-            [r + 1, ids[i].decode() + " *" * (i in relevant[u]), titles[ids[i]]] for r, i in enumerate(row) if i >= 0])
+            [r + 1, ids[i].decode() + " *" * (i in relevant[u]), titles[i]] for r, i in enumerate(row) if i >= 0])
         for u, (user, row) in enumerate(zip(chosen, top, strict=False)))
 
 
@@ -126,7 +126,8 @@ def write(output_dir: str) -> str:
                                                                      "MovieCatalogueGen/catalogue"))
     train, eval_ = E.read_pairs(examples, "train"), E.read_pairs(examples, "eval")
     lam = json.load(open(runs(f"{root}/RankingTrainer/model_run/*")[-1] + "/listwise.json"))["ease_lambda"]
-    quality = {**baselines(train, eval_, E.read_catalogue(catalogue)["ids"], lam),
+    movies = E.read_catalogue(catalogue)
+    quality = {**baselines(train, eval_, movies["ids"], lam),
                "retrieval alone": ranking[-1]["retrieval"], "served (retrieval, then ranking)": ranking[-1]["ranking"]}
     sections = {
         "Data statistics": statistics(*(runs(f"{root}/{name}/*")[-1] for name in ("StatisticsGen/statistics",
@@ -141,7 +142,7 @@ def write(output_dir: str) -> str:
             [[name, *(m[k] for k in ("recall@10", "ndcg@10", "recall@100"))] for name, m in quality.items()]),
         "Training curves": "".join(curves(runs(f"{root}/{t}/model_run/*")[-1]) for t in ("RetrievalTrainer",
                                                                                          "RankingTrainer")),
-        "Recommendations": recommendations(serving, catalogue, eval_) if all(
+        "Recommendations": recommendations(serving, movies, eval_) if all(
             glob.glob(f"{serving}/{m}/*") for m in ("retrieval_bruteforce", "ranking")) else "No model was pushed yet."}
     with open(os.path.join(output_dir, "report.html"), "w") as f:
         f.write("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Run report</title><style>body{font:14px "
