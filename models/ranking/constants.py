@@ -32,8 +32,8 @@ class RankingConfig(Config):
     holdout_seed: int = 7
     ease_lambdas: Tuple[float, ...] = (30.0, 100.0, 300.0, 1000.0, 3000.0)  # EASE's L2 weight: best on held-out
     neighbours: int = 200  # EASE weights kept per movie
-    list_cross_layers: int = 1
-    list_deep_layers: Tuple[int, ...] = ()  # none: one Cross layer, then the score (chosen on validation lists)
+    list_cross_layers: int = 0  # 0, no deep layers: a weighted sum (chosen on validation lists: steadier than a Cross)
+    list_deep_layers: Tuple[int, ...] = ()
     list_batch_size: int = 32  # lists per step
     list_epochs: int = 40  # at most; stops when the loss on a tenth of the lists stops improving
     list_patience: int = 4

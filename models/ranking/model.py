@@ -150,8 +150,9 @@ class ListwiseRanker(tfrs.Model):
 
     Each feature is standardised within the user's list (raw levels shift between training
     lists, built from part of each history, and serving, which sees all of it), crossed by
-    `tfrs.layers.dcn.Cross` and scored by a deep network; the loss is each list's softmax
-    cross-entropy against its labels (normalised to sum to 1).
+    `tfrs.layers.dcn.Cross` layers (none by default: a weighted sum) and scored by a deep
+    network; the loss is each list's softmax cross-entropy against its labels (normalised
+    to sum to 1).
 
     Args:
       cross_layers, deep_layers: the DCN's Cross layers and ReLU widths.
