@@ -5,7 +5,6 @@ MovieLensExampleGen remaps its ratings to (duplicate_ids_merged counts the ids d
 """
 import logging
 import os
-from typing import Dict
 
 import tensorflow as tf
 from tfx import v1 as tfx
@@ -13,20 +12,10 @@ from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components.movielens_formats import Movie
 from components.movielens_tables import id_order, movie_features, read_tables
 
 SPLIT = "catalogue"
 FILE_NAME = "data_tfrecord-00000-of-00001.gz"
-
-
-def write_catalogue(movies: Dict[str, Movie], split_dir: str) -> None:
-    """Writes one tf.Example per movie into `split_dir`, in id order."""
-    tf.io.gfile.makedirs(split_dir)
-    with tf.io.TFRecordWriter(os.path.join(split_dir, FILE_NAME), options="GZIP") as writer:
-        for movie_id in sorted(movies, key=id_order):
-            example = tf.train.Example(features=tf.train.Features(feature=movie_features(movie_id, movies[movie_id])))
-            writer.write(example.SerializeToString())
 
 
 @tfx.dsl.components.component
@@ -36,7 +25,12 @@ def MovieCatalogueGen(input_base: tfx.dsl.components.Parameter[str],
     """Reads the movies (and tags) of the release in `input_base` into the `catalogue` split."""
     tables = read_tables(input_base)
     catalogue.split_names = artifact_utils.encode_split_names([SPLIT])
-    write_catalogue(tables.movies, artifact_utils.get_split_uri([catalogue], SPLIT))
+    split_dir = artifact_utils.get_split_uri([catalogue], SPLIT)
+    tf.io.gfile.makedirs(split_dir)
+    with tf.io.TFRecordWriter(os.path.join(split_dir, FILE_NAME), options="GZIP") as writer:
+        for movie_id in sorted(tables.movies, key=id_order):  # a tf.Example per movie, in id order
+            writer.write(tf.train.Example(features=tf.train.Features(
+                feature=movie_features(movie_id, tables.movies[movie_id]))).SerializeToString())
     catalogue.set_int_custom_property("duplicate_ids_merged", len(tables.aliases))
     logging.info("MovieCatalogueGen: %d movies (%d duplicate ids merged into the smallest of their title)",
                  len(tables.movies), len(tables.aliases))

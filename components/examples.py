@@ -46,11 +46,9 @@ def read_pairs(examples_uri: str, split: str, keys: tuple = (F.USER_ID, F.MOVIE_
 
 def read_catalogue(uri: str) -> dict:
     """{'ids': [I] movie ids, 'titles': [I] bytes, 'genres': [I, G] float multi-hot} of a catalogue artifact."""
-    ids, titles, genres = [], [], []
-    for batch in read_examples(uri, "catalogue", MOVIE_SPEC):
-        ids.extend(batch[F.MOVIE_ID].numpy())
-        titles.extend(batch[F.MOVIE_TITLE].numpy())
-        genres.extend(batch[F.MOVIE_GENRES].numpy())
+    batches = list(read_examples(uri, "catalogue", MOVIE_SPEC))
+    ids, titles, genres = ([row for batch in batches for row in batch[key].numpy()]
+                           for key in (F.MOVIE_ID, F.MOVIE_TITLE, F.MOVIE_GENRES))
     rows = [set(row) - {b""} for row in genres]
     names = sorted(set().union(*rows))
     multi_hot = np.array([[g in row for g in names] for row in rows], np.float32).reshape(len(ids), len(names))

@@ -30,6 +30,8 @@ from models.retrieval.constants import MAX_HISTORY
 from models.retrieval.towers import HISTORY_SIDE, RaggedTable, request_history, sorted_contains
 
 MAX_EXCLUDE = 100  # extra exclusions `retrieve` is guaranteed to fill past
+
+
 def _table(keys: list, values, default) -> tf.lookup.StaticHashTable:
     return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
         tf.constant(keys, tf.string), tf.constant(values)), default)
@@ -115,14 +117,6 @@ class Retriever(tf.Module):
             signatures["retrieve_history"] = self.retrieve_history
         options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"]) if scann else None
         tf.saved_model.save(self, path, options=options, signatures=signatures)
-def embed_catalogue(towers, movies: tf.data.Dataset) -> tuple:
-    """Every catalogue movie through the candidate tower: ids [m], titles [m], embeddings [m, dim]."""
-    ids, titles, embeddings = [], [], []
-    for batch in movies:
-        ids.extend(batch[F.MOVIE_ID].numpy())
-        titles.extend(batch[F.MOVIE_TITLE].numpy())
-        embeddings.append(towers.embed_movies(**batch)["embeddings"])
-    return np.array(ids, dtype=object), np.array(titles, dtype=object), tf.concat(embeddings, 0)
 
 
 def scann_parameters(num_movies: int, k: int, num_leaves: int = 0, num_leaves_to_search: int = 0,
@@ -142,7 +136,12 @@ def build_retrievers(towers, movies: tf.data.Dataset, seen: Dict[bytes, List[byt
     """{'scann': Retriever, 'bruteforce': Retriever} over every movie of `movies`, both
     indexed and called once (TFRS indexes must be called before saving); `scann`: keyword
     arguments of scann_parameters."""
-    ids, titles, embeddings = embed_catalogue(towers, movies)
+    ids, titles, embeddings = [], [], []
+    for batch in movies:  # every catalogue movie through the candidate tower
+        ids.extend(batch[F.MOVIE_ID].numpy())
+        titles.extend(batch[F.MOVIE_TITLE].numpy())
+        embeddings.append(towers.embed_movies(**batch)["embeddings"])
+    ids, titles, embeddings = np.array(ids, dtype=object), np.array(titles, dtype=object), tf.concat(embeddings, 0)
     counts = collections.Counter(movie for rated in seen.values() for movie in rated)
     popular = np.array(sorted(ids, key=lambda m: (-counts[m], m)), dtype=object)
     most_seen = max((len(v) for v in seen.values()), default=0)

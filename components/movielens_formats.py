@@ -1,6 +1,5 @@
-"""The MovieLens releases' file formats: release detection, per-release line parsers, encodings.
-Each release's files, parsers and encoding: ML_100K, ML_1M, ML_10M and ML_CSV below (a table of them: README.md,
-"Releases, splits and bad rows").
+"""The MovieLens releases' file formats and release detection: each release's files, line parsers and encoding
+in ML_100K, ML_1M, ML_10M and ML_CSV below (a table of them: README.md, "Releases, splits and bad rows").
 
 Every parser takes one decoded line and `where` ("path:line") and raises MovieLensError naming `where`, the problem
 and a `reason` (used to count bad rows). Reading the tables and building tf.Examples: components/movielens_tables.py."""

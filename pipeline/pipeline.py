@@ -60,10 +60,8 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
     examples, catalogue = example_gen.outputs["examples"], catalogue_gen.outputs["catalogue"]
     schema = schema_gen.outputs["schema"]
-    # Feature statistics of both splits.
     statistics_gen = tfx.components.StatisticsGen(examples=examples)
     statistics = statistics_gen.outputs["statistics"]
-    # Anomalies of each split against the schema.
     example_validator = tfx.components.ExampleValidator(statistics=statistics, schema=schema)
     # Fails the run on any anomaly or train/eval drift, before anything is trained.
     data_gate = DataGate(statistics=statistics, schema=schema, anomalies=example_validator.outputs["anomalies"])
@@ -71,14 +69,12 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
     transform = tfx.components.Transform(examples=examples, schema=schema, disable_analyzer_cache=True,
                                          preprocessing_fn=configs.PREPROCESSING_FN, disable_statistics=True)
     transform.add_upstream_node(data_gate)
-    # The two-tower retrieval model.
     retrieval_trainer = _trainer(configs.RETRIEVAL_RUN_FN, transform, schema, retrieval_config).with_id(
         "RetrievalTrainer")
     # ScaNN and brute-force indexes over every movie, behind a raw user_id signature.
     index_builder = IndexBuilder(model=retrieval_trainer.outputs["model"], examples=examples, catalogue=catalogue,
                                  num_candidates=num_candidates)
     scann, bruteforce = index_builder.outputs["scann_model"], index_builder.outputs["bruteforce_model"]
-    # The last blessed retrieval model, to compare the new one against.
     retrieval_baseline = _latest_blessed("LatestBlessedRetrieval", "IndexBuilder", "bruteforce_model",
                                          "RetrievalEvaluator")
     # Recall, NDCG, coverage... on the eval split; blesses only above the floor and the baseline.
@@ -91,7 +87,6 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_dir: str, servi
     # The rating model and the listwise re-ranker, on the candidates of a retrieval model like the served one.
     ranking_trainer = _trainer(configs.RANKING_RUN_FN, transform, schema, ranking_config,
                                base_model=retrieval_trainer.outputs["model"]).with_id("RankingTrainer")
-    # The last blessed ranking model, to compare the new one against.
     ranking_baseline = _latest_blessed("LatestBlessedRanking", "RankingTrainer", "model", "RankingEvaluator")
     # Blesses only when its order beats retrieval's own, the RMSE passes its gates and retrieval was blessed.
     ranking_evaluator = TwoStageEvaluator(

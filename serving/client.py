@@ -80,8 +80,7 @@ class RecommenderClient:
         self.predictions = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
-        self.retrieval_model, self.ranking_model = retrieval_model, ranking_model
-        self.timeout = timeout
+        self.retrieval_model, self.ranking_model, self.timeout = retrieval_model, ranking_model, timeout
         self.max_rows = 10_000  # rows per ranking request (the server's --max_batch_size)
         self.timings: Dict[str, float] = {}  # seconds spent in each call of the last recommend_many
         self.ordered_by: Optional[str] = None  # what the last recommend_many ordered by
@@ -199,11 +198,9 @@ class RecommenderClient:
         paths = {user: "personal" if out["known_user"][row] else
                  "history" if len(history.get(user, ())) > ignored[row] else "popular"
                  for row, user in enumerate(user_ids)}
-        found: Dict[str, tuple] = {}
-        for row, user in enumerate(user_ids):
-            if paths[user] != "popular":
-                offered = np.isfinite(out["scores"][row])  # -inf: nothing left to offer
-                found[user] = tuple(out[key][row][offered] for key in ("movie_ids", "titles", "scores"))
+        offered = np.isfinite(out["scores"])  # -inf: nothing left to offer
+        found = {user: tuple(out[key][row][offered[row]] for key in ("movie_ids", "titles", "scores"))
+                 for row, user in enumerate(user_ids) if paths[user] != "popular"}
         return paths, found
 
     def _rank_candidates(self, user_ids: Sequence[str], found: Dict[str, tuple],
@@ -222,16 +219,14 @@ class RecommenderClient:
             if ordering.RANKING_OUTPUT not in outputs:
                 raise ValueError(f"Ranking model {self.ranking_model!r} has no {ordering.RANKING_OUTPUT!r} output; "
                                  "is it a ranking model exported by this project's Trainer?")
-            ends = np.cumsum(counts)
             ranked.update({user: {name: values[end - count:end] for name, values in outputs.items()}
-                           for user, count, end in zip(users, counts, ends, strict=True)})
+                           for user, count, end in zip(users, counts, np.cumsum(counts), strict=True)})
         return ranked
 
     def _chunks(self, found: Dict[str, tuple]) -> Iterator[List[str]]:
         """Users whose candidates fill requests of at most `max_rows` (the server's cap), each user's
         candidates in one request: the ranking score compares a movie with the user's other rows."""
-        chunk: List[str] = []
-        rows = 0
+        chunk, rows = [], 0
         for user, (movies, _, _) in found.items():
             if len(movies) > self.max_rows:
                 raise ValueError(f"{len(movies)} candidates for user {user} exceed max_rows={self.max_rows}; "

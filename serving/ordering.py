@@ -21,9 +21,7 @@ RRF_K = 60
 def ranks(scores: Sequence[float]) -> np.ndarray:
     """1-based rank of each score, higher first; ties by position."""
     positions = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    result = np.empty(len(positions), dtype=np.int64)
-    result[positions] = np.arange(1, len(positions) + 1)
-    return result
+    return np.argsort(positions).astype(np.int64) + 1  # the inverse permutation: each score's place
 
 
 def sort_keys(retrieval_scores: Sequence[float], ranking_scores: Sequence[float], how: str) -> np.ndarray:
@@ -38,17 +36,10 @@ def sort_keys(retrieval_scores: Sequence[float], ranking_scores: Sequence[float]
 
 
 def order(retrieval_scores: Sequence[float], ranking_scores: Sequence[float], how: str = "ranking") -> np.ndarray:
-    """Indices of the candidates, best first, under `how` (see the module docstring).
-
-    Args:
-      retrieval_scores: the retrieval model's score of each, higher is better.
-      ranking_scores: the ranking model's score of each, higher is better.
-      how: "ranking", "retrieval" or "fused".
-    """
+    """Indices of the candidates, best first, under `how` (one of ORDERS; see the module docstring),
+    from each candidate's retrieval and ranking scores (higher is better)."""
     if len(retrieval_scores) != len(ranking_scores):
         raise ValueError(f"{len(retrieval_scores)} retrieval scores and {len(ranking_scores)} ranking scores: "
                          "one of each per candidate")
     keys = sort_keys(retrieval_scores, ranking_scores, how)
-    retrieval_rank = ranks(retrieval_scores)
-    return np.lexsort((retrieval_rank, -keys))  # by key, higher first; ties: retrieval order
-
+    return np.lexsort((ranks(retrieval_scores), -keys))  # by key, higher first; ties: retrieval order

@@ -96,8 +96,7 @@ class Admission:
     def __init__(self, running: int, waiting: int):
         self.running, self.limit = running, running + waiting
         self._slots = threading.Semaphore(running)
-        self._lock = threading.Lock()
-        self._admitted = 0
+        self._lock, self._admitted = threading.Lock(), 0
 
     @contextlib.contextmanager
     def __call__(self, context):
@@ -180,9 +179,7 @@ class ModelServer(prediction_service_pb2_grpc.PredictionServiceServicer,
             if field != SIGNATURE_DEF_FIELD:
                 raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"Metadata field {field} is not supported")
         servable = self.registry.servable(request.model_spec)
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
-        for name, definition in servable.signature_defs.items():
-            signature_map.signature_def[name].CopyFrom(definition)
+        signature_map = get_model_metadata_pb2.SignatureDefMap(signature_def=servable.signature_defs)
         response = get_model_metadata_pb2.GetModelMetadataResponse(model_spec=_spec(servable))
         response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_map)
         return response

@@ -22,6 +22,7 @@ _TYPES = {  # numpy dtype: (DataType, the TensorProto field its values go in)
     np.dtype(np.complex64): (T.DT_COMPLEX64, "scomplex_val"),
     np.dtype(np.complex128): (T.DT_COMPLEX128, "dcomplex_val")}
 _BY_ENUM = {enum: (dtype, field) for dtype, (enum, field) in _TYPES.items()}
+_FIELD_NUMBERS = {field.name: field.number for field in tensor_pb2.TensorProto.DESCRIPTOR.fields}
 
 
 def dtype_name(enum: int) -> str:
@@ -38,9 +39,6 @@ def _raw(array: np.ndarray) -> np.ndarray:
     if flat.dtype == np.float16:
         return flat.view(np.uint16)
     return flat.view(flat.real.dtype) if flat.dtype.kind == "c" else flat
-
-
-_FIELD_NUMBERS = {field.name: field.number for field in tensor_pb2.TensorProto.DESCRIPTOR.fields}
 
 
 def _varint(value: int) -> bytes:
@@ -105,9 +103,7 @@ def from_proto(proto: tensor_pb2.TensorProto) -> np.ndarray:
     if proto.dtype == T.DT_STRING:
         if proto.tensor_content:
             raise ValueError("string tensors travel in string_val, not tensor_content")
-        array = np.empty(count, dtype=object)
-        array[:] = _fill(np.array(list(proto.string_val) or [], dtype=object), count, object)
-        return array.reshape(shape)
+        return _fill(np.array(list(proto.string_val), dtype=object), count, object).reshape(shape)
     if proto.dtype not in _BY_ENUM:
         raise ValueError(f"tensors of dtype {dtype_name(proto.dtype)} are not supported")
     dtype, field = _BY_ENUM[proto.dtype]
