@@ -114,6 +114,22 @@ def test_unknown_negative_sampler_is_refused():
                        RetrievalConfig(negatives="random"))
 
 
+@pytest.mark.parametrize("share", [0.2, 0.5])
+def test_history_share_is_what_the_query_reads_and_the_rest_is_trained_on(share):
+    query = query_tower([list(range(2_000)), [], [], []])  # user 0 rated 2,000 movies (ids past the table: fine here)
+    model = RetrievalModel(query, CandidateTower(SIZES, 8, [8]), None, np.array([1, 1, 1, 1, 0]),
+                           RetrievalConfig(negatives="in_batch", history_share=share))
+    model.optimizer = tf.keras.optimizers.Adam()
+    movies = tf.range(2_000, dtype=tf.int64)
+    inputs, weights = model._history_coin({X(F.USER_ID): tf.zeros([2_000], tf.int64), X(F.MOVIE_ID): movies})
+    keep = inputs[HISTORY_KEEP][0].numpy()
+    assert abs(keep.mean() - share) < 0.04
+    np.testing.assert_array_equal(weights.numpy(), (~keep).astype(np.float32))  # a movie is input or target, never both
+    with pytest.raises(ValueError, match="history_share=1.0"):
+        RetrievalModel(query, CandidateTower(SIZES, 8, [8]), None, np.array([1, 1, 1, 1, 0]),
+                       RetrievalConfig(history_share=1.0))
+
+
 def test_sampling_probability_mixes_positives_and_both_samplers():
     popularity = tf.constant([0.5, 0.25, 0.25, 0.0])
     uniform = tf.constant([1 / 3, 1 / 3, 1 / 3, 0.0])

@@ -11,8 +11,8 @@ signatures take raw features ('' pads string [batch, None] inputs):
 
 Training is a softmax over the batch's movies plus sampled negatives (NEGATIVES), with
 logQ correction. The query's history is split afresh at every step, per user, by a coin:
-half is the input, and only examples whose movie fell in the other half are trained on,
-so the input never depends on which movie is the target.
+a share (`history_share`) is the input, and only examples whose movie fell in the rest are
+trained on, so the input never depends on which movie is the target.
 """
 from typing import Dict, List, Tuple
 
@@ -48,7 +48,9 @@ class RetrievalModel(tfrs.Model):
                  counts: np.ndarray, config: RetrievalConfig):
         super().__init__()
         self.query, self.candidate, self.movies = query, candidate, movies
-        self.negatives = config.negatives
+        self.negatives, self.history_share = config.negatives, config.history_share
+        if not 0.0 < self.history_share < 1.0:
+            raise ValueError(f"history_share={self.history_share}: choose a share in (0, 1) in the retrieval config")
         if self.negatives not in NEGATIVES:
             raise ValueError(f"negatives={self.negatives!r}: choose one of {NEGATIVES} in the retrieval config")
         self.num_sampled = 0 if self.negatives == "in_batch" else config.num_sampled
@@ -69,14 +71,14 @@ class RetrievalModel(tfrs.Model):
         return ids, n_uniform, n - n_uniform
 
     def _history_coin(self, inputs: Dict[str, tf.Tensor]) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
-        """The module docstring's coin: `inputs` with HISTORY_KEEP (the half of each user's
+        """The module docstring's coin: `inputs` with HISTORY_KEEP (the share of each user's
         history the query reads) and weights float32 [batch], 1 where the example's movie
-        fell in the other half (the examples trained on)."""
-        user, seed = inputs[F.transformed_name(F.USER_ID)], self.optimizer.iterations
+        fell in the rest (the examples trained on)."""
+        user, seed, share = inputs[F.transformed_name(F.USER_ID)], self.optimizer.iterations, self.history_share
         history = self.query.history.gather(user)
-        keep = tf.ragged.map_flat_values(lambda m: coin(tf.repeat(user, history.row_lengths()), m, seed) < 0.5,
+        keep = tf.ragged.map_flat_values(lambda m: coin(tf.repeat(user, history.row_lengths()), m, seed) < share,
                                          history)
-        weights = tf.cast(coin(user, inputs[F.transformed_name(F.MOVIE_ID)], seed) >= 0.5, tf.float32)
+        weights = tf.cast(coin(user, inputs[F.transformed_name(F.MOVIE_ID)], seed) >= share, tf.float32)
         return {**inputs, HISTORY_KEEP: keep}, weights
 
     def compute_loss(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
