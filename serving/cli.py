@@ -66,8 +66,10 @@ def main(argv=None) -> None:
         client.wait_until_ready(args.wait)
         side = {key: getattr(args, key) for key in ("age", "gender", "occupation", "zip")}
         items = client.recommend(args.user, args.k, args.candidates, args.exclude, args.order, args.history, side)
-    except (grpc.RpcError, TimeoutError, ConnectionError) as error:
-        sys.exit(f"serving.client: {explain(error, client.tls) if isinstance(error, grpc.RpcError) else error}")
+    except grpc.RpcError as error:
+        sys.exit(f"serving.client: {explain(error, client.tls)}")
+    except (TimeoutError, ConnectionError) as error:
+        sys.exit(f"serving.client: {error}")
     finally:
         client.close()
     popular = bool(items) and items[0]["source"] == "popular"

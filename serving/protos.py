@@ -44,5 +44,8 @@ def _import_without_tensorflow() -> dict:
                 del sys.modules[name]
 
 
-(tensor_pb2, types_pb2, predict_pb2, get_model_status_pb2, model_service_pb2_grpc,
- prediction_service_pb2_grpc) = _import_without_tensorflow().values()  # in _MODULES' order
+_loaded = _import_without_tensorflow()
+tensor_pb2, types_pb2, predict_pb2 = _loaded["tensor_pb2"], _loaded["types_pb2"], _loaded["predict_pb2"]
+get_model_status_pb2 = _loaded["get_model_status_pb2"]
+model_service_pb2_grpc = _loaded["model_service_pb2_grpc"]
+prediction_service_pb2_grpc = _loaded["prediction_service_pb2_grpc"]
