@@ -8,8 +8,8 @@ from models.retrieval.constants import RetrievalConfig
 from models.retrieval.model import RetrievalModel, sampling_probability, tables
 from models.retrieval.towers import (
     HISTORY,
-    HISTORY_KEEP,
     MOVIE_BAGS,
+    SIDE,
     USER_SIDE,
     CandidateTower,
     MovieTable,
@@ -76,10 +76,10 @@ def query_tower(history):
     return QueryTower(side, [np.array(h, np.int64) for h in history], SIZES, dim=8, layers=[8])
 
 
-def test_history_keep_selects_the_movies_the_query_sees():
+def test_history_input_replaces_the_stored_history():
     tower = query_tower([[3, 0], [1], [2], []])
     user = {X(F.USER_ID): tf.constant([0], tf.int64)}
-    only_3 = tower({**user, HISTORY_KEEP: tf.ragged.constant([[True, False]])})
+    only_3 = tower({**user, HISTORY: tf.ragged.constant([[3]], tf.int64)})
     tower.history = RaggedTable([np.array(h, np.int64) for h in [[3], [1], [2], []]], "history")
     np.testing.assert_allclose(only_3.numpy(), tower(user).numpy(), rtol=1e-6)
     assert only_3.shape == (1, 8)
@@ -122,12 +122,31 @@ def test_history_share_is_what_the_query_reads_and_the_rest_is_trained_on(share)
     model.optimizer = tf.keras.optimizers.Adam()
     movies = tf.range(2_000, dtype=tf.int64)
     inputs, weights = model._history_coin({X(F.USER_ID): tf.zeros([2_000], tf.int64), X(F.MOVIE_ID): movies})
-    keep = inputs[HISTORY_KEEP][0].numpy()
+    keep = np.isin(np.arange(2_000), inputs[HISTORY][0].numpy())
     assert abs(keep.mean() - share) < 0.04
     np.testing.assert_array_equal(weights.numpy(), (~keep).astype(np.float32))  # a movie is input or target, never both
     with pytest.raises(ValueError, match="history_share=1.0"):
         RetrievalModel(query, CandidateTower(SIZES, 8, [8]), None, np.array([1, 1, 1, 1, 0]),
                        RetrievalConfig(history_share=1.0))
+
+
+def test_anonymous_share_hides_whole_users_ids_but_keeps_their_history_and_side_features():
+    users = 2_000  # user 1,999 is the unknown id (a new user's)
+    side = np.arange(users * len(USER_SIDE), dtype=np.int64).reshape(users, len(USER_SIDE))
+    query = QueryTower(side, [np.array([u % 5], np.int64) for u in range(users)], {**SIZES, F.USER_ID: users}, 8, [8])
+    model = RetrievalModel(query, CandidateTower(SIZES, 8, [8]), None, np.array([1, 1, 1, 1, 0]),
+                           RetrievalConfig(negatives="in_batch", history_share=0.99, anonymous_share=0.3))
+    model.optimizer = tf.keras.optimizers.Adam()
+    user = tf.tile(tf.range(users - 1, dtype=tf.int64), [2])  # each user twice
+    inputs, _ = model._history_coin({X(F.USER_ID): user, X(F.MOVIE_ID): tf.zeros_like(user)})
+    hidden = (inputs[X(F.USER_ID)].numpy() == users - 1).reshape(2, -1)
+    np.testing.assert_array_equal(hidden[0], hidden[1])  # a user is hidden in all their examples or none
+    assert 0.26 < hidden[0].mean() < 0.34
+    np.testing.assert_array_equal(inputs[X(F.USER_ID)].numpy()[~hidden.ravel()], user.numpy()[~hidden.ravel()])
+    np.testing.assert_array_equal(inputs[SIDE].numpy(), side[user.numpy()])  # the hidden user's own side features
+    with pytest.raises(ValueError, match="anonymous_share=1.0"):
+        RetrievalModel(query, CandidateTower(SIZES, 8, [8]), None, np.array([1, 1, 1, 1, 0]),
+                       RetrievalConfig(anonymous_share=1.0))
 
 
 def test_sampling_probability_mixes_positives_and_both_samplers():

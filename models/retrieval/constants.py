@@ -14,7 +14,8 @@ class RetrievalConfig(Config):
     embedding_dim: int = 64
     layers: Tuple[int, ...] = (128,)  # hidden layers of each tower's MLP, before the output of embedding_dim
     use_history: bool = True  # the query tower adds the mean embedding of the user's training movies
-    history_share: float = 0.5  # training: the share of each history the query reads, the rest its targets (RESULTS.md)
+    history_share: float = 0.2  # training: the share of each history the query reads, the rest its targets (RESULTS.md)
+    anonymous_share: float = 0.3  # training: the share of users whose id is hidden, so new users' id row is trained
     temperature: float = 0.1  # chosen on validation data (benchmarks/RESULTS.md, retrieval sweep)
     negatives: str = "mixed"  # in_batch | uniform | hard | mixed (see models/retrieval/model.py)
     num_sampled: int = 512  # sampled negatives per batch, on top of the batch's own movies

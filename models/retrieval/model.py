@@ -12,7 +12,9 @@ signatures take raw features ('' pads string [batch, None] inputs):
 Training is a softmax over the batch's movies plus sampled negatives (NEGATIVES), with
 logQ correction. The query's history is split afresh at every step, per user, by a coin:
 a share (`history_share`) is the input, and only examples whose movie fell in the rest are
-trained on, so the input never depends on which movie is the target.
+trained on, so the input never depends on which movie is the target. A share of users
+(`anonymous_share`, by another coin) train with the unknown user id in place of theirs, so
+a new user's query (that id, the history given) is trained as well.
 """
 from typing import Dict, List, Tuple
 
@@ -26,7 +28,6 @@ from models import training
 from models.retrieval.constants import RetrievalConfig
 from models.retrieval.towers import (
     HISTORY,
-    HISTORY_KEEP,
     HISTORY_SIDE,
     MOVIE_BAGS,
     SIDE,
@@ -49,8 +50,12 @@ class RetrievalModel(tfrs.Model):
         super().__init__()
         self.query, self.candidate, self.movies = query, candidate, movies
         self.negatives, self.history_share = config.negatives, config.history_share
+        self.anonymous_share = config.anonymous_share
         if not 0.0 < self.history_share < 1.0:
             raise ValueError(f"history_share={self.history_share}: choose a share in (0, 1) in the retrieval config")
+        if not 0.0 <= self.anonymous_share < 1.0:
+            raise ValueError(f"anonymous_share={self.anonymous_share}: choose a share in [0, 1) "
+                             "in the retrieval config")
         if self.negatives not in NEGATIVES:
             raise ValueError(f"negatives={self.negatives!r}: choose one of {NEGATIVES} in the retrieval config")
         self.num_sampled = 0 if self.negatives == "in_batch" else config.num_sampled
@@ -71,15 +76,20 @@ class RetrievalModel(tfrs.Model):
         return ids, n_uniform, n - n_uniform
 
     def _history_coin(self, inputs: Dict[str, tf.Tensor]) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
-        """The module docstring's coin: `inputs` with HISTORY_KEEP (the share of each user's
-        history the query reads) and weights float32 [batch], 1 where the example's movie
+        """The module docstring's coin: `inputs` with HISTORY (the share of each user's history
+        the query reads) and SIDE, the user id replaced by the unknown id's (a new user's) for
+        an `anonymous_share` of users, and weights float32 [batch], 1 where the example's movie
         fell in the rest (the examples trained on)."""
-        user, seed, share = inputs[F.transformed_name(F.USER_ID)], self.optimizer.iterations, self.history_share
+        key, seed, share = F.transformed_name(F.USER_ID), self.optimizer.iterations, self.history_share
+        user = inputs[key]
         history = self.query.history.gather(user)
         keep = tf.ragged.map_flat_values(lambda m: coin(tf.repeat(user, history.row_lengths()), m, seed) < share,
                                          history)
         weights = tf.cast(coin(user, inputs[F.transformed_name(F.MOVIE_ID)], seed) >= share, tf.float32)
-        return {**inputs, HISTORY_KEEP: keep}, weights
+        anonymous = coin(user, tf.constant(-1, tf.int64), seed) < self.anonymous_share
+        unknown = tf.fill(tf.shape(user), tf.cast(self.query.user.input_dim - 1, tf.int64))
+        return {**inputs, key: tf.where(anonymous, unknown, user), HISTORY: tf.ragged.boolean_mask(history, keep),
+                SIDE: tf.gather(self.query.side, user)}, weights
 
     def compute_loss(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         positives = inputs[F.transformed_name(F.MOVIE_ID)]  # [batch]

@@ -61,7 +61,6 @@ def _mlp(layers: List[int], dim: int) -> tf.keras.Sequential:
                                [tf.keras.layers.Dense(dim)])
 
 
-HISTORY_KEEP = "history_keep"  # optional query input: ragged bool [batch, None], which history to use
 HISTORY = "history"  # optional query input: ragged movie_id_xf [batch, None], pooled instead of the stored one
 SIDE = "side"  # optional query input: int64 [batch, len(USER_SIDE)], used instead of the stored side features
 HISTORY_SIDE = [tf.TensorSpec([None], tf.int64, name=F.USER_AGE)] + [  # a new user's side features in requests
@@ -98,8 +97,8 @@ class QueryTower(tf.keras.Model):
     """user_id_xf int64 [batch] -> float32 [batch, dim], unit norm.
 
     The user's id embedding, side features and the mean embedding of the movies they
-    rated in training (or of the subset HISTORY_KEEP marks, in training; or of the
-    movies HISTORY gives, in place of the stored ones); SIDE replaces the stored side features.
+    rated in training (or of the movies HISTORY gives, in place of the stored ones); SIDE
+    replaces the stored side features.
     """
 
     def __init__(self, side: np.ndarray, history: List[np.ndarray], sizes: Dict[str, int], dim: int,
@@ -119,8 +118,6 @@ class QueryTower(tf.keras.Model):
         parts = [self.user(user)] + [emb(side[:, i]) for i, emb in enumerate(self.side_embeddings)]
         if self.use_history:
             history = inputs[HISTORY] if HISTORY in inputs else self.history.gather(user)  # [batch, None]
-            if HISTORY_KEEP in inputs:
-                history = tf.ragged.boolean_mask(history, inputs[HISTORY_KEEP])
             watched = tf.ragged.map_flat_values(self.watched, history)  # [batch, None, dim]
             count = tf.cast(tf.maximum(history.row_lengths(), 1), tf.float32)[:, None]
             parts.append(tf.reduce_sum(watched, axis=1) / count)
